@@ -1,0 +1,125 @@
+"""One validation helper and one error template for the whole library."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from reluscope.errors import InputTypeError, InputValueError
+
+
+def message(where: str, expected: str, received: str, fix: str) -> str:
+    """Format an error message: what was expected, what was received, how to fix it.
+
+    Parameters
+    ----------
+    where : str
+        The argument and function, e.g. "`plane` of slice_regions".
+    expected, received, fix : str
+        The three parts of the message.
+    """
+    return f"{where} must be {expected}; got {received}. {fix}"
+
+
+def describe(value: Any) -> str:
+    """Short description of a value for error messages (type, shape, dtype)."""
+    if isinstance(value, torch.Tensor):
+        return f"a torch.Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def as_float64_tensor(
+    value: Any, where: str, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Convert an array-like of real numbers to a float64 tensor, or raise a clear error.
+
+    Parameters
+    ----------
+    value : array-like
+        Numbers (torch tensor, numpy array, nested sequences).
+    where : str
+        Name of the argument for the error message.
+    device : torch.device, optional
+        Device of the result; defaults to the device of `value` (CPU for non-tensors).
+
+    Returns
+    -------
+    torch.Tensor
+        float64 tensor, same shape as `value`.
+    """
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(
+                message(where, "an array of real numbers", describe(value),
+                        "Pass a torch.Tensor or numpy array.")
+            ) from exc
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or array.dtype == bool
+        ):
+            raise InputTypeError(
+                message(where, "an array of real numbers", describe(value),
+                        "Pass a torch.Tensor or numpy array of floats.")
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.is_complex():
+        raise InputTypeError(
+            message(where, "real-valued", describe(value), "Pass the real part explicitly.")
+        )
+    tensor = tensor.to(dtype=torch.float64, device=device if device is not None else tensor.device)
+    if not bool(torch.isfinite(tensor).all()):
+        raise InputValueError(
+            message(where, "finite (no NaN or inf)", describe(value) + " with non-finite entries",
+                    "Remove or replace the NaN/inf entries.")
+        )
+    return tensor
+
+
+def check_interval_pair(value: Any, where: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Validate an extent ``((s_min, s_max), (t_min, t_max))`` with positive widths."""
+    try:
+        (s0, s1), (t0, t1) = value
+        pairs = ((float(s0), float(s1)), (float(t0), float(t1)))
+    except (TypeError, ValueError) as exc:
+        raise InputValueError(
+            message(where, "a pair of intervals ((s_min, s_max), (t_min, t_max))",
+                    describe(value), "Pass e.g. ((-1.0, 1.0), (-1.0, 1.0)).")
+        ) from exc
+    for lo, hi in pairs:
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise InputValueError(
+                message(where, "two intervals with finite bounds and min < max",
+                        repr(value), "Order each interval as (min, max) with max > min.")
+            )
+    return pairs
+
+
+def check_positive(value: Any, where: str) -> float:
+    """Validate a positive finite real number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(message(where, "a positive number", describe(value),
+                                     "Pass a float > 0.")) from exc
+    if not (np.isfinite(number) and number > 0):
+        raise InputValueError(message(where, "a positive finite number", repr(value),
+                                      "Pass a float > 0."))
+    return number
+
+
+def check_sequence_len(value: Sequence[Any], n: int, where: str) -> None:
+    """Raise unless ``len(value) == n``."""
+    if len(value) != n:
+        raise InputValueError(message(where, f"of length {n}", f"length {len(value)}",
+                                      f"Pass exactly {n} items."))

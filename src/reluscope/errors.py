@@ -1,0 +1,34 @@
+"""Errors raised by reluscope.
+
+Every error derives from :class:`ReluscopeError`, and also from the built-in
+exception a caller would naturally catch (``ValueError`` or ``TypeError``).
+Messages follow one template: what was expected, what was received, and how to
+fix it (see :func:`reluscope._validation.message`).
+"""
+
+from __future__ import annotations
+
+
+class ReluscopeError(Exception):
+    """Base class of every error raised by reluscope."""
+
+
+class InputValueError(ReluscopeError, ValueError):
+    """An argument has the right type but an unusable value (shape, rank, range)."""
+
+
+class InputTypeError(ReluscopeError, TypeError):
+    """An argument has the wrong type."""
+
+
+class UnsupportedModelError(ReluscopeError, ValueError):
+    """The network contains an operation the exact engines cannot analyse.
+
+    Raised for nonlinearities that are not piecewise affine with ReLU/LeakyReLU
+    breakpoints (GELU, tanh, max-pool, ...) and for modules in training mode whose
+    output depends on the batch or on randomness (BatchNorm, Dropout).
+    """
+
+
+class PartitionFileError(ReluscopeError, ValueError):
+    """A saved partition file is missing, truncated or not a reluscope partition."""

@@ -1,0 +1,78 @@
+"""Vectorised operations on counter-clockwise polygon rings stored as CSR arrays.
+
+A set of rings is ``ptr (F+1,)`` offsets into ``vid (nnz,)`` vertex ids, with a
+label per slot: ``lab[i]`` labels the edge from ``vid[i]`` to the next vertex of the
+same ring. All functions here are private kernels: inputs are already validated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ring_ids(ptr: np.ndarray) -> np.ndarray:
+    """Ring index of every slot, shape (nnz,)."""
+    return np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+
+
+def next_slot(ptr: np.ndarray) -> np.ndarray:
+    """Index of the cyclically next slot of the same ring, shape (nnz,)."""
+    nnz = int(ptr[-1])
+    nxt = np.arange(1, nnz + 1)
+    ends = ptr[1:] - 1
+    nxt[ends] = ptr[:-1]
+    return nxt
+
+
+def gather_rings(ptr: np.ndarray, rings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slots of a subset of rings, as new offsets and the source slot indices.
+
+    Parameters
+    ----------
+    ptr : (F+1,) int64
+    rings : (K,) int64, ring indices to take (any order).
+
+    Returns
+    -------
+    new_ptr : (K+1,) int64
+    slots : (nnz_K,) int64, indices into the original slot arrays.
+    """
+    counts = ptr[rings + 1] - ptr[rings]
+    new_ptr = np.zeros(len(rings) + 1, dtype=np.int64)
+    np.cumsum(counts, out=new_ptr[1:])
+    starts = np.repeat(ptr[rings] - new_ptr[:-1], counts)
+    slots = np.arange(int(new_ptr[-1]), dtype=np.int64) + starts
+    return new_ptr, slots
+
+
+def expand_slots(ptr: np.ndarray, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Make room for ``extra[i]`` new entries after each slot ``i``.
+
+    Returns
+    -------
+    new_ptr : (F+1,) offsets of the expanded rings.
+    origin : (nnz_new,) index of the source slot of every new slot.
+    rank : (nnz_new,) 0 for the copied slot itself, 1..extra[i] for inserted entries.
+    """
+    width = 1 + extra
+    origin = np.repeat(np.arange(len(extra)), width)
+    firsts = np.cumsum(width) - width
+    rank = np.arange(int(width.sum()), dtype=np.int64) - np.repeat(firsts, width)
+    ring_width = np.add.reduceat(width, ptr[:-1]) if len(width) else np.zeros(0, np.int64)
+    new_ptr = np.zeros(len(ptr), dtype=np.int64)
+    np.cumsum(ring_width, out=new_ptr[1:])
+    return new_ptr, origin, rank
+
+
+def shoelace(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Signed area of each ring (positive for counter-clockwise), shape (F,)."""
+    p = xy[vid]
+    q = xy[vid[next_slot(ptr)]]
+    cross = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
+    return 0.5 * np.add.reduceat(cross, ptr[:-1]) if len(cross) else np.zeros(0)
+
+
+def vertex_means(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Mean of each ring's vertices (an interior point of a convex ring), shape (F, 2)."""
+    sums = np.add.reduceat(xy[vid], ptr[:-1], axis=0)
+    return sums / np.diff(ptr)[:, None]

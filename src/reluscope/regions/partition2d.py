@@ -1,0 +1,313 @@
+"""`Partition2D`: the exact partition of a plane into linear regions, as flat arrays.
+
+Layout (the GeoArrow / shapely ragged-array layout for the rings):
+
+* ``vertices (V, 2)`` float64 plane coordinates;
+* ``face_offsets (F+1,)``, ``face_vertices (nnz,)``: counter-clockwise rings (not closed:
+  the first vertex is not repeated);
+* ``edges (E, 2)`` vertex ids; ``edge_faces (E, 2)``: the face on the left of
+  ``edges[e, 0] -> edges[e, 1]`` and the face on the right (``-1`` outside the domain);
+* ``edge_layer (E,)``: the site that created the edge (``-1`` for the domain boundary),
+  ``edge_neuron (E,)``: the neuron within that site (or the domain side);
+* ``patterns``: one ``(F, ceil(size/8))`` uint8 array per site, bit-packed with
+  ``numpy.packbits`` (big-endian bit order): bit ``k`` set means neuron ``k`` is active
+  (pre-activation > 0) on the face.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reluscope._validation import describe, message
+from reluscope.errors import InputTypeError, InputValueError, PartitionFileError
+from reluscope.geometry.plane import Plane
+from reluscope.nets.sites import Site
+from reluscope.regions._rings import next_slot, ring_ids, shoelace, vertex_means
+
+_FORMAT = "reluscope.Partition2D"
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Partition2D:
+    """Exact partition of a plane's domain into the linear regions of a network.
+
+    See the module docstring for the array layout. Build one with
+    :func:`reluscope.slice_regions`; load a saved one with :meth:`Partition2D.load`.
+    """
+
+    plane: Plane
+    sites: tuple[Site, ...]
+    vertices: np.ndarray
+    face_offsets: np.ndarray
+    face_vertices: np.ndarray
+    edges: np.ndarray
+    edge_faces: np.ndarray
+    edge_layer: np.ndarray
+    edge_neuron: np.ndarray
+    patterns: tuple[np.ndarray, ...]
+    n_degenerate: int = 0
+    snap_rtol: float = 0.0
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_regions(self) -> int:
+        """Number of linear regions (faces)."""
+        return len(self.face_offsets) - 1
+
+    @property
+    def n_vertices(self) -> int:
+        """Number of distinct vertices."""
+        return len(self.vertices)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges (each shared edge counted once)."""
+        return len(self.edges)
+
+    def __len__(self) -> int:
+        return self.n_regions
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(str(s.size) for s in self.sites)
+        return (f"Partition2D(n_regions={self.n_regions}, n_vertices={self.n_vertices}, "
+                f"n_edges={self.n_edges}, sites=[{sizes}])")
+
+    # ------------------------------------------------------------------ geometry
+    def areas(self) -> np.ndarray:
+        """Area of each region (shoelace formula), shape (F,), float64."""
+        return shoelace(self.face_offsets, self.face_vertices, self.vertices)
+
+    def interior_points(self) -> np.ndarray:
+        """A point strictly inside each region (mean of its vertices), shape (F, 2)."""
+        return vertex_means(self.face_offsets, self.face_vertices, self.vertices)
+
+    def face(self, index: int) -> np.ndarray:
+        """Vertices of region `index`, counter-clockwise, shape (k, 2)."""
+        if not (-self.n_regions <= int(index) < self.n_regions):
+            raise InputValueError(message("`index` of Partition2D.face",
+                                          f"in [0, {self.n_regions})", repr(index),
+                                          "Pass a valid region index."))
+        i = int(index) % self.n_regions
+        ring = self.face_vertices[self.face_offsets[i] : self.face_offsets[i + 1]]
+        return self.vertices[ring]
+
+    # ------------------------------------------------------------------ patterns
+    def active(self, site: int) -> np.ndarray:
+        """Activation pattern of one site for every region, shape (F, size), bool."""
+        if not (0 <= int(site) < len(self.sites)):
+            raise InputValueError(message("`site` of Partition2D.active",
+                                          f"in [0, {len(self.sites)})", repr(site),
+                                          "Sites are numbered in forward call order."))
+        return np.unpackbits(self.patterns[site], axis=1,
+                             count=self.sites[site].size).astype(bool)
+
+    def region_of(self, points: Any) -> np.ndarray:
+        """Index of the region containing each point (plane coordinates), -1 if outside.
+
+        Points on a shared boundary get one of the adjacent regions.
+
+        Parameters
+        ----------
+        points : array-like, shape (N, 2)
+        """
+        import shapely
+
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise InputValueError(message("`points` of Partition2D.region_of", "of shape (N, 2)",
+                                          describe(pts), "Pass plane coordinates as rows."))
+        tree = shapely.STRtree(self.to_shapely())
+        idx = tree.query(shapely.points(pts), predicate="intersects")
+        out = np.full(len(pts), -1, dtype=np.int64)
+        out[idx[0][::-1]] = idx[1][::-1]
+        return out
+
+    # ------------------------------------------------------------------ interop
+    def to_shapely(self) -> np.ndarray:
+        """The regions as an array of shapely Polygons (F,)."""
+        import shapely
+
+        count = np.diff(self.face_offsets)
+        closed_offsets = self.face_offsets + np.arange(self.n_regions + 1)
+        ring = ring_ids(self.face_offsets)
+        slots = np.arange(len(self.face_vertices))
+        # each closed ring: its vertices, then its first vertex again
+        order = np.concatenate([slots, self.face_offsets[:-1]])
+        key = np.concatenate([closed_offsets[ring] + (slots - self.face_offsets[ring]),
+                              closed_offsets[1:] - 1])
+        coords = np.empty((len(order), 2))
+        coords[key] = self.vertices[self.face_vertices[order]]
+        del count
+        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords,
+                                         (closed_offsets, np.arange(self.n_regions + 1)))
+
+    # ------------------------------------------------------------------ io
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the partition to a compressed ``.npz`` file, atomically.
+
+        Returns the path written (``.npz`` is appended if missing).
+        """
+        target = Path(path)
+        if target.suffix != ".npz":
+            target = target.with_name(target.name + ".npz")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": _FORMAT, "version": _FORMAT_VERSION,
+            "sites": [{"index": s.index, "name": s.name, "shape": list(s.shape),
+                       "negative_slope": s.negative_slope} for s in self.sites],
+            "extent": [list(self.plane.extent[0]), list(self.plane.extent[1])],
+            "n_degenerate": self.n_degenerate, "snap_rtol": self.snap_rtol,
+        }
+        arrays = {
+            "vertices": self.vertices, "face_offsets": self.face_offsets,
+            "face_vertices": self.face_vertices, "edges": self.edges,
+            "edge_faces": self.edge_faces, "edge_layer": self.edge_layer,
+            "edge_neuron": self.edge_neuron,
+            "plane_origin": self.plane.origin.detach().cpu().numpy(),
+            "plane_basis": self.plane.basis.detach().cpu().numpy(),
+            "plane_domain": self.plane.domain,
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        }
+        for i, packed in enumerate(self.patterns):
+            arrays[f"pattern_{i}"] = packed
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Partition2D:
+        """Read a partition written by :meth:`save`."""
+        source = Path(path)
+        if not source.is_file():
+            raise PartitionFileError(message("`path` of Partition2D.load", "an existing .npz file",
+                                             f"{str(source)!r}, which does not exist",
+                                             "Check the path (save() appends .npz)."))
+        try:
+            with np.load(source, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                if meta.get("format") != _FORMAT:
+                    raise KeyError("format")
+                arrays = {name: data[name] for name in data.files}
+        except PartitionFileError:
+            raise
+        except Exception as exc:
+            raise PartitionFileError(message(
+                "`path` of Partition2D.load", "a partition file written by Partition2D.save",
+                f"{str(source)!r}, which could not be read ({type(exc).__name__}: {exc})",
+                "The file is truncated or not a partition; recompute it.")) from exc
+        sites = tuple(Site(s["index"], s["name"], tuple(s["shape"]), float(s["negative_slope"]))
+                      for s in meta["sites"])
+        extent = (tuple(meta["extent"][0]), tuple(meta["extent"][1]))
+        plane = Plane(torch.from_numpy(arrays["plane_origin"]),
+                      torch.from_numpy(arrays["plane_basis"]), extent,  # type: ignore[arg-type]
+                      arrays["plane_domain"])
+        return cls(plane, sites, arrays["vertices"], arrays["face_offsets"],
+                   arrays["face_vertices"], arrays["edges"], arrays["edge_faces"],
+                   arrays["edge_layer"], arrays["edge_neuron"],
+                   tuple(arrays[f"pattern_{i}"] for i in range(len(sites))),
+                   int(meta["n_degenerate"]), float(meta["snap_rtol"]))
+
+    # ------------------------------------------------------------------ checks
+    def verify(self, model: torch.nn.Module, *, max_regions: int | None = None,
+               generator: torch.Generator | None = None) -> VerificationReport:
+        """Independent certificate of the partition (see :func:`reluscope.regions.verify`)."""
+        from reluscope.regions.verify import verify
+
+        return verify(self, model, max_regions=max_regions, generator=generator)
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """Outcome of :meth:`Partition2D.verify`; ``ok`` is True when every check passed.
+
+    Attributes
+    ----------
+    area_relative_error : float
+        ``|sum of region areas - domain area| / domain area``.
+    nonpositive_areas : int
+        Regions whose area is not positive.
+    nonconvex_regions : int
+        Regions with a reflex corner (beyond rounding).
+    pattern_mismatches : int
+        Regions where a plain forward pass at the interior point disagrees with the
+        recorded pattern (entries within rounding of zero are not counted).
+    checked_regions : int
+        Regions whose pattern was checked.
+    adjacency_mismatches : int
+        Shared edges whose two regions do not differ in exactly the edge's neuron.
+    unmatched_edges : int
+        Edges with a region on one side only that are not on the domain boundary.
+    """
+
+    area_relative_error: float
+    nonpositive_areas: int
+    nonconvex_regions: int
+    pattern_mismatches: int
+    checked_regions: int
+    adjacency_mismatches: int
+    unmatched_edges: int
+    area_rtol: float = 1e-9
+
+    @property
+    def ok(self) -> bool:
+        """All checks passed."""
+        return (self.area_relative_error <= self.area_rtol and self.nonpositive_areas == 0
+                and self.nonconvex_regions == 0 and self.pattern_mismatches == 0
+                and self.adjacency_mismatches == 0 and self.unmatched_edges == 0)
+
+
+def _site_of_label(label: np.ndarray, label_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    layer = np.where(label >= 0, np.searchsorted(label_offset, label, side="right") - 1, -1)
+    neuron = np.where(label >= 0, label - label_offset[np.maximum(layer, 0)], -1 - label)
+    return layer.astype(np.int64), neuron.astype(np.int64)
+
+
+def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.ndarray,
+                    vid: np.ndarray, lab: np.ndarray, patterns: list[np.ndarray],
+                    label_offset: np.ndarray, n_degenerate: int, snap_rtol: float) -> Partition2D:
+    """Assemble a Partition2D from engine output (private: inputs already consistent).
+
+    Compacts the vertices and pairs each ring edge with its twin in the neighbouring ring.
+    """
+    used = np.unique(vid)
+    remap = np.full(len(xy), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    vid = remap[vid]
+    xy = xy[used]
+    a = vid
+    b = vid[next_slot(ptr)]
+    face = ring_ids(ptr)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((face, hi, lo))
+    lo_s, hi_s = lo[order], hi[order]
+    start = np.ones(len(order), dtype=bool)
+    start[1:] = (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])
+    first = order[start]
+    group = np.cumsum(start) - 1
+    count = np.bincount(group)
+    second = np.full(len(first), -1, dtype=np.int64)
+    has_twin = count >= 2
+    second_pos = np.flatnonzero(start)[has_twin] + 1
+    second[has_twin] = order[second_pos]
+    edges = np.stack([a[first], b[first]], axis=1)
+    right = np.where(second >= 0, face[np.maximum(second, 0)], -1)
+    edge_faces = np.stack([face[first], right], axis=1)
+    layer, neuron = _site_of_label(lab[first], label_offset)
+    return Partition2D(plane, tuple(sites), xy, ptr.astype(np.int64), vid.astype(np.int64),
+                       edges.astype(np.int64), edge_faces.astype(np.int64), layer, neuron,
+                       tuple(patterns), int(n_degenerate), float(snap_rtol))

@@ -1,0 +1,440 @@
+"""The exact 2D engine: linear regions of a network on a plane.
+
+Algorithm (one pass per ReLU site, in forward order)
+---------------------------------------------------
+The partition by sites ``0..l-1`` is refined by site ``l``. On each current face
+``R`` the pre-activations of site ``l`` are affine; their exact maps come from one
+masked forward-mode pass per face (patterns of earlier sites forced). Then:
+
+1. *Candidates*: neurons whose values on R's vertices come within a generous band of
+   zero. Their values at R's vertices are recomputed *canonically*: every (vertex,
+   neuron) value comes from one face only (the lowest-numbered candidate face), so
+   all faces sharing a vertex agree on its sign. A neuron with both signs on R's
+   vertices cuts R along a chord.
+2. *Edge crossings*: where a chord crosses an edge of the current partition the new
+   vertex is computed once per (edge, neuron) from the canonical endpoint values and
+   inserted into the rings of both faces sharing the edge, in the same order.
+3. *Rounds*: round ``j`` cuts every piece of each face ``R`` by R's ``j``-th chord
+   (vectorised over all faces). Signs at vertices on R's boundary are decided
+   combinatorially (by their order along the edge), so the topology stays consistent
+   between neighbouring faces; only vertices created inside R are evaluated with R's
+   affine map.
+
+Tolerances
+----------
+A vertex within ``SNAP_RTOL * diameter`` (plane units, ``diameter`` = diagonal of the
+domain's bounding box) of a neuron's zero line is treated as lying on it. Regions
+thinner than that are therefore not created. Pieces with a sign pattern that cannot be
+a single straight cut (possible only at that scale) are left whole and counted in
+``Partition2D.n_degenerate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from reluscope.geometry.plane import Plane
+from reluscope.nets.sites import Network, Site
+from reluscope.regions._growable import Growable
+from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids, vertex_means
+from reluscope.regions._split import split_rings
+from reluscope.regions.partition2d import Partition2D, build_partition
+
+#: Distance (relative to the domain diameter) within which a vertex counts as on a cut.
+SNAP_RTOL = 1e-10
+#: Band (relative) within which a neuron is re-checked with canonical vertex values.
+CANDIDATE_RTOL = 1e-6
+#: Target number of float64 entries in the per-chunk (slots x neurons) value matrix.
+CHUNK_ENTRIES = 1 << 22
+
+
+@dataclass
+class _Faces:
+    """Current faces: CSR rings, edge labels and packed activation patterns per site."""
+
+    ptr: np.ndarray
+    vid: np.ndarray
+    lab: np.ndarray
+    patterns: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.ptr) - 1
+
+
+@dataclass
+class _Pairs:
+    """(face, neuron) pairs with the neuron's affine map on that face."""
+
+    face: np.ndarray
+    neuron: np.ndarray
+    value: np.ndarray
+    ds: np.ndarray
+    dt: np.ndarray
+    ref: np.ndarray  # (P, 2) reference point of the map
+
+    def take(self, index: np.ndarray) -> _Pairs:
+        return _Pairs(self.face[index], self.neuron[index], self.value[index], self.ds[index],
+                      self.dt[index], self.ref[index])
+
+    def evaluate(self, pair: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """Value of pair ``pair[i]``'s map at point ``xy[i]``."""
+        d = xy - self.ref[pair]
+        return self.value[pair] + self.ds[pair] * d[:, 0] + self.dt[pair] * d[:, 1]
+
+    def tolerance(self, pair: np.ndarray, distance: float) -> np.ndarray:
+        """Value tolerance equivalent to `distance` in the plane for each pair."""
+        return distance * np.hypot(self.ds[pair], self.dt[pair])
+
+
+class _Canonical:
+    """Canonical values of (vertex, neuron) pairs: one evaluation shared by all faces."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray, n: int) -> None:
+        self.keys = keys
+        self.values = values
+        self.n = n
+
+    def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.keys, vertex * self.n + neuron)
+        return self.values[pos]
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(bits, axis=1)
+
+
+def _unpack(packed: np.ndarray, size: int) -> np.ndarray:
+    return np.unpackbits(packed, axis=1, count=size).astype(bool)
+
+
+def _set_bit(packed: np.ndarray, rows: np.ndarray, bit: np.ndarray) -> None:
+    np.bitwise_or.at(packed, (rows, bit >> 3), (128 >> (bit & 7)).astype(np.uint8))
+
+
+def _clear_bit(packed: np.ndarray, rows: np.ndarray, bit: np.ndarray) -> None:
+    np.bitwise_and.at(packed, (rows, bit >> 3), ~(128 >> (bit & 7)).astype(np.uint8))
+
+
+class _Engine:
+    """State of one slice_regions call."""
+
+    def __init__(self, net: Network, plane: Plane, chunk_entries: int) -> None:
+        self.net = net
+        self.plane = plane
+        self.diameter = plane.diameter
+        self.snap = SNAP_RTOL * self.diameter
+        self.band = CANDIDATE_RTOL * self.diameter
+        self.chunk_entries = chunk_entries
+        self.xy = Growable(2, np.float64)
+        self.vclass = Growable(None, np.int8)
+        self.va = Growable(None, np.int64)
+        self.vb = Growable(None, np.int64)
+        self.vt = Growable(None, np.float64)
+        self.n_degenerate = 0
+        sizes = [s.size for s in net.sites]
+        self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    # ------------------------------------------------------------------ vertices
+    def add_vertices(self, xy: np.ndarray, cls: int, a: np.ndarray | None = None,
+                     b: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
+        n = len(xy)
+        ids = self.xy.extend(xy)
+        self.vclass.extend(np.full(n, cls, dtype=np.int8))
+        self.va.extend(a if a is not None else np.full(n, -1, np.int64))
+        self.vb.extend(b if b is not None else np.full(n, -1, np.int64))
+        self.vt.extend(t if t is not None else np.zeros(n))
+        return ids
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> _Faces:
+        domain = self.plane.domain
+        k = len(domain)
+        self.add_vertices(domain, 0)
+        faces = _Faces(np.array([0, k], np.int64), np.arange(k, dtype=np.int64),
+                       -1 - np.arange(k, dtype=np.int64))
+        for site in self.net.sites:
+            faces = self.refine(faces, site)
+        return faces
+
+    def refine(self, faces: _Faces, site: Site) -> _Faces:
+        """Cut every face by the neurons of `site` (whose maps are affine on each face)."""
+        self.vclass.view()[:] = 0
+        candidates, base = self.candidate_pairs(faces, site)
+        canonical, chords, base = self.crossing_pairs(faces, site, candidates, base)
+        faces = self.insert_edge_crossings(faces, chords, canonical)
+        return self.cut_rounds(faces, site, chords, canonical, base)
+
+    # ------------------------------------------------------------------ step 1
+    def candidate_pairs(self, faces: _Faces, site: Site) -> tuple[_Pairs, np.ndarray]:
+        """Affine maps per face, chunked; keep neurons whose values come near zero."""
+        xy = self.xy.view()
+        n = site.size
+        ref = vertex_means(faces.ptr, faces.vid, xy)
+        ring_len = np.diff(faces.ptr)
+        base = np.zeros((faces.count, (n + 7) // 8), dtype=np.uint8)
+        parts: list[_Pairs] = []
+        start = 0
+        while start < faces.count:
+            # grow the chunk until its (slots x neurons) matrix reaches the budget
+            budget = max(1, self.chunk_entries // max(n, 1))
+            stop = int(np.searchsorted(np.cumsum(ring_len[start:]), budget, side="right")) + start
+            stop = min(max(stop, start + 1), faces.count)
+            parts.append(self._chunk_candidates(faces, site, ref, start, stop, base))
+            start = stop
+        return _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                        ("face", "neuron", "value", "ds", "dt", "ref"))), base
+
+    def _chunk_candidates(self, faces: _Faces, site: Site, ref: np.ndarray, start: int, stop: int,
+                          base: np.ndarray) -> _Pairs:
+        xy = self.xy.view()
+        masks = [torch.from_numpy(_unpack(p[start:stop], s.size))
+                 for p, s in zip(faces.patterns, self.net.sites, strict=False)]
+        coords = torch.from_numpy(ref[start:stop])
+        value, ds, dt = (t.detach().cpu().numpy() for t in
+                         self.net.affine_maps(coords, masks, site.index))
+        ptr = faces.ptr[start : stop + 1] - faces.ptr[start]
+        vid = faces.vid[faces.ptr[start] : faces.ptr[stop]]
+        local = ring_ids(ptr)
+        d = xy[vid] - ref[start:stop][local]
+        z = value[local] + ds[local] * d[:, :1] + dt[local] * d[:, 1:]
+        zmax = np.maximum.reduceat(z, ptr[:-1], axis=0)
+        zmin = np.minimum.reduceat(z, ptr[:-1], axis=0)
+        band = self.band * np.hypot(ds, dt)
+        near = (zmin < band) & (zmax > -band)
+        base[start:stop] = _pack(zmax > band)
+        f, k = np.nonzero(near)
+        return _Pairs(f + start, k, value[f, k], ds[f, k], dt[f, k], ref[start:stop][f])
+
+    # ------------------------------------------------------------------ step 2
+    def crossing_pairs(self, faces: _Faces, site: Site, cand: _Pairs, base: np.ndarray
+                       ) -> tuple[_Canonical, _Pairs, np.ndarray]:
+        """Canonical vertex values of candidates; neurons with both signs on a face cut it."""
+        xy = self.xy.view()
+        n = site.size
+        pair_ptr, slots = gather_rings(faces.ptr, cand.face)
+        pair = ring_ids(pair_ptr)
+        v = faces.vid[slots]
+        z = cand.evaluate(pair, xy[v])
+        z[np.abs(z) <= cand.tolerance(pair, self.snap)] = 0.0
+        key = v * n + cand.neuron[pair]
+        order = np.lexsort((cand.face[pair], key))
+        keys, first = np.unique(key[order], return_index=True)
+        canonical = _Canonical(keys, z[order[first]], n)
+        sign = np.sign(canonical(v, cand.neuron[pair]))
+        if len(sign):
+            pos = np.maximum.reduceat(sign, pair_ptr[:-1]) > 0
+            neg = np.minimum.reduceat(sign, pair_ptr[:-1]) < 0
+        else:
+            pos = neg = np.zeros(0, bool)
+        cuts = pos & neg
+        # candidates that do not cut: active iff positive somewhere on the face
+        # (chords get their bit per piece in the rounds)
+        _clear_bit(base, cand.face, cand.neuron)
+        quiet_pos = ~cuts & pos
+        _set_bit(base, cand.face[quiet_pos], cand.neuron[quiet_pos])
+        return canonical, cand.take(np.flatnonzero(cuts)), base
+
+    # ------------------------------------------------------------------ step 3
+    def insert_edge_crossings(self, faces: _Faces, chords: _Pairs, canonical: _Canonical
+                              ) -> _Faces:
+        """Create the vertices where chords cross existing edges; insert them in the rings."""
+        xy = self.xy.view()
+        pair_ptr, slots = gather_rings(faces.ptr, chords.face)
+        pair = ring_ids(pair_ptr)
+        nxt = next_slot(faces.ptr)
+        a = faces.vid[slots]
+        b = faces.vid[nxt[slots]]
+        k = chords.neuron[pair]
+        sa = np.sign(canonical(a, k))
+        sb = np.sign(canonical(b, k))
+        hit = sa * sb < 0
+        lo = np.minimum(a, b)[hit]
+        hi = np.maximum(a, b)[hit]
+        k = k[hit]
+        triples = np.unique(np.stack([lo, hi, k], axis=1), axis=0)
+        lo, hi, k = triples[:, 0], triples[:, 1], triples[:, 2]
+        zlo = canonical(lo, k)
+        zhi = canonical(hi, k)
+        t = zlo / (zlo - zhi)
+        order = np.lexsort((t, hi, lo))
+        lo, hi, t = lo[order], hi[order], t[order]
+        points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
+        ids = self.add_vertices(points, 1, lo, hi, t)
+
+        # Insert each edge's points after the slot that starts the edge, in ring order.
+        n_vertices = self.xy.size
+        edge_key = lo * n_vertices + hi
+        sa_all = faces.vid
+        sb_all = faces.vid[nxt]
+        slot_key = np.minimum(sa_all, sb_all) * n_vertices + np.maximum(sa_all, sb_all)
+        first = np.searchsorted(edge_key, slot_key, side="left")
+        count = np.searchsorted(edge_key, slot_key, side="right") - first
+        new_ptr, origin, rank = expand_slots(faces.ptr, count)
+        forward = sa_all[origin] < sb_all[origin]
+        pick = np.where(forward, first[origin] + rank - 1, first[origin] + count[origin] - rank)
+        vid = np.where(rank == 0, faces.vid[origin], ids[np.clip(pick, 0, max(len(ids) - 1, 0))]
+                       if len(ids) else faces.vid[origin])
+        return _Faces(new_ptr, vid, faces.lab[origin], faces.patterns)
+
+    # ------------------------------------------------------------------ step 4
+    def cut_rounds(self, faces: _Faces, site: Site, chords: _Pairs, canonical: _Canonical,
+                   base: np.ndarray) -> _Faces:
+        """Round j cuts every piece of each face by that face's j-th chord."""
+        n_chords = np.bincount(chords.face, minlength=faces.count)
+        chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
+        label0 = self.label_offset[site.index]
+
+        done_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        quiet = np.flatnonzero(n_chords == 0)
+        q_ptr, q_slots = gather_rings(faces.ptr, quiet)
+        done_parts.append((quiet, q_ptr, faces.vid[q_slots], faces.lab[q_slots], base[quiet]))
+
+        active = np.flatnonzero(n_chords > 0)
+        ptr, slots = gather_rings(faces.ptr, active)
+        vid, lab = faces.vid[slots], faces.lab[slots]
+        parent = active
+        pattern = base[active]
+        j = 0
+        while len(parent):
+            pair = chord_start[parent] + j
+            sign = self._signs(ptr, vid, pair, chords, canonical)
+
+            def make(lo: np.ndarray, hi: np.ndarray, ring: np.ndarray,
+                     pair: np.ndarray = pair) -> np.ndarray:
+                return self._interior_vertices(lo, hi, pair[ring], chords)
+
+            res = split_rings(ptr, vid, lab, sign, label0 + chords.neuron[pair], make)
+            self.n_degenerate += int(res.degenerate.sum())
+            whole = np.flatnonzero(res.side != 0)
+            w_ptr, w_slots = gather_rings(ptr, whole)
+            w_pattern = pattern[whole]
+            plus = res.side[whole] > 0
+            _set_bit(w_pattern, np.flatnonzero(plus), chords.neuron[pair[whole]][plus])
+            h_pattern = pattern[res.src]
+            _set_bit(h_pattern, np.flatnonzero(res.positive), chords.neuron[pair[res.src]][res.positive])
+            parent = np.concatenate([parent[whole], parent[res.src]])
+            ptr = np.concatenate([w_ptr, w_ptr[-1] + res.ptr[1:]])
+            vid = np.concatenate([vid[w_slots], res.vid])
+            lab = np.concatenate([lab[w_slots], res.lab])
+            pattern = np.concatenate([w_pattern, h_pattern])
+            j += 1
+            finished = n_chords[parent] <= j
+            if finished.any():
+                fin = np.flatnonzero(finished)
+                f_ptr, f_slots = gather_rings(ptr, fin)
+                done_parts.append((parent[fin], f_ptr, vid[f_slots], lab[f_slots], pattern[fin]))
+                keep = np.flatnonzero(~finished)
+                ptr, k_slots = gather_rings(ptr, keep)
+                vid, lab = vid[k_slots], lab[k_slots]
+                parent, pattern = parent[keep], pattern[keep]
+
+        parents = np.concatenate([p[0] for p in done_parts])
+        out_ptr = [np.zeros(1, np.int64)]
+        total = 0
+        for part in done_parts:
+            out_ptr.append(part[1][1:] + total)
+            total += int(part[1][-1])
+        patterns = [p[parents] for p in faces.patterns]
+        patterns.append(np.concatenate([p[4] for p in done_parts]))
+        return _Faces(np.concatenate(out_ptr), np.concatenate([p[2] for p in done_parts]),
+                      np.concatenate([p[3] for p in done_parts]), patterns)
+
+    def _signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: _Pairs,
+               canonical: _Canonical) -> np.ndarray:
+        """Sign of each slot's vertex for its ring's chord, decided as described above."""
+        xy = self.xy.view()
+        pair = pair_of_ring[ring_ids(ptr)]
+        k = chords.neuron[pair]
+        cls = self.vclass.view()[vid]
+        sign = np.zeros(len(vid), dtype=np.int8)
+
+        old = cls == 0
+        sign[old] = np.sign(canonical(vid[old], k[old]))
+
+        on_edge = np.flatnonzero(cls == 1)
+        if len(on_edge):
+            v = vid[on_edge]
+            a, b, t = self.va.view()[v], self.vb.view()[v], self.vt.view()[v]
+            kk = k[on_edge]
+            za, zb = canonical(a, kk), canonical(b, kk)
+            crosses = np.sign(za) * np.sign(zb) < 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tk = np.where(crosses, za / np.where(crosses, za - zb, 1.0), 0.0)
+            by_order = np.sign(t - tk) * np.sign(zb - za)
+            fixed = np.where(za != 0, np.sign(za), np.sign(zb))
+            sign[on_edge] = np.where(crosses, by_order, fixed)
+
+        inner = np.flatnonzero(cls == 2)
+        if len(inner):
+            p = pair[inner]
+            z = chords.evaluate(p, xy[vid[inner]])
+            z[np.abs(z) <= chords.tolerance(p, self.snap)] = 0.0
+            sign[inner] = np.sign(z)
+        return sign
+
+    def _interior_vertices(self, lo: np.ndarray, hi: np.ndarray, pair: np.ndarray,
+                           chords: _Pairs) -> np.ndarray:
+        xy = self.xy.view()
+        za = chords.evaluate(pair, xy[lo])
+        zb = chords.evaluate(pair, xy[hi])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip(za / (za - zb), 0.0, 1.0)
+        t = np.nan_to_num(t, nan=0.5)
+        points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
+        return self.add_vertices(points, 2)
+
+
+def slice_regions(model: nn.Module, plane: Plane, *, chunk_entries: int = CHUNK_ENTRIES
+                  ) -> Partition2D:
+    """Exact partition of a plane's domain into the linear regions of `model`.
+
+    A linear region is a maximal connected set of points with one activation pattern
+    over all ReLU/LeakyReLU units; on it the network is affine. Regions are convex
+    polygons and tile the domain.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any network whose nonlinearities are ReLU or LeakyReLU: MLPs, CNNs (conv,
+        average pooling, flatten), BatchNorm in eval mode, residual additions. It is not
+        modified (a float64 copy of its parameters is used). If its parameters are on a
+        GPU, the forward passes run there.
+    plane : Plane
+        The slice and its convex domain.
+    chunk_entries : int, optional
+        Memory knob: entries of the largest (vertices x neurons) float64 block.
+
+    Returns
+    -------
+    Partition2D
+        Vertices, counter-clockwise face rings, edges with the faces on either side and
+        the (site, neuron) that created them, and bit-packed activation patterns.
+
+    Raises
+    ------
+    UnsupportedModelError
+        The model uses an operation that is not piecewise affine with ReLU breakpoints,
+        or a module in training mode.
+    InputTypeError, InputValueError
+        `model` or `plane` is not usable.
+
+    Examples
+    --------
+    >>> import torch, reluscope as rs
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> plane = rs.Plane(torch.zeros(2), torch.eye(2), ((-1, 1), (-1, 1)))
+    >>> part = rs.slice_regions(net, plane)
+    >>> part.n_regions >= 1
+    True
+    """
+    net = Network(model, plane, where="slice_regions")
+    engine = _Engine(net, plane, max(int(chunk_entries), 1))
+    faces = engine.run()
+    return build_partition(plane, net.sites, engine.xy.view().copy(), faces.ptr, faces.vid,
+                           faces.lab, faces.patterns, engine.label_offset, engine.n_degenerate,
+                           SNAP_RTOL)

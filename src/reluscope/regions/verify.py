@@ -1,0 +1,110 @@
+"""Independent certificate of a `Partition2D` (does not reuse the engine's logic).
+
+Checks, each from first principles:
+
+1. areas: every region has positive area and the areas sum to the domain's area;
+2. convexity: no reflex corner in any region (linear regions are convex);
+3. patterns: a plain forward pass at each region's interior point reproduces the
+   recorded activation pattern (entries within rounding of zero are skipped);
+4. adjacency: two regions sharing an edge differ in exactly the neuron that created
+   the edge; edges with one region are on the domain boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from reluscope.nets.sites import Network
+from reluscope.regions._rings import next_slot, ring_ids
+from reluscope.regions.partition2d import Partition2D, VerificationReport
+
+#: Relative tolerance for the sum of areas and for convexity tests.
+AREA_RTOL = 1e-9
+#: Pre-activations with |z| below this fraction of the sample's largest |z| are ambiguous.
+ZERO_RTOL = 1e-12
+_BATCH = 4096
+
+
+def _convexity_violations(part: Partition2D) -> int:
+    ptr, vid, xy = part.face_offsets, part.face_vertices, part.vertices
+    nxt = next_slot(ptr)
+    p0 = xy[vid]
+    p1 = xy[vid[nxt]]
+    p2 = xy[vid[nxt[nxt]]]
+    e1 = p1 - p0
+    e2 = p2 - p1
+    cross = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    scale = np.hypot(*e1.T) * np.hypot(*e2.T)
+    bad = cross < -1e-9 * scale
+    return int(np.unique(ring_ids(ptr)[bad]).size)
+
+
+def _pattern_mismatches(part: Partition2D, model: nn.Module, faces: np.ndarray) -> int:
+    net = Network(model, part.plane, where="Partition2D.verify")
+    points = part.interior_points()[faces]
+    bad = np.zeros(len(faces), dtype=bool)
+    for start in range(0, len(faces), _BATCH):
+        chunk = slice(start, start + _BATCH)
+        pre = net.preactivations(torch.from_numpy(points[chunk]))
+        for site, z in enumerate(pre):
+            z = z.detach().cpu().numpy()
+            recorded = part.active(site)[faces[chunk]]
+            scale = np.abs(z).max(axis=1, keepdims=True) + 1e-300
+            clear = np.abs(z) > ZERO_RTOL * scale
+            bad[chunk] |= (((z > 0) != recorded) & clear).any(axis=1)
+    return int(bad.sum())
+
+
+def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
+    inner = part.edge_faces[:, 1] >= 0
+    unmatched = int((~inner & (part.edge_layer >= 0)).sum())
+    left, right = part.edge_faces[inner, 0], part.edge_faces[inner, 1]
+    layer, neuron = part.edge_layer[inner], part.edge_neuron[inner]
+    flips = np.zeros(len(left), dtype=np.int64)
+    right_bit = np.zeros(len(left), dtype=bool)
+    for site, packed in enumerate(part.patterns):
+        diff = np.unpackbits(packed[left] ^ packed[right], axis=1, count=part.sites[site].size)
+        flips += diff.sum(axis=1, dtype=np.int64)
+        here = np.flatnonzero(layer == site)
+        right_bit[here] = diff[here, neuron[here]].astype(bool)
+    bad = (flips != 1) | ~right_bit | (layer < 0)
+    return int(bad.sum()), unmatched
+
+
+def verify(part: Partition2D, model: nn.Module, *, max_regions: int | None = None,
+           generator: torch.Generator | None = None) -> VerificationReport:
+    """Check a partition against the model it was computed from.
+
+    Parameters
+    ----------
+    part : Partition2D
+    model : nn.Module
+        The network the partition was computed from.
+    max_regions : int, optional
+        Check the patterns of at most this many regions (a random sample drawn with
+        `generator`); the geometric and adjacency checks always cover every region.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    VerificationReport
+    """
+    areas = part.areas()
+    domain = part.plane.area
+    faces = np.arange(part.n_regions)
+    if max_regions is not None and max_regions < part.n_regions:
+        pick = torch.randperm(part.n_regions, generator=generator)[:max_regions]
+        faces = np.sort(pick.numpy())
+    adjacency, unmatched = _adjacency_mismatches(part)
+    return VerificationReport(
+        area_relative_error=float(abs(areas.sum() - domain) / domain),
+        nonpositive_areas=int((areas <= 0).sum()),
+        nonconvex_regions=_convexity_violations(part),
+        pattern_mismatches=_pattern_mismatches(part, model, faces),
+        checked_regions=len(faces),
+        adjacency_mismatches=adjacency,
+        unmatched_edges=unmatched,
+        area_rtol=AREA_RTOL,
+    )
