@@ -8,7 +8,7 @@ by ``extent``), stored counter-clockwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -87,7 +87,7 @@ class Plane:
     origin: torch.Tensor
     basis: torch.Tensor
     extent: tuple[tuple[float, float], tuple[float, float]]
-    domain: np.ndarray = field(default=None)  # type: ignore[assignment]
+    domain: np.ndarray | None = field(default=None)
 
     def __post_init__(self) -> None:
         origin = as_float64_tensor(self.origin, "`origin` of Plane")
@@ -205,9 +205,14 @@ class Plane:
         return tuple(self.origin.shape)
 
     @property
+    def polygon(self) -> np.ndarray:
+        """The domain polygon (K, 2), counter-clockwise (always set after construction)."""
+        return cast(np.ndarray, self.domain)
+
+    @property
     def area(self) -> float:
         """Area of the domain polygon (plane units)."""
-        x, y = self.domain[:, 0], self.domain[:, 1]
+        x, y = self.polygon[:, 0], self.polygon[:, 1]
         return float(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
     @property

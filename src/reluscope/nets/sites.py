@@ -245,6 +245,10 @@ class Network:
         probe = self._run(torch.zeros(1, 2, dtype=torch.float64), masks=None, stop_after=None,
                           tangents=False)
         self.sites: list[Site] = probe[0]
+        # the same ReLU calls must happen everywhere: check the domain's corners too
+        for corner in plane.polygon:
+            self._check_sites(self._run(torch.from_numpy(corner[None]), masks=None,
+                                        stop_after=None, tangents=False)[0], None, exact=True)
         if not self.sites:
             raise UnsupportedModelError(message(
                 f"`model` of {where}", "a network with at least one ReLU/LeakyReLU",
@@ -337,18 +341,18 @@ class Network:
         value, ds, dt : torch.Tensor, each (N, size_site), float64
             ``z(p) = value + ds * (p_s - s_ref) + dt * (p_t - t_ref)``.
         """
-        full = list(masks) + [torch.ones(coords.shape[0], self.sites[site].size, dtype=torch.bool,
-                                         device=self.device)]
+        full = [*masks, torch.ones(coords.shape[0], self.sites[site].size, dtype=torch.bool,
+                                   device=self.device)]
         doubled = [torch.cat([m.to(self.device), m.to(self.device)]) for m in full]
         sites, records = self._run(coords, doubled, site, tangents=True)
         self._check_sites(sites, site)
         return records[3 * site], records[3 * site + 1], records[3 * site + 2]
 
-    def _check_sites(self, sites: list[Site], upto: int | None) -> None:
+    def _check_sites(self, sites: list[Site], upto: int | None, exact: bool = False) -> None:
         last = len(self.sites) - 1 if upto is None else upto
         got = [(s.shape, s.negative_slope) for s in sites[: last + 1]]
         want = [(s.shape, s.negative_slope) for s in self.sites[: last + 1]]
-        if got != want:
+        if got != want or (exact and len(sites) != len(self.sites)):
             raise UnsupportedModelError(message(
                 f"`model` of {self.where}", "a forward pass with the same ReLU calls for every input",
                 "a different sequence of ReLU calls for different inputs (data-dependent control "

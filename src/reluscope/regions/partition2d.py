@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from reluscope._validation import describe, message
-from reluscope.errors import InputTypeError, InputValueError, PartitionFileError
+from reluscope.errors import InputValueError, PartitionFileError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Site
 from reluscope.regions._rings import next_slot, ring_ids, shoelace, vertex_means
@@ -214,7 +214,7 @@ class Partition2D:
                       for s in meta["sites"])
         extent = (tuple(meta["extent"][0]), tuple(meta["extent"][1]))
         plane = Plane(torch.from_numpy(arrays["plane_origin"]),
-                      torch.from_numpy(arrays["plane_basis"]), extent,  # type: ignore[arg-type]
+                      torch.from_numpy(arrays["plane_basis"]), extent,
                       arrays["plane_domain"])
         return cls(plane, sites, arrays["vertices"], arrays["face_offsets"],
                    arrays["face_vertices"], arrays["edges"], arrays["edge_faces"],

@@ -152,7 +152,7 @@ class _Engine:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> _Faces:
-        domain = self.plane.domain
+        domain = self.plane.polygon
         k = len(domain)
         self.add_vertices(domain, 0)
         faces = _Faces(np.array([0, k], np.int64), np.arange(k, dtype=np.int64),
@@ -263,6 +263,10 @@ class _Engine:
         t = zlo / (zlo - zhi)
         order = np.lexsort((t, hi, lo))
         lo, hi, t = lo[order], hi[order], t[order]
+        # neurons crossing an edge at the very same point share one vertex there
+        fresh = np.ones(len(t), dtype=bool)
+        fresh[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | (t[1:] != t[:-1])
+        lo, hi, t = lo[fresh], hi[fresh], t[fresh]
         points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
         ids = self.add_vertices(points, 1, lo, hi, t)
 

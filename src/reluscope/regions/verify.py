@@ -48,8 +48,8 @@ def _pattern_mismatches(part: Partition2D, model: nn.Module, faces: np.ndarray) 
     for start in range(0, len(faces), _BATCH):
         chunk = slice(start, start + _BATCH)
         pre = net.preactivations(torch.from_numpy(points[chunk]))
-        for site, z in enumerate(pre):
-            z = z.detach().cpu().numpy()
+        for site, tensor in enumerate(pre):
+            z = tensor.detach().cpu().numpy()
             recorded = part.active(site)[faces[chunk]]
             scale = np.abs(z).max(axis=1, keepdims=True) + 1e-300
             clear = np.abs(z) > ZERO_RTOL * scale

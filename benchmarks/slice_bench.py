@@ -1,0 +1,66 @@
+"""Speed and scale of the exact 2D engine (one JSON line per case).
+
+Case: MLP 784-w-w-w-10 (torch.manual_seed(0), default init, nn.Sequential of
+Linear/ReLU); planes through MNIST test images (0,1,2), (3,4,5), (6,7,8) scaled to
+[0, 1], origin at their centroid, square half-width 1.2 x the largest absolute plane
+coordinate of the three images (Plane.through(..., margin=0.2)).
+
+Usage: python benchmarks/slice_bench.py [--widths 64 256 1024] [--data DIR] [--verify]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+
+import torch
+from torch import nn
+
+import reluscope as rs
+from reluscope.data import load_idx_images
+
+TRIPLETS = [(0, 1, 2), (3, 4, 5), (6, 7, 8)]
+
+
+def mlp(width: int) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width),
+                         nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
+    parser.add_argument("--verify", action="store_true", help="also run Partition2D.verify")
+    args = parser.parse_args()
+    images, _ = load_idx_images("mnist", "test", args.data)
+    x = torch.from_numpy(images).double()
+    for width in args.widths:
+        model = mlp(width).eval()
+        for triplet in TRIPLETS:
+            plane = rs.Plane.through(*(x[i] for i in triplet), margin=0.2)
+            start = time.perf_counter()
+            part = rs.slice_regions(model, plane)
+            seconds = time.perf_counter() - start
+            row = {"bench": "slice_regions", "width": width, "images": list(triplet),
+                   "regions": part.n_regions, "vertices": part.n_vertices,
+                   "seconds": round(seconds, 4), "us_per_region": round(1e6 * seconds / part.n_regions, 2),
+                   "peak_rss_mb": round(peak_rss_mb(), 1), "degenerate": part.n_degenerate,
+                   "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+            if args.verify:
+                report = part.verify(model, max_regions=2000,
+                                     generator=torch.Generator().manual_seed(0))
+                row["verified"] = report.ok
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

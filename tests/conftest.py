@@ -1,0 +1,71 @@
+"""Shared fixtures: small networks with known geometry, and the dataset directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import reluscope as rs
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Dataset folder: $RELUSCOPE_DATA, else ../shared/datasets beside the checkout."""
+    env = os.environ.get("RELUSCOPE_DATA")
+    path = Path(env) if env else SHARED_DATA
+    if not (path / "mnist").is_dir():
+        pytest.skip(f"MNIST files not found under {path}; set RELUSCOPE_DATA")
+    return path
+
+
+def linear_relu(weight: list[list[float]], bias: list[float], out: int = 1) -> nn.Sequential:
+    """Linear(2, k) -> ReLU -> Linear(k, out) with the given first-layer parameters."""
+    w = torch.tensor(weight, dtype=torch.float64)
+    net = nn.Sequential(nn.Linear(2, w.shape[0]), nn.ReLU(), nn.Linear(w.shape[0], out)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(w)
+        net[0].bias.copy_(torch.tensor(bias, dtype=torch.float64))
+    return net
+
+
+def square(half: float = 1.0) -> rs.Plane:
+    """The plane of R^2 itself, domain [-half, half]^2."""
+    return rs.Plane(torch.zeros(2), torch.eye(2), ((-half, half), (-half, half)))
+
+
+def random_mlp(seed: int, widths: list[int], d_in: int = 2) -> nn.Sequential:
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    prev = d_in
+    for w in widths:
+        lin = nn.Linear(prev, w)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(w, prev, generator=gen) / np.sqrt(prev))
+            lin.bias.copy_(0.5 * torch.randn(w, generator=gen))
+        layers += [lin, nn.ReLU()]
+        prev = w
+    layers.append(nn.Linear(prev, 3))
+    return nn.Sequential(*layers).eval()
+
+
+def grid_patterns(model: nn.Module, plane: rs.Plane, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Activation patterns on an n x n grid of the domain (brute-force oracle).
+
+    Returns the grid points (n*n, 2) and the patterns (n*n, total neurons) as bool.
+    """
+    from reluscope.nets.sites import Network
+
+    (s0, s1), (t0, t1) = plane.extent
+    s = np.linspace(s0, s1, n + 2)[1:-1]
+    t = np.linspace(t0, t1, n + 2)[1:-1]
+    pts = np.stack(np.meshgrid(s, t), -1).reshape(-1, 2)
+    net = Network(model, plane)
+    pre = net.preactivations(torch.from_numpy(pts))
+    return pts, np.concatenate([(z > 0).cpu().numpy() for z in pre], axis=1)

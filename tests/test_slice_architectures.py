@@ -1,0 +1,141 @@
+"""Architectures the engine supports, and the ones it refuses (with clear messages)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import reluscope as rs
+from conftest import square
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(width, width)
+        self.outer = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.outer(F.relu(self.inner(x))))
+
+
+class ResNetish(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(2, 6)
+        self.blocks = nn.ModuleList([ResidualBlock(6), ResidualBlock(6)])
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x).relu()
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+def _cnn_bn() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(inplace=True),
+                        nn.AvgPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(3 * 2 * 2, 5),
+                        nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2))
+    net.train()
+    net(torch.randn(16, 1, 6, 6))  # populate running statistics
+    return net.eval()
+
+
+def test_residual_network_with_functional_relus():
+    torch.manual_seed(3)
+    model = ResNetish().eval()
+    part = rs.slice_regions(model, square(2.0))
+    assert [s.size for s in part.sites] == [6, 6, 6, 6, 6]
+    assert part.sites[1].name.startswith("blocks.0")
+    assert part.verify(model).ok
+    assert part.n_regions > 10
+
+
+def test_cnn_with_batchnorm_eval_avgpool_and_dropout_eval():
+    model = _cnn_bn()
+    x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    part = rs.slice_regions(model, rs.Plane.through(x[0], x[1], x[2], margin=0.3))
+    assert [s.shape for s in part.sites] == [(3, 4, 4), (5,)]
+    assert part.verify(model).ok
+
+
+def test_model_is_not_modified():
+    model = _cnn_bn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    rs.slice_regions(model, rs.Plane.through(x[0], x[1], x[2]))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+    assert not model.training
+
+
+@pytest.mark.parametrize(
+    ("module", "pattern"),
+    [
+        (nn.GELU(), r"module `1 \(GELU\)`.*`gelu`.*replace it"),
+        (nn.Tanh(), r"`tanh`"),
+        (nn.Sigmoid(), r"`sigmoid`"),
+        (nn.ReLU6(), r"`hardtanh`|`relu6`"),
+    ],
+)
+def test_refuses_non_piecewise_affine_activations(module, pattern):
+    net = nn.Sequential(nn.Linear(2, 3), module, nn.Linear(3, 1))
+    with pytest.raises(rs.UnsupportedModelError, match=pattern):
+        rs.slice_regions(net, square())
+
+
+def test_refuses_max_pool_with_module_path():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(),
+                        nn.Sequential(nn.MaxPool2d(2)), nn.Flatten(), nn.Linear(8, 1))
+    x = torch.rand(3, 1, 6, 6)
+    with pytest.raises(rs.UnsupportedModelError, match=r"`2.0 \(MaxPool2d\)`.*max_pool2d.*AvgPool2d"):
+        rs.slice_regions(net, rs.Plane.through(x[0], x[1], x[2]))
+
+
+def test_refuses_training_mode_modules():
+    bn = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 1)).train()
+    with pytest.raises(rs.UnsupportedModelError, match=r"batch statistics.*model.eval\(\)"):
+        rs.slice_regions(bn, square())
+    drop = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.1), nn.Linear(3, 1)).train()
+    with pytest.raises(rs.UnsupportedModelError, match=r"dropout in training mode.*model.eval"):
+        rs.slice_regions(drop, square())
+
+
+def test_no_hooks_survive_an_error():
+    net = nn.Sequential(nn.Linear(2, 3), nn.GELU(), nn.Linear(3, 1))
+    with pytest.raises(rs.UnsupportedModelError):
+        rs.slice_regions(net, square())
+    for module in net.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+    # and torch functions are no longer intercepted
+    assert torch.equal(F.gelu(torch.zeros(1)), torch.zeros(1))
+
+
+def test_affine_model_and_bad_arguments():
+    with pytest.raises(rs.UnsupportedModelError, match="at least one ReLU"):
+        rs.slice_regions(nn.Linear(2, 1), square())
+    with pytest.raises(TypeError, match=r"`model` of slice_regions must be a torch.nn.Module"):
+        rs.slice_regions(lambda x: x, square())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`plane` of slice_regions must be a reluscope.Plane"):
+        rs.slice_regions(nn.Linear(2, 1), (0, 1))  # type: ignore[arg-type]
+    wrong = nn.Sequential(nn.Linear(5, 3), nn.ReLU())
+    with pytest.raises(rs.InputValueError, match=r"shaped like the plane's origin \(2,\).*error from"):
+        rs.slice_regions(wrong, square())
+
+
+def test_data_dependent_control_flow_is_refused():
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.lin(x))
+            if float(x[0, 0]) > 0.5:  # different ReLU calls for different inputs
+                h = torch.relu(h)
+            return h
+
+    with pytest.raises(rs.UnsupportedModelError, match="data-dependent control"):
+        rs.slice_regions(Branchy(), square())

@@ -1,0 +1,118 @@
+"""Tiny networks whose partitions are solved by hand."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import reluscope as rs
+from conftest import linear_relu, square
+
+
+def test_one_neuron_gives_two_regions_with_exact_areas():
+    # z = s - 0.5 on [-1, 1]^2: regions s < 0.5 (area 3) and s > 0.5 (area 1)
+    part = rs.slice_regions(linear_relu([[1.0, 0.0]], [-0.5]), square())
+    assert part.n_regions == 2
+    areas = np.sort(part.areas())
+    assert areas == pytest.approx([1.0, 3.0], abs=1e-14)
+    active = part.active(0)[:, 0]
+    assert part.areas()[active] == pytest.approx([1.0], abs=1e-14)
+    inner = part.edge_faces[:, 1] >= 0
+    assert inner.sum() == 1
+    assert part.edge_layer[inner].tolist() == [0] and part.edge_neuron[inner].tolist() == [0]
+    assert part.verify(linear_relu([[1.0, 0.0]], [-0.5])).ok
+
+
+def test_two_axis_aligned_neurons_give_four_quadrants():
+    net = linear_relu([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+    part = rs.slice_regions(net, square())
+    assert part.n_regions == 4
+    assert part.areas() == pytest.approx([1.0] * 4, abs=1e-14)
+    patterns = {tuple(row) for row in part.active(0).astype(int)}
+    assert patterns == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    # the centre is a vertex shared by all four quadrants
+    centre = np.flatnonzero(np.all(np.abs(part.vertices) < 1e-15, axis=1))
+    assert len(centre) == 1
+    assert (part.face_vertices == centre[0]).sum() == 4
+    assert part.n_edges == 12  # 8 boundary pieces + 4 half-axes
+    assert part.verify(net).ok
+
+
+@pytest.mark.parametrize(("weight", "bias"), [([[0.0, 0.0]], [-1.0]),   # dead everywhere
+                                               ([[0.0, 0.0]], [1.0]),    # always on
+                                               ([[1.0, 0.0]], [-5.0])])  # boundary outside
+def test_neurons_that_do_not_cut_leave_one_region(weight, bias):
+    net = linear_relu(weight, bias)
+    part = rs.slice_regions(net, square())
+    assert part.n_regions == 1
+    assert part.areas() == pytest.approx([4.0])
+    assert bool(part.active(0)[0, 0]) == (bias[0] > 0)
+    assert part.verify(net).ok
+
+
+def test_cut_through_a_domain_corner_and_parallel_cuts():
+    # s + t = 0 passes through corners (-1, 1) and (1, -1); s + t = 1 is parallel
+    net = linear_relu([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]], [0.0, -1.0, -2.0])
+    part = rs.slice_regions(net, square())
+    # lines s+t=0 and s+t=1 (twice: neurons 2 and 3 coincide) -> 3 regions
+    assert part.n_regions == 3
+    assert np.sort(part.areas()) == pytest.approx([0.5, 1.5, 2.0])
+    report = part.verify(net)
+    # the coinciding neurons flip together: adjacency sees two bits on that edge
+    assert report.area_relative_error < 1e-12 and report.pattern_mismatches == 0
+
+
+def test_concurrent_lines_share_one_vertex():
+    angles = np.linspace(0, np.pi, 7)[:-1]
+    weight = np.stack([np.cos(angles), np.sin(angles)], 1).tolist()
+    net = linear_relu(weight, [0.0] * 6)
+    part = rs.slice_regions(net, square())
+    assert part.n_regions == 12
+    assert part.areas().sum() == pytest.approx(4.0)
+    assert part.verify(net).ok
+
+
+def test_second_layer_bends_at_first_layer_boundaries():
+    # layer 1: relu(s); layer 2: z = relu(s) + t - 0.25 -> for s<0 the line t=0.25,
+    # for s>0 the line t = 0.25 - s (bent at s = 0)
+    net = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor([[1.0]]))
+        net[2].bias.fill_(-0.25)
+
+    class AddT(nn.Module):
+        def forward(self, x):
+            return torch.relu(net[2](torch.relu(net[0](x))) + x[:, 1:2] * 1.0)
+    model = AddT()
+    part = rs.slice_regions(model, square())
+    assert part.n_regions == 4
+    areas = part.areas()
+    # regions with s<0: t<0.25 (area 1.25), t>0.25 (area 0.75);
+    # s>0: below t = 0.25 - s: area of {0<s<1, -1<t<0.25-s} = 0.75, above: 1.25
+    assert np.sort(areas) == pytest.approx([0.75, 0.75, 1.25, 1.25])
+    assert part.verify(model).ok
+
+
+def test_leaky_relu_regions_match_relu_regions():
+    torch.manual_seed(0)
+    relu = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 1))
+    leaky = nn.Sequential(nn.Linear(2, 6), nn.LeakyReLU(0.2), nn.Linear(6, 6), nn.LeakyReLU(0.2),
+                          nn.Linear(6, 1))
+    leaky.load_state_dict(relu.state_dict())
+    part = rs.slice_regions(leaky, square(2.0))
+    assert part.sites[0].negative_slope == pytest.approx(0.2)
+    assert part.verify(leaky).ok
+    # first-layer cuts are identical; deeper ones differ (negative side passes through)
+    assert part.n_regions >= rs.slice_regions(relu, square(2.0)).n_regions - 50
+
+
+def test_triangle_domain():
+    tri = np.array([[-1.0, -1.0], [1.0, -1.0], [0.0, 1.0]])
+    plane = rs.Plane(torch.zeros(2), torch.eye(2), ((-1, 1), (-1, 1)), tri)
+    net = linear_relu([[0.0, 1.0]], [0.0])
+    part = rs.slice_regions(net, plane)
+    assert part.n_regions == 2
+    # the cut t = 0 leaves a triangle of area 0.5 on top and a trapezoid of 1.5 below
+    assert np.sort(part.areas()) == pytest.approx([0.5, 1.5])

@@ -1,0 +1,80 @@
+"""Property tests on random networks (hypothesis)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import reluscope as rs
+from conftest import random_mlp, square
+
+SETTINGS = settings(max_examples=15, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(1, 10),
+       half=st.floats(0.5, 4.0))
+def test_random_mlp_partitions_verify(seed, depth, width, half):
+    model = random_mlp(seed, [width] * depth)
+    part = rs.slice_regions(model, square(half))
+    report = part.verify(model)
+    assert report.ok, report
+    assert part.areas().sum() == pytest.approx((2 * half) ** 2, rel=1e-12)
+    assert part.n_degenerate == 0
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), d_in=st.integers(3, 12))
+def test_random_planes_in_higher_dimension(seed, d_in):
+    model = random_mlp(seed, [8, 8], d_in=d_in)
+    gen = torch.Generator().manual_seed(seed)
+    plane = rs.Plane.around(torch.randn(d_in, generator=gen), 2.0, gen)
+    part = rs.slice_regions(model, plane)
+    assert part.verify(model).ok
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), channels=st.integers(1, 3))
+def test_random_cnn_partitions_verify(seed, channels):
+    gen = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, channels, 3), nn.ReLU(), nn.Conv2d(channels, 2, 3, padding=1),
+                        nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
+    for p in net.parameters():
+        with torch.no_grad():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.7)
+    x = torch.rand(3, 1, 6, 6, generator=gen)
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
+    part = rs.slice_regions(net.eval(), plane)
+    assert part.verify(net).ok
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 10.0))
+def test_positive_rescaling_of_a_neuron_changes_nothing(seed, scale):
+    # float64 parameters, so the rescaling itself is exact to rounding
+    model = random_mlp(seed, [6, 6]).double()
+    part = rs.slice_regions(model, square(2.0))
+    scaled = random_mlp(seed, [6, 6]).double()
+    with torch.no_grad():  # scale neuron 2 of layer 1 (and undo it in the next layer)
+        scaled[0].weight[2] *= scale
+        scaled[0].bias[2] *= scale
+        scaled[2].weight[:, 2] /= scale
+    other = rs.slice_regions(scaled, square(2.0))
+    assert other.n_regions == part.n_regions
+    assert np.sort(other.areas()) == pytest.approx(np.sort(part.areas()), rel=1e-9, abs=1e-12)
+
+
+def test_neighbours_differ_exactly_across_their_shared_edge():
+    model = random_mlp(11, [10, 10, 10])
+    part = rs.slice_regions(model, square(2.0))
+    inner = part.edge_faces[:, 1] >= 0
+    for site in range(3):
+        act = part.active(site)
+        on = inner & (part.edge_layer == site)
+        left, right = part.edge_faces[on, 0], part.edge_faces[on, 1]
+        flips = act[left] ^ act[right]
+        assert (flips[np.arange(on.sum()), part.edge_neuron[on]]).all()
+        assert (flips.sum(axis=1) == 1).all()
