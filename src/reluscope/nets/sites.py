@@ -60,6 +60,9 @@ _REFUSED = {
 _DROPOUTS = {"dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d",
              "dropout3d"}
 
+#: Largest dense link matrix (entries) the chain fast path builds between two sites.
+MAX_LINK_ENTRIES = 1 << 25
+
 _FIX_NONLINEARITY = ("reluscope's exact engines need a network whose only nonlinearities "
                      "are ReLU or LeakyReLU; replace it (e.g. GELU -> nn.ReLU, max-pool -> "
                      "nn.AvgPool2d) or analyse a sub-network that stops before it.")
@@ -122,11 +125,13 @@ class SiteRecorder(TorchFunctionMode):
     """
 
     def __init__(self, module_stack: list[str], masks: Sequence[torch.Tensor] | None = None,
-                 stop_after: int | None = None) -> None:
+                 stop_after: int | None = None, inject: dict[int, torch.Tensor] | None = None
+                 ) -> None:
         super().__init__()
         self.module_stack = module_stack
         self.masks = masks
         self.stop_after = stop_after
+        self.inject = inject or {}
         self.records: list[torch.Tensor] = []
         self.sites: list[Site] = []
         self._names: dict[str, int] = {}
@@ -167,7 +172,9 @@ class SiteRecorder(TorchFunctionMode):
         name = base if count == 1 else f"{base}#{count}"
         self.sites.append(Site(index, name, tuple(z.shape[1:]), slope))
         self.records.append(z)
-        if self.masks is None:
+        if index in self.inject:
+            out = self.inject[index].reshape(z.shape).to(z.dtype)
+        elif self.masks is None:
             out = F.relu(z) if slope == 0.0 else F.leaky_relu(z, slope)
         else:
             mask = self.masks[index].reshape(z.shape).to(z.dtype)
@@ -242,6 +249,8 @@ class Network:
         self.state = _float64_state(model, self.device)
         self.origin = plane.origin.to(self.device)
         self.basis = plane.basis.to(self.device)
+        self._links: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
+        self._site0: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         probe = self._run(torch.zeros(1, 2, dtype=torch.float64), masks=None, stop_after=None,
                           tangents=False)
         self.sites: list[Site] = probe[0]
@@ -262,10 +271,11 @@ class Network:
         return flat.reshape(coords.shape[0], *self.origin.shape)
 
     def _run(self, coords: torch.Tensor, masks: Sequence[torch.Tensor] | None,
-             stop_after: int | None, tangents: bool) -> tuple[list[Site], list[torch.Tensor]]:
+             stop_after: int | None, tangents: bool, inject: dict[int, torch.Tensor] | None = None,
+             ) -> tuple[list[Site], list[torch.Tensor]]:
         stack: list[str] = []
         x = self._inputs(coords)
-        recorder = SiteRecorder(stack, masks=masks, stop_after=stop_after)
+        recorder = SiteRecorder(stack, masks=masks, stop_after=stop_after, inject=inject)
         with _module_paths(self.model, stack), torch.no_grad():
             try:
                 if tangents:
@@ -320,6 +330,61 @@ class Network:
         self._check_sites(sites, upto)
         return records
 
+    def link(self, site: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The affine map from site ``site-1``'s output to site ``site``'s input, if it exists.
+
+        Exists when the pre-activation of `site` depends on nothing but the activation of
+        the previous site (no skip connection around it): checked by injecting the same
+        activation for different inputs. Returns ``(A, b)`` with ``z = A @ a + b``,
+        ``A`` of shape (size_site, size_prev), or None (then the generic path is used).
+        """
+        if site in self._links:
+            return self._links[site]
+        result = None
+        prev, cur = self.sites[site - 1].size, self.sites[site].size
+        if site > 0 and prev * cur <= MAX_LINK_ENTRIES:
+            gen = torch.Generator().manual_seed(0)
+            probe = torch.rand(1, prev, generator=gen, dtype=torch.float64).to(self.device)
+            points = torch.from_numpy(np.vstack([self.plane.polygon[:2], [[0.0, 0.0]]]))
+            _, rec = self._run(points, None, site, False, inject={site - 1: probe.expand(3, prev)})
+            z_probe = rec[site]
+            scale = float(z_probe.abs().max()) + 1.0
+            if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
+                basis = torch.cat([torch.zeros(1, prev, dtype=torch.float64),
+                                   torch.eye(prev, dtype=torch.float64)]).to(self.device)
+                _, rec = self._run(torch.zeros(prev + 1, 2, dtype=torch.float64), None, site, False,
+                                   inject={site - 1: basis})
+                bias = rec[site][0]
+                matrix = (rec[site][1:] - bias).T.contiguous()
+                if float((matrix @ probe[0] + bias - z_probe[0]).abs().max()) <= 1e-10 * scale:
+                    result = (matrix, bias)
+        self._links[site] = result
+        return result
+
+    def _chain_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Affine maps by propagating site 0's global map through the links (or None)."""
+        links = [self.link(m) for m in range(1, site + 1)]
+        if any(link is None for link in links):
+            return None
+        if self._site0 is None:
+            self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
+        n = coords.shape[0]
+        # rows: value at the plane's origin, slope along s, slope along t -> (N, 3, size)
+        maps = torch.stack(self._site0, dim=1).expand(n, 3, -1)
+        for m, link in enumerate(links, start=1):
+            matrix, bias = link  # type: ignore[misc]
+            gate = masks[m - 1].to(device=self.device, dtype=torch.float64)
+            slope = self.sites[m - 1].negative_slope
+            if slope != 0.0:
+                gate = gate + slope * (1.0 - gate)
+            gated = (maps * gate[:, None, :]).reshape(3 * n, -1)
+            maps = (gated @ matrix.T).reshape(n, 3, -1)  # one GEMM for all faces
+            maps[:, 0, :] += bias
+        st = coords.to(self.device)
+        value = maps[:, 0] + maps[:, 1] * st[:, :1] + maps[:, 2] * st[:, 1:]
+        return value, maps[:, 1], maps[:, 2]
+
     def affine_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Exact affine map of site `site` on the regions given by forced patterns.
@@ -341,6 +406,15 @@ class Network:
         value, ds, dt : torch.Tensor, each (N, size_site), float64
             ``z(p) = value + ds * (p_s - s_ref) + dt * (p_t - t_ref)``.
         """
+        if site > 0:
+            chained = self._chain_maps(coords, masks, site)
+            if chained is not None:
+                return chained
+        return self._generic_maps(coords, masks, site)
+
+    def _generic_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Affine maps by one masked forward-mode pass from the input (any architecture)."""
         full = [*masks, torch.ones(coords.shape[0], self.sites[site].size, dtype=torch.bool,
                                    device=self.device)]
         doubled = [torch.cat([m.to(self.device), m.to(self.device)]) for m in full]

@@ -199,11 +199,17 @@ class _Engine:
                          self.net.affine_maps(coords, masks, site.index))
         ptr = faces.ptr[start : stop + 1] - faces.ptr[start]
         vid = faces.vid[faces.ptr[start] : faces.ptr[stop]]
-        local = ring_ids(ptr)
-        d = xy[vid] - ref[start:stop][local]
-        z = value[local] + ds[local] * d[:, :1] + dt[local] * d[:, 1:]
-        zmax = np.maximum.reduceat(z, ptr[:-1], axis=0)
-        zmin = np.minimum.reduceat(z, ptr[:-1], axis=0)
+        # Range of each neuron over the face's bounding box (a superset of its range over
+        # the face): cheap, and only the near-zero pairs get the exact per-vertex check.
+        corner = xy[vid]
+        lo = np.minimum.reduceat(corner, ptr[:-1], axis=0) - ref[start:stop]
+        hi = np.maximum.reduceat(corner, ptr[:-1], axis=0) - ref[start:stop]
+        reach = (np.maximum(ds * lo[:, :1], ds * hi[:, :1])
+                 + np.maximum(dt * lo[:, 1:], dt * hi[:, 1:]))
+        low = (np.minimum(ds * lo[:, :1], ds * hi[:, :1])
+               + np.minimum(dt * lo[:, 1:], dt * hi[:, 1:]))
+        zmax = value + reach
+        zmin = value + low
         band = self.band * np.hypot(ds, dt)
         near = (zmin < band) & (zmax > -band)
         base[start:stop] = _pack(zmax > band)

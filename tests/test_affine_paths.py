@@ -1,0 +1,56 @@
+"""The chain fast path and the generic forward-mode path give the same affine maps."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from conftest import square
+from reluscope.nets.sites import Network
+from test_slice_architectures import ResNetish
+
+
+def _random_masks(net: Network, n: int, upto: int, seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, s.size, generator=gen) > 0.5 for s in net.sites[:upto]]
+
+
+def _compare(model: nn.Module, plane, seed: int = 0) -> None:
+    net = Network(model, plane)
+    coords = torch.rand(7, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    for site in range(1, len(net.sites)):
+        masks = _random_masks(net, 7, site, seed + site)
+        fast = net.affine_maps(coords, masks, site)
+        slow = net._generic_maps(coords, masks, site)
+        for a, b in zip(fast, slow, strict=True):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_mlp_links_exist_and_agree():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 9), nn.ReLU(), nn.Linear(9, 7), nn.LeakyReLU(0.3),
+                          nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 1)).eval()
+    net = Network(model, square())
+    assert all(net.link(m) is not None for m in (1, 2))
+    _compare(model, square())
+
+
+def test_cnn_links_agree():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    from reluscope import Plane
+    _compare(model, Plane.through(x[0], x[1], x[2]))
+
+
+def test_skip_connections_fall_back_to_the_generic_path():
+    torch.manual_seed(3)
+    model = ResNetish().eval()
+    net = Network(model, square())
+    links = [net.link(m) for m in range(1, len(net.sites))]
+    # the second ReLU of each residual block sees the block input too: no chain link there
+    assert links[1] is None and links[3] is None
+    assert links[0] is not None
+    _compare(model, square())
+    assert np.isfinite(net.affine_maps(torch.zeros(1, 2, dtype=torch.float64),
+                                       _random_masks(net, 1, 4, 0), 4)[0].numpy()).all()
