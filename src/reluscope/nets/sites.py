@@ -361,29 +361,45 @@ class Network:
         self._links[site] = result
         return result
 
-    def _chain_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """Affine maps by propagating site 0's global map through the links (or None)."""
-        links = [self.link(m) for m in range(1, site + 1)]
-        if any(link is None for link in links):
+    def chain_maps(self, masks: Sequence[torch.Tensor], site: int,
+                   previous: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Affine maps of `site` by propagating through the links, or None if a link is missing.
+
+        Parameters
+        ----------
+        masks : list of torch.Tensor
+            ``masks[m]`` (N, size_m) bool for the sites ``m < site``.
+        site : int
+        previous : torch.Tensor, optional
+            (N, 3, size_{site-1}) maps of the previous site on the same regions (saves
+            recomputing them from site 0).
+
+        Returns
+        -------
+        torch.Tensor of shape (N, 3, size_site), or None
+            Rows: value at the plane's origin, slope along s, slope along t.
+        """
+        first = site if previous is not None else 1
+        links = [self.link(m) for m in range(first, site + 1)]
+        if site == 0 or any(link is None for link in links):
             return None
-        if self._site0 is None:
-            self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
-        n = coords.shape[0]
-        # rows: value at the plane's origin, slope along s, slope along t -> (N, 3, size)
-        maps = torch.stack(self._site0, dim=1).expand(n, 3, -1)
-        for m, link in enumerate(links, start=1):
+        n = masks[0].shape[0]
+        if previous is None:
+            if self._site0 is None:
+                self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
+            maps = torch.stack(self._site0, dim=1).expand(n, 3, -1)
+        else:
+            maps = previous.to(self.device)
+        for m, link in enumerate(links, start=first):
             matrix, bias = link  # type: ignore[misc]
             gate = masks[m - 1].to(device=self.device, dtype=torch.float64)
             slope = self.sites[m - 1].negative_slope
             if slope != 0.0:
                 gate = gate + slope * (1.0 - gate)
             gated = (maps * gate[:, None, :]).reshape(3 * n, -1)
-            maps = (gated @ matrix.T).reshape(n, 3, -1)  # one GEMM for all faces
+            maps = (gated @ matrix.T).reshape(n, 3, -1)  # one GEMM for all regions
             maps[:, 0, :] += bias
-        st = coords.to(self.device)
-        value = maps[:, 0] + maps[:, 1] * st[:, :1] + maps[:, 2] * st[:, 1:]
-        return value, maps[:, 1], maps[:, 2]
+        return maps
 
     def affine_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -406,10 +422,9 @@ class Network:
         value, ds, dt : torch.Tensor, each (N, size_site), float64
             ``z(p) = value + ds * (p_s - s_ref) + dt * (p_t - t_ref)``.
         """
-        if site > 0:
-            chained = self._chain_maps(coords, masks, site)
-            if chained is not None:
-                return chained
+        chained = self.chain_maps(masks, site) if site > 0 else None
+        if chained is not None:
+            return at_points(chained, coords.to(self.device))
         return self._generic_maps(coords, masks, site)
 
     def _generic_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
@@ -431,6 +446,13 @@ class Network:
                 f"`model` of {self.where}", "a forward pass with the same ReLU calls for every input",
                 "a different sequence of ReLU calls for different inputs (data-dependent control "
                 "flow)", "Remove input-dependent branches from the forward."))
+
+
+def at_points(maps: torch.Tensor, coords: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Origin-form maps (N, 3, n) -> (value at `coords` (N, 2), slope s, slope t)."""
+    value = maps[:, 0] + maps[:, 1] * coords[:, :1] + maps[:, 2] * coords[:, 1:]
+    return value, maps[:, 1], maps[:, 2]
 
 
 def discover_sites(model: nn.Module, plane: Plane) -> list[Site]:

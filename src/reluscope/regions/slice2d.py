@@ -38,9 +38,9 @@ import torch
 from torch import nn
 
 from reluscope.geometry.plane import Plane
-from reluscope.nets.sites import Network, Site
+from reluscope.nets.sites import Network, Site, at_points
 from reluscope.regions._growable import Growable
-from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids, vertex_means
+from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
 from reluscope.regions._split import split_rings
 from reluscope.regions.partition2d import Partition2D, build_partition
 
@@ -48,8 +48,10 @@ from reluscope.regions.partition2d import Partition2D, build_partition
 SNAP_RTOL = 1e-10
 #: Band (relative) within which a neuron is re-checked with canonical vertex values.
 CANDIDATE_RTOL = 1e-6
-#: Target number of float64 entries in the per-chunk (slots x neurons) value matrix.
+#: Target number of float64 entries in the per-chunk (faces x neurons) value matrix.
 CHUNK_ENTRIES = 1 << 22
+#: Keep a site's maps on every face for the next site when they fit in this many entries.
+CACHE_ENTRIES = 1 << 25
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Faces:
     vid: np.ndarray
     lab: np.ndarray
     patterns: list[np.ndarray] = field(default_factory=list)
+    parent: np.ndarray | None = None  # face of the previous partition each face lies in
 
     @property
     def count(self) -> int:
@@ -136,6 +139,7 @@ class _Engine:
         self.vb = Growable(None, np.int64)
         self.vt = Growable(None, np.float64)
         self.n_degenerate = 0
+        self.cache: torch.Tensor | None = None  # previous site's maps per face (origin form)
         sizes = [s.size for s in net.sites]
         self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -174,47 +178,55 @@ class _Engine:
         """Affine maps per face, chunked; keep neurons whose values come near zero."""
         xy = self.xy.view()
         n = site.size
-        ref = vertex_means(faces.ptr, faces.vid, xy)
+        # reference point of each face's maps: the centre of its bounding box
+        corner = xy[faces.vid]
+        box_lo = np.minimum.reduceat(corner, faces.ptr[:-1], axis=0)
+        box_hi = np.maximum.reduceat(corner, faces.ptr[:-1], axis=0)
+        ref = 0.5 * (box_lo + box_hi)
+        half = 0.5 * (box_hi - box_lo) + self.band
         ring_len = np.diff(faces.ptr)
         base = np.zeros((faces.count, (n + 7) // 8), dtype=np.uint8)
         parts: list[_Pairs] = []
+        keep = site.index + 1 < len(self.net.sites) and faces.count * 3 * n <= CACHE_ENTRIES
+        kept: list[torch.Tensor] = []
         start = 0
         while start < faces.count:
             # grow the chunk until its (slots x neurons) matrix reaches the budget
             budget = max(1, self.chunk_entries // max(n, 1))
             stop = int(np.searchsorted(np.cumsum(ring_len[start:]), budget, side="right")) + start
             stop = min(max(stop, start + 1), faces.count)
-            parts.append(self._chunk_candidates(faces, site, ref, start, stop, base))
+            pairs, maps = self._chunk_candidates(faces, site, ref, half, start, stop, base)
+            parts.append(pairs)
+            if keep and maps is not None:
+                kept.append(maps)
             start = stop
+        self.cache = torch.cat(kept) if keep and len(kept) == len(parts) else None
         return _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                         ("face", "neuron", "value", "ds", "dt", "ref"))), base
 
-    def _chunk_candidates(self, faces: _Faces, site: Site, ref: np.ndarray, start: int, stop: int,
-                          base: np.ndarray) -> _Pairs:
-        xy = self.xy.view()
+    def _chunk_candidates(self, faces: _Faces, site: Site, ref: np.ndarray, half: np.ndarray,
+                          start: int, stop: int, base: np.ndarray
+                          ) -> tuple[_Pairs, torch.Tensor | None]:
         masks = [torch.from_numpy(_unpack(p[start:stop], s.size))
                  for p, s in zip(faces.patterns, self.net.sites, strict=False)]
         coords = torch.from_numpy(ref[start:stop])
-        value, ds, dt = (t.detach().cpu().numpy() for t in
-                         self.net.affine_maps(coords, masks, site.index))
-        ptr = faces.ptr[start : stop + 1] - faces.ptr[start]
-        vid = faces.vid[faces.ptr[start] : faces.ptr[stop]]
-        # Range of each neuron over the face's bounding box (a superset of its range over
-        # the face): cheap, and only the near-zero pairs get the exact per-vertex check.
-        corner = xy[vid]
-        lo = np.minimum.reduceat(corner, ptr[:-1], axis=0) - ref[start:stop]
-        hi = np.maximum.reduceat(corner, ptr[:-1], axis=0) - ref[start:stop]
-        reach = (np.maximum(ds * lo[:, :1], ds * hi[:, :1])
-                 + np.maximum(dt * lo[:, 1:], dt * hi[:, 1:]))
-        low = (np.minimum(ds * lo[:, :1], ds * hi[:, :1])
-               + np.minimum(dt * lo[:, 1:], dt * hi[:, 1:]))
-        zmax = value + reach
-        zmin = value + low
-        band = self.band * np.hypot(ds, dt)
-        near = (zmin < band) & (zmax > -band)
-        base[start:stop] = _pack(zmax > band)
+        previous = None
+        if self.cache is not None and faces.parent is not None:
+            previous = self.cache[torch.from_numpy(faces.parent[start:stop])]
+        maps = self.net.chain_maps(masks, site.index, previous) if site.index > 0 else None
+        if maps is not None:
+            triple = at_points(maps, coords.to(maps.device))
+        else:
+            triple = self.net.affine_maps(coords, masks, site.index)
+        value, ds, dt = (t.detach().cpu().numpy() for t in triple)
+        # Each neuron's range over the face's bounding box (grown by the band) is
+        # value +- (|ds| * half_s + |dt| * half_t): a superset of its range over the face.
+        # Only pairs whose range reaches zero get the exact per-vertex check.
+        margin = np.abs(ds) * half[start:stop, :1] + np.abs(dt) * half[start:stop, 1:]
+        near = np.abs(value) < margin
+        base[start:stop] = _pack(value > margin)
         f, k = np.nonzero(near)
-        return _Pairs(f + start, k, value[f, k], ds[f, k], dt[f, k], ref[start:stop][f])
+        return _Pairs(f + start, k, value[f, k], ds[f, k], dt[f, k], ref[start:stop][f]), maps
 
     # ------------------------------------------------------------------ step 2
     def crossing_pairs(self, faces: _Faces, site: Site, cand: _Pairs, base: np.ndarray
@@ -352,7 +364,7 @@ class _Engine:
         patterns = [p[parents] for p in faces.patterns]
         patterns.append(np.concatenate([p[4] for p in done_parts]))
         return _Faces(np.concatenate(out_ptr), np.concatenate([p[2] for p in done_parts]),
-                      np.concatenate([p[3] for p in done_parts]), patterns)
+                      np.concatenate([p[3] for p in done_parts]), patterns, parents)
 
     def _signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: _Pairs,
                canonical: _Canonical) -> np.ndarray:
