@@ -40,12 +40,17 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--verify", action="store_true", help="also run Partition2D.verify")
+    parser.add_argument("--planes", type=int, default=3, help="how many of the 3 planes to run")
     args = parser.parse_args()
     images, _ = load_idx_images("mnist", "test", args.data)
     x = torch.from_numpy(images).double()
+    # warm-up: torch initialises forward-mode AD lazily (~1-2 s once per process)
+    start = time.perf_counter()
+    rs.slice_regions(mlp(4).eval(), rs.Plane.through(x[0], x[1], x[2]))
+    print(json.dumps({"bench": "warmup", "seconds": round(time.perf_counter() - start, 3)}), flush=True)
     for width in args.widths:
         model = mlp(width).eval()
-        for triplet in TRIPLETS:
+        for triplet in TRIPLETS[: args.planes]:
             plane = rs.Plane.through(*(x[i] for i in triplet), margin=0.2)
             start = time.perf_counter()
             part = rs.slice_regions(model, plane)
@@ -54,7 +59,8 @@ def main() -> None:
                    "regions": part.n_regions, "vertices": part.n_vertices,
                    "seconds": round(seconds, 4), "us_per_region": round(1e6 * seconds / part.n_regions, 2),
                    "peak_rss_mb": round(peak_rss_mb(), 1), "degenerate": part.n_degenerate,
-                   "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+                   "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+                   "stages": part.timings}
             if args.verify:
                 report = part.verify(model, max_regions=2000,
                                      generator=torch.Generator().manual_seed(0))

@@ -54,3 +54,21 @@ def test_skip_connections_fall_back_to_the_generic_path():
     _compare(model, square())
     assert np.isfinite(net.affine_maps(torch.zeros(1, 2, dtype=torch.float64),
                                        _random_masks(net, 1, 4, 0), 4)[0].numpy()).all()
+
+
+def test_sibling_updates_match_full_propagation(monkeypatch):
+    """Maps from an anchor plus rank-1 chord terms equal the full propagation."""
+    import reluscope as rs
+    from reluscope.regions import slice2d
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.1),
+                          nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 1)).eval()
+    fast = rs.slice_regions(model, square(2.0))
+    monkeypatch.setattr(slice2d, "DIFF_COST", 10**9)  # every face propagated in full
+    monkeypatch.setattr(slice2d, "CACHE_ENTRIES", 0)  # and from site 0
+    full = rs.slice_regions(model, square(2.0))
+    assert fast.n_regions == full.n_regions
+    assert np.allclose(fast.vertices, full.vertices, rtol=0, atol=1e-12)
+    assert np.array_equal(fast.face_vertices, full.face_vertices)
+    assert fast.verify(model).ok

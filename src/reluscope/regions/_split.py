@@ -85,9 +85,9 @@ def split_rings(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, sgn: np.ndarr
     # One new vertex per crossed edge; both rings sharing the edge get the same id.
     lo = np.minimum(v, v[nxt])[crossing]
     hi = np.maximum(v, v[nxt])[crossing]
-    pair = np.stack([lo, hi], axis=1)
-    uniq, first, inverse = np.unique(pair, axis=0, return_index=True, return_inverse=True)
-    ids = make_vertices(uniq[:, 0], uniq[:, 1], cut[sub_ring[np.flatnonzero(crossing)[first]]])
+    span = int(hi.max()) + 1 if len(hi) else 1
+    _, first, inverse = np.unique(lo * span + hi, return_index=True, return_inverse=True)
+    ids = make_vertices(lo[first], hi[first], cut[sub_ring[np.flatnonzero(crossing)[first]]])
     new_id = np.full(len(s), -1, dtype=np.int64)
     new_id[crossing] = ids[inverse.reshape(-1)]
 

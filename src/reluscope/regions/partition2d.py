@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class Partition2D:
     patterns: tuple[np.ndarray, ...]
     n_degenerate: int = 0
     snap_rtol: float = 0.0
+    #: Seconds spent per stage of the engine (diagnostics; not saved).
+    timings: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ sizes
     @property

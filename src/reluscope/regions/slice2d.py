@@ -31,6 +31,7 @@ a single straight cut (possible only at that scale) are left whole and counted i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,10 @@ CANDIDATE_RTOL = 1e-6
 CHUNK_ENTRIES = 1 << 22
 #: Keep a site's maps on every face for the next site when they fit in this many entries.
 CACHE_ENTRIES = 1 << 25
+#: A chord's rank-1 update costs about 1/DIFF_COST of a full GEMM row per neuron.
+DIFF_COST = 8
+#: Rank-1 updates applied per batch (bounds memory: DIFF_BATCH x 3 x size floats).
+DIFF_BATCH = 4096
 
 
 @dataclass
@@ -123,6 +128,39 @@ def _clear_bit(packed: np.ndarray, rows: np.ndarray, bit: np.ndarray) -> None:
     np.bitwise_and.at(packed, (rows, bit >> 3), ~(128 >> (bit & 7)).astype(np.uint8))
 
 
+class _RingPool:
+    """Append-only storage of rings; a ring is addressed by (start, length)."""
+
+    def __init__(self) -> None:
+        self.vid = Growable(None, np.int64)
+        self.lab = Growable(None, np.int64)
+
+    def add(self, ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """Store CSR rings; return their (start, length) arrays."""
+        first = self.vid.size
+        self.vid.extend(vid)
+        self.lab.extend(lab)
+        return first + ptr[:-1], np.diff(ptr)
+
+    def gather(self, start: np.ndarray, length: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR (ptr, vid, lab) of the rings at (start, length)."""
+        ptr = np.zeros(len(start) + 1, dtype=np.int64)
+        np.cumsum(length, out=ptr[1:])
+        slots = np.repeat(start - ptr[:-1], length) + np.arange(int(ptr[-1]), dtype=np.int64)
+        return ptr, self.vid.view()[slots], self.lab.view()[slots]
+
+
+def _ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding box (lower, upper corners, each (K, 2)) of each ring."""
+    if len(ptr) == 1:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    corner = xy[vid]
+    return (np.minimum.reduceat(corner, ptr[:-1], axis=0),
+            np.maximum.reduceat(corner, ptr[:-1], axis=0))
+
+
 class _Engine:
     """State of one slice_regions call."""
 
@@ -139,7 +177,10 @@ class _Engine:
         self.vb = Growable(None, np.int64)
         self.vt = Growable(None, np.float64)
         self.n_degenerate = 0
+        self.timings: dict[str, float] = {}
         self.cache: torch.Tensor | None = None  # previous site's maps per face (origin form)
+        self.prev_chords: _Pairs | None = None  # previous site's chords and their offsets
+        self.prev_chord_start = np.zeros(1, dtype=np.int64)
         sizes = [s.size for s in net.sites]
         self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -168,10 +209,24 @@ class _Engine:
     def refine(self, faces: _Faces, site: Site) -> _Faces:
         """Cut every face by the neurons of `site` (whose maps are affine on each face)."""
         self.vclass.view()[:] = 0
+        clock = time.perf_counter()
         candidates, base = self.candidate_pairs(faces, site)
+        clock = self._tick("affine maps", clock)
         canonical, chords, base = self.crossing_pairs(faces, site, candidates, base)
         faces = self.insert_edge_crossings(faces, chords, canonical)
-        return self.cut_rounds(faces, site, chords, canonical, base)
+        clock = self._tick("crossings", clock)
+        n_parents = faces.count
+        faces = self.cut_rounds(faces, site, chords, canonical, base)
+        self.prev_chords = chords
+        self.prev_chord_start = np.concatenate(
+            [[0], np.cumsum(np.bincount(chords.face, minlength=n_parents))]).astype(np.int64)
+        self._tick("cutting", clock)
+        return faces
+
+    def _tick(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - since
+        return now
 
     # ------------------------------------------------------------------ step 1
     def candidate_pairs(self, faces: _Faces, site: Site) -> tuple[_Pairs, np.ndarray]:
@@ -179,9 +234,7 @@ class _Engine:
         xy = self.xy.view()
         n = site.size
         # reference point of each face's maps: the centre of its bounding box
-        corner = xy[faces.vid]
-        box_lo = np.minimum.reduceat(corner, faces.ptr[:-1], axis=0)
-        box_hi = np.maximum.reduceat(corner, faces.ptr[:-1], axis=0)
+        box_lo, box_hi = _ring_boxes(faces.ptr, faces.vid, xy)
         ref = 0.5 * (box_lo + box_hi)
         half = 0.5 * (box_hi - box_lo) + self.band
         ring_len = np.diff(faces.ptr)
@@ -210,10 +263,7 @@ class _Engine:
         masks = [torch.from_numpy(_unpack(p[start:stop], s.size))
                  for p, s in zip(faces.patterns, self.net.sites, strict=False)]
         coords = torch.from_numpy(ref[start:stop])
-        previous = None
-        if self.cache is not None and faces.parent is not None:
-            previous = self.cache[torch.from_numpy(faces.parent[start:stop])]
-        maps = self.net.chain_maps(masks, site.index, previous) if site.index > 0 else None
+        maps = self._chunk_maps(faces, site, start, stop, masks) if site.index > 0 else None
         if maps is not None:
             triple = at_points(maps, coords.to(maps.device))
         else:
@@ -227,6 +277,65 @@ class _Engine:
         base[start:stop] = _pack(value > margin)
         f, k = np.nonzero(near)
         return _Pairs(f + start, k, value[f, k], ds[f, k], dt[f, k], ref[start:stop][f]), maps
+
+    def _chunk_maps(self, faces: _Faces, site: Site, start: int, stop: int,
+                    masks: list[torch.Tensor]) -> torch.Tensor | None:
+        """Origin-form maps (N, 3, size) of `site` on faces start..stop via the chain links.
+
+        Faces are sorted by parent (the face of the previous partition they lie in). The
+        first face of each parent gets its maps from a full propagation (one GEMM row
+        block); its siblings differ from it only in the parent's chords of the previous
+        site, so theirs are the anchor's plus one rank-1 term per differing chord:
+        ``(gate_R[k] - gate_anchor[k]) * A[:, k] (x) g_k`` with ``g_k`` the chord's map.
+        Parents with so many chords that this would cost more than a GEMM row block
+        are propagated in full.
+        """
+        parent = faces.parent[start:stop] if faces.parent is not None else None
+        previous_all = self.cache
+        link = self.net.link(site.index)
+        if parent is None or link is None or self.prev_chords is None:
+            prev = previous_all[torch.from_numpy(parent)] if (
+                previous_all is not None and parent is not None) else None
+            return self.net.chain_maps(masks, site.index, prev)
+        chords, chord_start = self.prev_chords, self.prev_chord_start
+        prev_site = self.net.sites[site.index - 1]
+        n_chords = np.diff(chord_start)[parent]
+        first = np.ones(len(parent), dtype=bool)
+        first[1:] = parent[1:] != parent[:-1]
+        anchor = np.flatnonzero(first)[np.cumsum(first) - 1]
+        full = np.flatnonzero(first | (n_chords * DIFF_COST > prev_site.size))
+        prev = previous_all[torch.from_numpy(parent[full])] if previous_all is not None else None
+        full_maps = self.net.chain_maps([m[full] for m in masks], site.index, prev)
+        if full_maps is None:
+            return None
+        maps = torch.empty((len(parent), *full_maps.shape[1:]), dtype=full_maps.dtype,
+                           device=full_maps.device)
+        maps[torch.from_numpy(full)] = full_maps
+        rest = np.setdiff1d(np.arange(len(parent)), full, assume_unique=True)
+        if len(rest) == 0:
+            return maps
+        maps[torch.from_numpy(rest)] = maps[torch.from_numpy(anchor[rest])]
+        count = n_chords[rest]
+        rows = np.repeat(rest, count)
+        chord = np.repeat(chord_start[parent[rest]] - np.cumsum(count) + count, count) \
+            + np.arange(int(count.sum()))
+        k = chords.neuron[chord]
+        active = masks[site.index - 1].numpy()
+        step = (active[rows, k].astype(np.float64) - active[anchor[rows], k]) \
+            * (1.0 - prev_site.negative_slope)
+        hit = np.flatnonzero(step != 0)
+        rows, chord, k, step = rows[hit], chord[hit], k[hit], step[hit]
+        origin_value = chords.value - chords.ds * chords.ref[:, 0] - chords.dt * chords.ref[:, 1]
+        matrix = link[0]
+        for lo in range(0, len(rows), DIFF_BATCH):
+            sl = slice(lo, lo + DIFF_BATCH)
+            c = chord[sl]
+            g = torch.from_numpy(np.stack([origin_value[c], chords.ds[c], chords.dt[c]], axis=1)
+                                 * step[sl, None]).to(maps.device)
+            cols = matrix[:, torch.from_numpy(k[sl]).to(matrix.device)].T  # (P, size)
+            maps.index_add_(0, torch.from_numpy(rows[sl]).to(maps.device),
+                            g[:, :, None] * cols[:, None, :])
+        return maps
 
     # ------------------------------------------------------------------ step 2
     def crossing_pairs(self, faces: _Faces, site: Site, cand: _Pairs, base: np.ndarray
@@ -306,65 +415,88 @@ class _Engine:
     # ------------------------------------------------------------------ step 4
     def cut_rounds(self, faces: _Faces, site: Site, chords: _Pairs, canonical: _Canonical,
                    base: np.ndarray) -> _Faces:
-        """Round j cuts every piece of each face by that face's j-th chord."""
+        """Round j cuts every piece of each face by that face's j-th chord.
+
+        Pieces live in an append-only ring pool, so a round only touches the pieces its
+        chords actually cross: a bounding-box test (with the snap margin) settles the
+        side of every other piece without looking at its ring.
+        """
         n_chords = np.bincount(chords.face, minlength=faces.count)
         chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
         label0 = self.label_offset[site.index]
+        pool = _RingPool()
 
-        done_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        def add_faces(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ptr, slots = gather_rings(faces.ptr, idx)
+            return pool.add(ptr, faces.vid[slots], faces.lab[slots])
+
         quiet = np.flatnonzero(n_chords == 0)
-        q_ptr, q_slots = gather_rings(faces.ptr, quiet)
-        done_parts.append((quiet, q_ptr, faces.vid[q_slots], faces.lab[q_slots], base[quiet]))
-
-        active = np.flatnonzero(n_chords > 0)
-        ptr, slots = gather_rings(faces.ptr, active)
-        vid, lab = faces.vid[slots], faces.lab[slots]
-        parent = active
-        pattern = base[active]
+        done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [
+            (*add_faces(quiet), quiet, base[quiet])]
+        parent = np.flatnonzero(n_chords > 0)
+        start, length = add_faces(parent)
+        pattern = base[parent]
+        lo, hi = _ring_boxes(*pool.gather(start, length)[:2], self.xy.view())
         j = 0
         while len(parent):
-            pair = chord_start[parent] + j
-            sign = self._signs(ptr, vid, pair, chords, canonical)
+            q = chord_start[parent] + j
+            neuron = chords.neuron[q]
+            offset = 0.5 * (lo + hi) - chords.ref[q]
+            half = 0.5 * (hi - lo)
+            ds, dt = chords.ds[q], chords.dt[q]
+            centre = chords.value[q] + ds * offset[:, 0] + dt * offset[:, 1]
+            spread = np.abs(ds) * half[:, 0] + np.abs(dt) * half[:, 1] \
+                + 2.0 * chords.tolerance(q, self.snap)
+            plus = centre > spread
+            cross = np.flatnonzero(np.abs(centre) <= spread)
+            _set_bit(pattern, np.flatnonzero(plus), neuron[plus])
+            if len(cross):
+                ptr, vid, lab = pool.gather(start[cross], length[cross])
+                pair = q[cross]
+                sign = self._signs(ptr, vid, pair, chords, canonical)
 
-            def make(lo: np.ndarray, hi: np.ndarray, ring: np.ndarray,
-                     pair: np.ndarray = pair) -> np.ndarray:
-                return self._interior_vertices(lo, hi, pair[ring], chords)
+                def make(a: np.ndarray, b: np.ndarray, ring: np.ndarray,
+                         pair: np.ndarray = pair) -> np.ndarray:
+                    return self._interior_vertices(a, b, pair[ring], chords)
 
-            res = split_rings(ptr, vid, lab, sign, label0 + chords.neuron[pair], make)
-            self.n_degenerate += int(res.degenerate.sum())
-            whole = np.flatnonzero(res.side != 0)
-            w_ptr, w_slots = gather_rings(ptr, whole)
-            w_pattern = pattern[whole]
-            plus = res.side[whole] > 0
-            _set_bit(w_pattern, np.flatnonzero(plus), chords.neuron[pair[whole]][plus])
-            h_pattern = pattern[res.src]
-            _set_bit(h_pattern, np.flatnonzero(res.positive), chords.neuron[pair[res.src]][res.positive])
-            parent = np.concatenate([parent[whole], parent[res.src]])
-            ptr = np.concatenate([w_ptr, w_ptr[-1] + res.ptr[1:]])
-            vid = np.concatenate([vid[w_slots], res.vid])
-            lab = np.concatenate([lab[w_slots], res.lab])
-            pattern = np.concatenate([w_pattern, h_pattern])
+                res = split_rings(ptr, vid, lab, sign, label0 + chords.neuron[pair], make)
+                self.n_degenerate += int(res.degenerate.sum())
+                whole_plus = cross[res.side > 0]
+                _set_bit(pattern, whole_plus, neuron[whole_plus])
+                src = cross[res.src]
+                h_start, h_length = pool.add(res.ptr, res.vid, res.lab)
+                h_lo, h_hi = _ring_boxes(res.ptr, res.vid, self.xy.view())
+                h_pattern = pattern[src]
+                _set_bit(h_pattern, np.flatnonzero(res.positive), neuron[src][res.positive])
+                # the positive half takes the cut face's slot; the negative half is appended
+                n_half = len(src) // 2
+                cut = src[:n_half]
+                start[cut], length[cut] = h_start[:n_half], h_length[:n_half]
+                lo[cut], hi[cut], pattern[cut] = h_lo[:n_half], h_hi[:n_half], h_pattern[:n_half]
+                start = np.concatenate([start, h_start[n_half:]])
+                length = np.concatenate([length, h_length[n_half:]])
+                lo = np.concatenate([lo, h_lo[n_half:]])
+                hi = np.concatenate([hi, h_hi[n_half:]])
+                pattern = np.concatenate([pattern, h_pattern[n_half:]])
+                parent = np.concatenate([parent, parent[src[n_half:]]])
             j += 1
             finished = n_chords[parent] <= j
             if finished.any():
                 fin = np.flatnonzero(finished)
-                f_ptr, f_slots = gather_rings(ptr, fin)
-                done_parts.append((parent[fin], f_ptr, vid[f_slots], lab[f_slots], pattern[fin]))
+                done.append((start[fin], length[fin], parent[fin], pattern[fin]))
                 keep = np.flatnonzero(~finished)
-                ptr, k_slots = gather_rings(ptr, keep)
-                vid, lab = vid[k_slots], lab[k_slots]
-                parent, pattern = parent[keep], pattern[keep]
+                start, length, parent, pattern = start[keep], length[keep], parent[keep], pattern[keep]
+                lo, hi = lo[keep], hi[keep]
 
-        parents = np.concatenate([p[0] for p in done_parts])
-        out_ptr = [np.zeros(1, np.int64)]
-        total = 0
-        for part in done_parts:
-            out_ptr.append(part[1][1:] + total)
-            total += int(part[1][-1])
+        # faces leave sorted by parent, so siblings are contiguous for the next site
+        parents = np.concatenate([d[2] for d in done])
+        order = np.argsort(parents, kind="stable")
+        parents = parents[order]
+        ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
+                                    np.concatenate([d[1] for d in done])[order])
         patterns = [p[parents] for p in faces.patterns]
-        patterns.append(np.concatenate([p[4] for p in done_parts]))
-        return _Faces(np.concatenate(out_ptr), np.concatenate([p[2] for p in done_parts]),
-                      np.concatenate([p[3] for p in done_parts]), patterns, parents)
+        patterns.append(np.concatenate([d[3] for d in done])[order])
+        return _Faces(ptr, vid, lab, patterns, parents)
 
     def _signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: _Pairs,
                canonical: _Canonical) -> np.ndarray:
@@ -454,9 +586,15 @@ def slice_regions(model: nn.Module, plane: Plane, *, chunk_entries: int = CHUNK_
     >>> part.n_regions >= 1
     True
     """
+    clock = time.perf_counter()
     net = Network(model, plane, where="slice_regions")
     engine = _Engine(net, plane, max(int(chunk_entries), 1))
+    engine._tick("setup", clock)
     faces = engine.run()
-    return build_partition(plane, net.sites, engine.xy.view().copy(), faces.ptr, faces.vid,
+    clock = time.perf_counter()
+    part = build_partition(plane, net.sites, engine.xy.view().copy(), faces.ptr, faces.vid,
                            faces.lab, faces.patterns, engine.label_offset, engine.n_degenerate,
                            SNAP_RTOL)
+    engine._tick("assembly", clock)
+    part.timings.update({k: round(v, 4) for k, v in engine.timings.items()})
+    return part
