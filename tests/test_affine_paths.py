@@ -56,16 +56,18 @@ def test_skip_connections_fall_back_to_the_generic_path():
                                        _random_masks(net, 1, 4, 0), 4)[0].numpy()).all()
 
 
-def test_sibling_updates_match_full_propagation(monkeypatch):
-    """Maps from an anchor plus rank-1 chord terms equal the full propagation."""
+def test_propagated_maps_match_full_propagation(monkeypatch):
+    """Maps propagated across shared edges (rank-1 terms) equal the full propagation."""
     import reluscope as rs
     from reluscope.regions import slice2d
 
     torch.manual_seed(4)
     model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.1),
-                          nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 1)).eval()
+                          nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
+                          nn.Linear(24, 1)).eval()
+    monkeypatch.setattr(slice2d, "PROPAGATE_MIN_WIDTH", 1)  # propagate across edges
     fast = rs.slice_regions(model, square(2.0))
-    monkeypatch.setattr(slice2d, "DIFF_COST", 10**9)  # every face propagated in full
+    monkeypatch.setattr(slice2d, "PROPAGATE_MIN_WIDTH", 10**9)  # every face in full
     monkeypatch.setattr(slice2d, "CACHE_ENTRIES", 0)  # and from site 0
     full = rs.slice_regions(model, square(2.0))
     assert fast.n_regions == full.n_regions

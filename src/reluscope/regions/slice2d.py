@@ -32,6 +32,7 @@ a single straight cut (possible only at that scale) are left whole and counted i
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ from torch import nn
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Network, Site, at_points
 from reluscope.regions._growable import Growable
+from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
 from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
 from reluscope.regions._split import split_rings
 from reluscope.regions.partition2d import Partition2D, build_partition
@@ -53,10 +55,10 @@ CANDIDATE_RTOL = 1e-6
 CHUNK_ENTRIES = 1 << 22
 #: Keep a site's maps on every face for the next site when they fit in this many entries.
 CACHE_ENTRIES = 1 << 25
-#: A chord's rank-1 update costs about 1/DIFF_COST of a full GEMM row per neuron.
-DIFF_COST = 8
-#: Rank-1 updates applied per batch (bounds memory: DIFF_BATCH x 3 x size floats).
-DIFF_BATCH = 4096
+#: Propagate maps across shared edges (rank-1 updates) instead of computing each in full
+#: (one GEMM row block per face) when the previous site has at least this many neurons:
+#: propagation is memory-bound, the GEMM compute-bound; they cross near a few hundred.
+PROPAGATE_MIN_WIDTH = 512
 
 
 @dataclass
@@ -179,8 +181,10 @@ class _Engine:
         self.n_degenerate = 0
         self.timings: dict[str, float] = {}
         self.cache: torch.Tensor | None = None  # previous site's maps per face (origin form)
-        self.prev_chords: _Pairs | None = None  # previous site's chords and their offsets
-        self.prev_chord_start = np.zeros(1, dtype=np.int64)
+        # chords of the last two sites (origin form) and the parents of the last faces
+        self.prev_chords: ChordTable | None = None
+        self.prev2_chords: ChordTable | None = None
+        self.prev_parent: np.ndarray | None = None
         sizes = [s.size for s in net.sites]
         self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -215,11 +219,12 @@ class _Engine:
         canonical, chords, base = self.crossing_pairs(faces, site, candidates, base)
         faces = self.insert_edge_crossings(faces, chords, canonical)
         clock = self._tick("crossings", clock)
-        n_parents = faces.count
+        self.prev_parent = faces.parent
         faces = self.cut_rounds(faces, site, chords, canonical, base)
-        self.prev_chords = chords
-        self.prev_chord_start = np.concatenate(
-            [[0], np.cumsum(np.bincount(chords.face, minlength=n_parents))]).astype(np.int64)
+        self.prev2_chords = self.prev_chords
+        origin = chords.value - chords.ds * chords.ref[:, 0] - chords.dt * chords.ref[:, 1]
+        self.prev_chords = ChordTable(chords.face * site.size + chords.neuron,
+                                      np.stack([origin, chords.ds, chords.dt], axis=1), site.size)
         self._tick("cutting", clock)
         return faces
 
@@ -230,40 +235,83 @@ class _Engine:
 
     # ------------------------------------------------------------------ step 1
     def candidate_pairs(self, faces: _Faces, site: Site) -> tuple[_Pairs, np.ndarray]:
-        """Affine maps per face, chunked; keep neurons whose values come near zero."""
+        """Affine maps per face, in batches; keep neurons whose values come near zero."""
         xy = self.xy.view()
         n = site.size
         # reference point of each face's maps: the centre of its bounding box
         box_lo, box_hi = _ring_boxes(faces.ptr, faces.vid, xy)
         ref = 0.5 * (box_lo + box_hi)
         half = 0.5 * (box_hi - box_lo) + self.band
-        ring_len = np.diff(faces.ptr)
         base = np.zeros((faces.count, (n + 7) // 8), dtype=np.uint8)
         parts: list[_Pairs] = []
         keep = site.index + 1 < len(self.net.sites) and faces.count * 3 * n <= CACHE_ENTRIES
-        kept: list[torch.Tensor] = []
-        start = 0
-        while start < faces.count:
-            # grow the chunk until its (slots x neurons) matrix reaches the budget
-            budget = max(1, self.chunk_entries // max(n, 1))
-            stop = int(np.searchsorted(np.cumsum(ring_len[start:]), budget, side="right")) + start
-            stop = min(max(stop, start + 1), faces.count)
-            pairs, maps = self._chunk_candidates(faces, site, ref, half, start, stop, base)
-            parts.append(pairs)
+        cache: torch.Tensor | None = None
+        for idx, maps in self._map_batches(faces, site):
+            masks = self._masks(faces, idx, site.index)
+            parts.append(self._near_zero(site, idx, masks, maps, ref, half, base))
             if keep and maps is not None:
-                kept.append(maps)
-            start = stop
-        self.cache = torch.cat(kept) if keep and len(kept) == len(parts) else None
-        return _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                        ("face", "neuron", "value", "ds", "dt", "ref"))), base
+                if cache is None:
+                    cache = torch.empty((faces.count, 3, n), dtype=maps.dtype, device=maps.device)
+                cache[torch.from_numpy(idx).to(maps.device)] = maps
+            elif keep:
+                keep = False
+        self.cache = cache if keep else None
+        pairs = _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                         ("face", "neuron", "value", "ds", "dt", "ref")))
+        return pairs.take(np.lexsort((pairs.neuron, pairs.face))), base
 
-    def _chunk_candidates(self, faces: _Faces, site: Site, ref: np.ndarray, half: np.ndarray,
-                          start: int, stop: int, base: np.ndarray
-                          ) -> tuple[_Pairs, torch.Tensor | None]:
-        masks = [torch.from_numpy(_unpack(p[start:stop], s.size))
-                 for p, s in zip(faces.patterns, self.net.sites, strict=False)]
-        coords = torch.from_numpy(ref[start:stop])
-        maps = self._chunk_maps(faces, site, start, stop, masks) if site.index > 0 else None
+    def _masks(self, faces: _Faces, idx: np.ndarray, upto: int) -> list[torch.Tensor]:
+        return [torch.from_numpy(_unpack(p[idx], s.size))
+                for p, s in zip(faces.patterns[:upto], self.net.sites, strict=False)]
+
+    def _map_batches(self, faces: _Faces, site: Site
+                     ) -> Iterator[tuple[np.ndarray, torch.Tensor | None]]:
+        """(faces, origin-form maps or None for the generic path) batches covering all faces."""
+        budget = max(1, self.chunk_entries // max(site.size, 1))
+        link = self.net.link(site.index) if site.index > 0 else None
+        wide = site.index > 0 and self.net.sites[site.index - 1].size >= PROPAGATE_MIN_WIDTH
+        if link is None or faces.parent is None or self.prev_chords is None or not wide:
+            for start in range(0, faces.count, budget):
+                idx = np.arange(start, min(start + budget, faces.count))
+                yield idx, (self._full_maps(faces, site, idx) if link is not None else None)
+            return
+        slopes = [s.negative_slope for s in self.net.sites]
+        adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
+                              site.index, slopes)
+        prev_link = self.net.link(site.index - 1) if site.index > 1 else None
+        use_cross = prev_link is not None and self.prev2_chords is not None \
+            and self.prev_parent is not None
+        grandparent = self.prev_parent[faces.parent] if use_cross else faces.parent  # type: ignore[index]
+        prev_site = self.net.sites[site.index - 1]
+
+        def gate_prev(idx: np.ndarray) -> torch.Tensor:
+            bits = torch.from_numpy(_unpack(faces.patterns[site.index - 1][idx], prev_site.size))
+            gate = bits.to(torch.float64)
+            return gate + prev_site.negative_slope * (1.0 - gate)
+
+        yield from propagate(
+            adj, faces.count, faces.parent, grandparent, self.prev_chords,
+            self.prev2_chords if use_cross else None, link[0],
+            prev_link[0] if use_cross and prev_link is not None else None, gate_prev,
+            lambda idx: self._full_maps(faces, site, idx), budget)
+
+    def _full_maps(self, faces: _Faces, site: Site, idx: np.ndarray) -> torch.Tensor:
+        """Origin-form maps on faces `idx` by full propagation through the links."""
+        previous = None
+        if self.cache is not None and faces.parent is not None:
+            previous = self.cache[torch.from_numpy(faces.parent[idx]).to(self.cache.device)]
+        masks = self._masks(faces, idx, site.index)
+        maps = self.net.chain_maps(masks, site.index, previous)
+        if maps is None:  # an earlier link is missing: one forward-mode pass per face
+            at_origin = torch.zeros(len(idx), 2, dtype=torch.float64)
+            maps = torch.stack(self.net.affine_maps(at_origin, masks, site.index), dim=1)
+        return maps
+
+    def _near_zero(self, site: Site, idx: np.ndarray, masks: list[torch.Tensor],
+                   maps: torch.Tensor | None, ref: np.ndarray, half: np.ndarray, base: np.ndarray
+                   ) -> _Pairs:
+        """Pairs (face, neuron) whose range over the face's box reaches zero; base patterns."""
+        coords = torch.from_numpy(ref[idx])
         if maps is not None:
             triple = at_points(maps, coords.to(maps.device))
         else:
@@ -272,70 +320,11 @@ class _Engine:
         # Each neuron's range over the face's bounding box (grown by the band) is
         # value +- (|ds| * half_s + |dt| * half_t): a superset of its range over the face.
         # Only pairs whose range reaches zero get the exact per-vertex check.
-        margin = np.abs(ds) * half[start:stop, :1] + np.abs(dt) * half[start:stop, 1:]
+        margin = np.abs(ds) * half[idx, :1] + np.abs(dt) * half[idx, 1:]
         near = np.abs(value) < margin
-        base[start:stop] = _pack(value > margin)
+        base[idx] = _pack(value > margin)
         f, k = np.nonzero(near)
-        return _Pairs(f + start, k, value[f, k], ds[f, k], dt[f, k], ref[start:stop][f]), maps
-
-    def _chunk_maps(self, faces: _Faces, site: Site, start: int, stop: int,
-                    masks: list[torch.Tensor]) -> torch.Tensor | None:
-        """Origin-form maps (N, 3, size) of `site` on faces start..stop via the chain links.
-
-        Faces are sorted by parent (the face of the previous partition they lie in). The
-        first face of each parent gets its maps from a full propagation (one GEMM row
-        block); its siblings differ from it only in the parent's chords of the previous
-        site, so theirs are the anchor's plus one rank-1 term per differing chord:
-        ``(gate_R[k] - gate_anchor[k]) * A[:, k] (x) g_k`` with ``g_k`` the chord's map.
-        Parents with so many chords that this would cost more than a GEMM row block
-        are propagated in full.
-        """
-        parent = faces.parent[start:stop] if faces.parent is not None else None
-        previous_all = self.cache
-        link = self.net.link(site.index)
-        if parent is None or link is None or self.prev_chords is None:
-            prev = previous_all[torch.from_numpy(parent)] if (
-                previous_all is not None and parent is not None) else None
-            return self.net.chain_maps(masks, site.index, prev)
-        chords, chord_start = self.prev_chords, self.prev_chord_start
-        prev_site = self.net.sites[site.index - 1]
-        n_chords = np.diff(chord_start)[parent]
-        first = np.ones(len(parent), dtype=bool)
-        first[1:] = parent[1:] != parent[:-1]
-        anchor = np.flatnonzero(first)[np.cumsum(first) - 1]
-        full = np.flatnonzero(first | (n_chords * DIFF_COST > prev_site.size))
-        prev = previous_all[torch.from_numpy(parent[full])] if previous_all is not None else None
-        full_maps = self.net.chain_maps([m[full] for m in masks], site.index, prev)
-        if full_maps is None:
-            return None
-        maps = torch.empty((len(parent), *full_maps.shape[1:]), dtype=full_maps.dtype,
-                           device=full_maps.device)
-        maps[torch.from_numpy(full)] = full_maps
-        rest = np.setdiff1d(np.arange(len(parent)), full, assume_unique=True)
-        if len(rest) == 0:
-            return maps
-        maps[torch.from_numpy(rest)] = maps[torch.from_numpy(anchor[rest])]
-        count = n_chords[rest]
-        rows = np.repeat(rest, count)
-        chord = np.repeat(chord_start[parent[rest]] - np.cumsum(count) + count, count) \
-            + np.arange(int(count.sum()))
-        k = chords.neuron[chord]
-        active = masks[site.index - 1].numpy()
-        step = (active[rows, k].astype(np.float64) - active[anchor[rows], k]) \
-            * (1.0 - prev_site.negative_slope)
-        hit = np.flatnonzero(step != 0)
-        rows, chord, k, step = rows[hit], chord[hit], k[hit], step[hit]
-        origin_value = chords.value - chords.ds * chords.ref[:, 0] - chords.dt * chords.ref[:, 1]
-        matrix = link[0]
-        for lo in range(0, len(rows), DIFF_BATCH):
-            sl = slice(lo, lo + DIFF_BATCH)
-            c = chord[sl]
-            g = torch.from_numpy(np.stack([origin_value[c], chords.ds[c], chords.dt[c]], axis=1)
-                                 * step[sl, None]).to(maps.device)
-            cols = matrix[:, torch.from_numpy(k[sl]).to(matrix.device)].T  # (P, size)
-            maps.index_add_(0, torch.from_numpy(rows[sl]).to(maps.device),
-                            g[:, :, None] * cols[:, None, :])
-        return maps
+        return _Pairs(idx[f], k, value[f, k], ds[f, k], dt[f, k], ref[idx][f])
 
     # ------------------------------------------------------------------ step 2
     def crossing_pairs(self, faces: _Faces, site: Site, cand: _Pairs, base: np.ndarray
