@@ -139,3 +139,12 @@ def test_data_dependent_control_flow_is_refused():
 
     with pytest.raises(rs.UnsupportedModelError, match="data-dependent control"):
         rs.slice_regions(Branchy(), square())
+
+
+def test_region_budget_is_enforced_with_a_clear_error():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 40), nn.ReLU(), nn.Linear(40, 1))
+    with pytest.raises(rs.TooManyRegionsError, match=r"max_regions=50 .*smaller domain"):
+        rs.slice_regions(net, square(3.0), max_regions=50)
+    with pytest.raises(rs.InputValueError, match="positive integer"):
+        rs.slice_regions(net, square(), max_regions=0)

@@ -5,6 +5,7 @@ from reluscope.errors import (
     InputValueError,
     PartitionFileError,
     ReluscopeError,
+    TooManyRegionsError,
     UnsupportedModelError,
 )
 from reluscope.geometry import Plane
@@ -19,6 +20,7 @@ __all__ = [
     "PartitionFileError",
     "Plane",
     "ReluscopeError",
+    "TooManyRegionsError",
     "UnsupportedModelError",
     "VerificationReport",
     "__version__",

@@ -30,5 +30,9 @@ class UnsupportedModelError(ReluscopeError, ValueError):
     """
 
 
+class TooManyRegionsError(ReluscopeError, ValueError):
+    """A partition would exceed the region budget the caller allowed (memory guard)."""
+
+
 class PartitionFileError(ReluscopeError, ValueError):
     """A saved partition file is missing, truncated or not a reluscope partition."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from reluscope.regions._bits import bit_at, xor_popcount
 from reluscope.regions._rings import next_slot, ring_ids
 
 
@@ -52,10 +53,6 @@ class Adjacency:
     cheap: np.ndarray  # True: created by the previous site (rank-1); False: two sites back
 
 
-def _popcount_rows(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(x, axis=1).sum(axis=1, dtype=np.int64)
-
-
 def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns: list[np.ndarray],
                     label_offset: np.ndarray, site: int, slopes: list[float]) -> Adjacency:
     """Usable edges of the faces before `site` is applied (see module docstring)."""
@@ -77,18 +74,15 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
     # both faces must differ in exactly this neuron over all earlier sites
     flips = np.zeros(len(f), dtype=np.int64)
     for packed in patterns:
-        flips += _popcount_rows(packed[f] ^ packed[g])
+        flips += xor_popcount(packed, f, g)
     ok = flips == 1
     f, g, layer, neuron = f[ok], g[ok], layer[ok], neuron[ok]
     bit_f = np.zeros(len(f), dtype=np.float64)
     bit_g = np.zeros(len(f), dtype=np.float64)
     for m in np.unique(layer):
         sel = np.flatnonzero(layer == m)
-        packed = patterns[m]
-        k = neuron[sel]
-        mask = (128 >> (k & 7)).astype(np.uint8)
-        bit_f[sel] = (packed[f[sel], k >> 3] & mask) > 0
-        bit_g[sel] = (packed[g[sel], k >> 3] & mask) > 0
+        bit_f[sel] = bit_at(patterns[m], f[sel], neuron[sel])
+        bit_g[sel] = bit_at(patterns[m], g[sel], neuron[sel])
     slope = np.asarray(slopes, dtype=np.float64)[layer] if len(layer) else np.zeros(0)
     gate_f = bit_f + slope * (1 - bit_f)
     gate_g = bit_g + slope * (1 - bit_g)

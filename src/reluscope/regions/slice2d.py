@@ -39,8 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from reluscope._validation import message
+from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Network, Site, at_points
+from reluscope.regions._bits import clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
 from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
@@ -51,6 +54,8 @@ from reluscope.regions.partition2d import Partition2D, build_partition
 SNAP_RTOL = 1e-10
 #: Band (relative) within which a neuron is re-checked with canonical vertex values.
 CANDIDATE_RTOL = 1e-6
+#: Default memory guard of slice_regions (the 784-1024-1024-1024 benchmark MLP has ~1.8M).
+MAX_REGIONS = 5_000_000
 #: Target number of float64 entries in the per-chunk (faces x neurons) value matrix.
 CHUNK_ENTRIES = 1 << 22
 #: Keep a site's maps on every face for the next site when they fit in this many entries.
@@ -114,22 +119,6 @@ class _Canonical:
         return self.values[pos]
 
 
-def _pack(bits: np.ndarray) -> np.ndarray:
-    return np.packbits(bits, axis=1)
-
-
-def _unpack(packed: np.ndarray, size: int) -> np.ndarray:
-    return np.unpackbits(packed, axis=1, count=size).astype(bool)
-
-
-def _set_bit(packed: np.ndarray, rows: np.ndarray, bit: np.ndarray) -> None:
-    np.bitwise_or.at(packed, (rows, bit >> 3), (128 >> (bit & 7)).astype(np.uint8))
-
-
-def _clear_bit(packed: np.ndarray, rows: np.ndarray, bit: np.ndarray) -> None:
-    np.bitwise_and.at(packed, (rows, bit >> 3), ~(128 >> (bit & 7)).astype(np.uint8))
-
-
 class _RingPool:
     """Append-only storage of rings; a ring is addressed by (start, length)."""
 
@@ -166,8 +155,9 @@ def _ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.nd
 class _Engine:
     """State of one slice_regions call."""
 
-    def __init__(self, net: Network, plane: Plane, chunk_entries: int) -> None:
+    def __init__(self, net: Network, plane: Plane, chunk_entries: int, max_regions: int) -> None:
         self.net = net
+        self.max_regions = max_regions
         self.plane = plane
         self.diameter = plane.diameter
         self.snap = SNAP_RTOL * self.diameter
@@ -261,7 +251,7 @@ class _Engine:
         return pairs.take(np.lexsort((pairs.neuron, pairs.face))), base
 
     def _masks(self, faces: _Faces, idx: np.ndarray, upto: int) -> list[torch.Tensor]:
-        return [torch.from_numpy(_unpack(p[idx], s.size))
+        return [torch.from_numpy(unpack(p[idx], s.size))
                 for p, s in zip(faces.patterns[:upto], self.net.sites, strict=False)]
 
     def _map_batches(self, faces: _Faces, site: Site
@@ -285,7 +275,7 @@ class _Engine:
         prev_site = self.net.sites[site.index - 1]
 
         def gate_prev(idx: np.ndarray) -> torch.Tensor:
-            bits = torch.from_numpy(_unpack(faces.patterns[site.index - 1][idx], prev_site.size))
+            bits = torch.from_numpy(unpack(faces.patterns[site.index - 1][idx], prev_site.size))
             gate = bits.to(torch.float64)
             return gate + prev_site.negative_slope * (1.0 - gate)
 
@@ -322,7 +312,7 @@ class _Engine:
         # Only pairs whose range reaches zero get the exact per-vertex check.
         margin = np.abs(ds) * half[idx, :1] + np.abs(dt) * half[idx, 1:]
         near = np.abs(value) < margin
-        base[idx] = _pack(value > margin)
+        base[idx] = pack(value > margin)
         f, k = np.nonzero(near)
         return _Pairs(idx[f], k, value[f, k], ds[f, k], dt[f, k], ref[idx][f])
 
@@ -350,9 +340,9 @@ class _Engine:
         cuts = pos & neg
         # candidates that do not cut: active iff positive somewhere on the face
         # (chords get their bit per piece in the rounds)
-        _clear_bit(base, cand.face, cand.neuron)
+        clear_bit(base, cand.face, cand.neuron)
         quiet_pos = ~cuts & pos
-        _set_bit(base, cand.face[quiet_pos], cand.neuron[quiet_pos])
+        set_bit(base, cand.face[quiet_pos], cand.neuron[quiet_pos])
         return canonical, cand.take(np.flatnonzero(cuts)), base
 
     # ------------------------------------------------------------------ step 3
@@ -438,7 +428,7 @@ class _Engine:
                 + 2.0 * chords.tolerance(q, self.snap)
             plus = centre > spread
             cross = np.flatnonzero(np.abs(centre) <= spread)
-            _set_bit(pattern, np.flatnonzero(plus), neuron[plus])
+            set_bit(pattern, np.flatnonzero(plus), neuron[plus])
             if len(cross):
                 ptr, vid, lab = pool.gather(start[cross], length[cross])
                 pair = q[cross]
@@ -451,12 +441,12 @@ class _Engine:
                 res = split_rings(ptr, vid, lab, sign, label0 + chords.neuron[pair], make)
                 self.n_degenerate += int(res.degenerate.sum())
                 whole_plus = cross[res.side > 0]
-                _set_bit(pattern, whole_plus, neuron[whole_plus])
+                set_bit(pattern, whole_plus, neuron[whole_plus])
                 src = cross[res.src]
                 h_start, h_length = pool.add(res.ptr, res.vid, res.lab)
                 h_lo, h_hi = _ring_boxes(res.ptr, res.vid, self.xy.view())
                 h_pattern = pattern[src]
-                _set_bit(h_pattern, np.flatnonzero(res.positive), neuron[src][res.positive])
+                set_bit(h_pattern, np.flatnonzero(res.positive), neuron[src][res.positive])
                 # the positive half takes the cut face's slot; the negative half is appended
                 n_half = len(src) // 2
                 cut = src[:n_half]
@@ -469,6 +459,9 @@ class _Engine:
                 pattern = np.concatenate([pattern, h_pattern[n_half:]])
                 parent = np.concatenate([parent, parent[src[n_half:]]])
             j += 1
+            total = len(parent) + sum(len(d[0]) for d in done)
+            if total > self.max_regions:
+                self._too_many(site, total)
             finished = n_chords[parent] <= j
             if finished.any():
                 fin = np.flatnonzero(finished)
@@ -486,6 +479,15 @@ class _Engine:
         patterns = [p[parents] for p in faces.patterns]
         patterns.append(np.concatenate([d[3] for d in done])[order])
         return _Faces(ptr, vid, lab, patterns, parents)
+
+    def _too_many(self, site: Site, count: int) -> None:
+        raise TooManyRegionsError(message(
+            "the partition of slice_regions", f"at most max_regions={self.max_regions:,} regions",
+            f"more than {count:,} while cutting by site {site.index} (`{site.name}`, "
+            f"{site.size:,} neurons)",
+            "Use a smaller domain (a smaller margin in Plane.through, or a smaller radius in "
+            "Plane.around), or pass a larger max_regions if you have the memory "
+            "(roughly 1 KB per region for a 3 x 1024 MLP)."))
 
     def _signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: _Pairs,
                canonical: _Canonical) -> np.ndarray:
@@ -532,8 +534,8 @@ class _Engine:
         return self.add_vertices(points, 2)
 
 
-def slice_regions(model: nn.Module, plane: Plane, *, chunk_entries: int = CHUNK_ENTRIES
-                  ) -> Partition2D:
+def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGIONS,
+                  chunk_entries: int = CHUNK_ENTRIES) -> Partition2D:
     """Exact partition of a plane's domain into the linear regions of `model`.
 
     A linear region is a maximal connected set of points with one activation pattern
@@ -549,8 +551,12 @@ def slice_regions(model: nn.Module, plane: Plane, *, chunk_entries: int = CHUNK_
         GPU, the forward passes run there.
     plane : Plane
         The slice and its convex domain.
+    max_regions : int, optional
+        Stop with :class:`~reluscope.TooManyRegionsError` once the partition has more
+        regions than this (a memory guard: wide convolutional layers on a large domain
+        can have tens of millions of regions).
     chunk_entries : int, optional
-        Memory knob: entries of the largest (vertices x neurons) float64 block.
+        Memory knob: entries of the largest (faces x neurons) float64 block.
 
     Returns
     -------
@@ -564,7 +570,9 @@ def slice_regions(model: nn.Module, plane: Plane, *, chunk_entries: int = CHUNK_
         The model uses an operation that is not piecewise affine with ReLU breakpoints,
         or a module in training mode.
     InputTypeError, InputValueError
-        `model` or `plane` is not usable.
+        `model`, `plane` or `max_regions` is not usable.
+    TooManyRegionsError
+        The partition exceeds `max_regions`.
 
     Examples
     --------
@@ -576,8 +584,12 @@ def slice_regions(model: nn.Module, plane: Plane, *, chunk_entries: int = CHUNK_
     True
     """
     clock = time.perf_counter()
+    if isinstance(max_regions, bool) or not isinstance(max_regions, int | np.integer) \
+            or max_regions < 1:
+        raise InputValueError(message("`max_regions` of slice_regions", "a positive integer",
+                                      repr(max_regions), "Pass e.g. max_regions=10_000_000."))
     net = Network(model, plane, where="slice_regions")
-    engine = _Engine(net, plane, max(int(chunk_entries), 1))
+    engine = _Engine(net, plane, max(int(chunk_entries), 1), int(max_regions))
     engine._tick("setup", clock)
     faces = engine.run()
     clock = time.perf_counter()

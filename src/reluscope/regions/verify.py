@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from reluscope.nets.sites import Network
+from reluscope.regions._bits import bit_at, xor_popcount
 from reluscope.regions._rings import next_slot, ring_ids
 from reluscope.regions.partition2d import Partition2D, VerificationReport
 
@@ -65,10 +66,10 @@ def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
     flips = np.zeros(len(left), dtype=np.int64)
     right_bit = np.zeros(len(left), dtype=bool)
     for site, packed in enumerate(part.patterns):
-        diff = np.unpackbits(packed[left] ^ packed[right], axis=1, count=part.sites[site].size)
-        flips += diff.sum(axis=1, dtype=np.int64)
+        flips += xor_popcount(packed, left, right)
         here = np.flatnonzero(layer == site)
-        right_bit[here] = diff[here, neuron[here]].astype(bool)
+        right_bit[here] = bit_at(packed, left[here], neuron[here]) \
+            != bit_at(packed, right[here], neuron[here])
     bad = (flips != 1) | ~right_bit | (layer < 0)
     return int(bad.sum()), unmatched
 
