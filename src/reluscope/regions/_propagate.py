@@ -140,6 +140,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
     pending: list[tuple[np.ndarray, torch.Tensor]] = []
     pending_count = 0
     next_anchor = 0
+    n_anchor_steps = 0
     cross_edges = chords_prev2 is not None and matrix_prev is not None
 
     def emit(faces: np.ndarray, maps: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
@@ -194,9 +195,15 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
             next_anchor += 1
         if next_anchor >= n_faces:
             break
-        rest = np.flatnonzero(~visited[next_anchor:]) + next_anchor
-        _, one = np.unique(parent[rest], return_index=True)
-        start = np.sort(rest[one])[:budget]
+        # usually one anchor reaches every face; if the usable edges leave many pieces,
+        # anchor them in growing batches (one face per parent) rather than one by one
+        n_anchor_steps += 1
+        if n_anchor_steps <= 16:
+            start = np.array([next_anchor], dtype=np.int64)
+        else:
+            rest = np.flatnonzero(~visited[next_anchor:]) + next_anchor
+            _, one = np.unique(parent[rest], return_index=True)
+            start = np.sort(rest[one])[: min(budget, 2 ** (n_anchor_steps - 16))]
         maps = anchor_maps(start)
         visited[start] = True
         store.add(start, maps, keep_old=False)

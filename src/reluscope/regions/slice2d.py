@@ -389,7 +389,7 @@ class _Engine:
         pick = np.where(forward, first[origin] + rank - 1, first[origin] + count[origin] - rank)
         vid = np.where(rank == 0, faces.vid[origin], ids[np.clip(pick, 0, max(len(ids) - 1, 0))]
                        if len(ids) else faces.vid[origin])
-        return _Faces(new_ptr, vid, faces.lab[origin], faces.patterns)
+        return _Faces(new_ptr, vid, faces.lab[origin], faces.patterns, faces.parent)
 
     # ------------------------------------------------------------------ step 4
     def cut_rounds(self, faces: _Faces, site: Site, chords: _Pairs, canonical: _Canonical,
