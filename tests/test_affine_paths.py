@@ -74,3 +74,19 @@ def test_propagated_maps_match_full_propagation(monkeypatch):
     assert np.allclose(fast.vertices, full.vertices, rtol=0, atol=1e-12)
     assert np.array_equal(fast.face_vertices, full.face_vertices)
     assert fast.verify(model).ok
+
+
+def test_sibling_updates_match_full_propagation(monkeypatch):
+    """Narrow layers: anchor maps plus rank-1 chord terms equal the full propagation."""
+    import reluscope as rs
+    from reluscope.regions import slice2d
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 20), nn.LeakyReLU(0.2),
+                          nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
+    fast = rs.slice_regions(model, square(2.0))
+    monkeypatch.setattr(slice2d, "SIBLING_COST", 10**9)  # every face in full
+    full = rs.slice_regions(model, square(2.0))
+    assert np.array_equal(fast.face_vertices, full.face_vertices)
+    assert np.allclose(fast.vertices, full.vertices, rtol=0, atol=1e-12)
+    assert fast.verify(model).ok

@@ -371,13 +371,14 @@ class Network:
             ``masks[m]`` (N, size_m) bool for the sites ``m < site``.
         site : int
         previous : torch.Tensor, optional
-            (N, 3, size_{site-1}) maps of the previous site on the same regions (saves
+            (3, N, size_{site-1}) maps of the previous site on the same regions (saves
             recomputing them from site 0).
 
         Returns
         -------
-        torch.Tensor of shape (N, 3, size_site), or None
-            Rows: value at the plane's origin, slope along s, slope along t.
+        torch.Tensor of shape (3, N, size_site), or None
+            ``[0]``: value at the plane's origin, ``[1]``: slope along s, ``[2]``: along t
+            (each a contiguous (N, size) block).
         """
         first = site if previous is not None else 1
         links = [self.link(m) for m in range(first, site + 1)]
@@ -387,7 +388,7 @@ class Network:
         if previous is None:
             if self._site0 is None:
                 self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
-            maps = torch.stack(self._site0, dim=1).expand(n, 3, -1)
+            maps = torch.stack(self._site0, dim=0).expand(3, n, -1)
         else:
             maps = previous.to(self.device)
         for m, link in enumerate(links, start=first):
@@ -396,9 +397,9 @@ class Network:
             slope = self.sites[m - 1].negative_slope
             if slope != 0.0:
                 gate = gate + slope * (1.0 - gate)
-            gated = (maps * gate[:, None, :]).reshape(3 * n, -1)
-            maps = (gated @ matrix.T).reshape(n, 3, -1)  # one GEMM for all regions
-            maps[:, 0, :] += bias
+            gated = (maps * gate[None]).reshape(3 * n, -1)
+            maps = (gated @ matrix.T).reshape(3, n, -1)  # one GEMM for all regions
+            maps[0] += bias
         return maps
 
     def affine_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
@@ -450,9 +451,9 @@ class Network:
 
 def at_points(maps: torch.Tensor, coords: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Origin-form maps (N, 3, n) -> (value at `coords` (N, 2), slope s, slope t)."""
-    value = maps[:, 0] + maps[:, 1] * coords[:, :1] + maps[:, 2] * coords[:, 1:]
-    return value, maps[:, 1], maps[:, 2]
+    """Origin-form maps (3, N, n) -> (value at `coords` (N, 2), slope s, slope t)."""
+    value = maps[0] + maps[1] * coords[:, :1] + maps[2] * coords[:, 1:]
+    return value, maps[1], maps[2]
 
 
 def discover_sites(model: nn.Module, plane: Plane) -> list[Site]:

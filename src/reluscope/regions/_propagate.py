@@ -114,7 +114,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
               gate_prev: Callable[[np.ndarray], torch.Tensor],
               anchor_maps: Callable[[np.ndarray], torch.Tensor], budget: int
               ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield (faces, maps (N, 3, size)) batches covering every face exactly once.
+    """Yield (faces, maps (3, N, size)) batches covering every face exactly once.
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
     gate_prev : callable
         ``gate_prev(faces)`` -> (N, size_{l-1}) float64 gates of site l-1 on those faces.
     anchor_maps : callable
-        ``anchor_maps(faces)`` -> (N, 3, size) maps computed in full.
+        ``anchor_maps(faces)`` -> (3, N, size) maps computed in full.
     budget : int
         Faces per yielded batch (approximately).
     """
@@ -148,7 +148,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
         pending.append((faces, maps))
         pending_count += len(faces)
         if pending_count >= budget:
-            yield np.concatenate([p[0] for p in pending]), torch.cat([p[1] for p in pending])
+            yield np.concatenate([p[0] for p in pending]), torch.cat([p[1] for p in pending], dim=1)
             pending.clear()
             pending_count = 0
 
@@ -163,9 +163,10 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
         if len(frontier):
             src, dst, neuron, step = first_hits(*_neighbours(adj, frontier, True))
             if len(dst):
-                g = torch.from_numpy(chords_prev.lookup(parent[dst], neuron) * step[:, None]).to(device)
+                g = torch.from_numpy((chords_prev.lookup(parent[dst], neuron) * step[:, None]).T
+                                     ).to(device)  # (3, N)
                 cols = matrix[:, torch.from_numpy(neuron).to(device)].T  # (N, size)
-                maps = store.get(src) + g[:, :, None] * cols[:, None, :]
+                maps = store.get(src) + g[:, :, None] * cols[None]
                 visited[dst] = True
                 # without expensive edges only the frontier can be a predecessor
                 store.add(dst, maps, keep_old=cross_edges)
@@ -182,9 +183,9 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
                 # column j of A_{l-1}, gated by site l-1 (same on both sides), through A_l
                 cols = matrix_prev[:, torch.from_numpy(neuron).to(device)]  # (size_{l-1}, N)
                 through = matrix @ (gate_prev(src).T.to(device) * cols)  # (size_l, N)
-                g = torch.from_numpy(chords_prev2.lookup(grandparent[dst], neuron)
-                                     * step[:, None]).to(device)
-                maps = store.get(src) + g[:, :, None] * through.T[:, None, :]
+                g = torch.from_numpy((chords_prev2.lookup(grandparent[dst], neuron)
+                                      * step[:, None]).T).to(device)  # (3, N)
+                maps = store.get(src) + g[:, :, None] * through.T[None]
                 visited[dst] = True
                 store.add(dst, maps, keep_old=False)
                 yield from emit(dst, maps)
@@ -210,7 +211,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
         yield from emit(start, maps)
         frontier = start
     if pending:
-        yield np.concatenate([p[0] for p in pending]), torch.cat([p[1] for p in pending])
+        yield np.concatenate([p[0] for p in pending]), torch.cat([p[1] for p in pending], dim=1)
 
 
 class _Store:
@@ -227,15 +228,15 @@ class _Store:
             self.position[self._faces[: self.size]] = -1
             self.size = 0
         end = self.size + len(faces)
-        if self._maps is None or end > len(self._maps):
-            grown = torch.empty((max(2 * end, 64), *maps.shape[1:]), dtype=maps.dtype,
-                                device=maps.device)
-            faces_grown = np.zeros(len(grown), dtype=np.int64)
+        if self._maps is None or end > self._maps.shape[1]:
+            capacity = max(2 * end, 64)
+            grown = torch.empty((3, capacity, maps.shape[2]), dtype=maps.dtype, device=maps.device)
+            faces_grown = np.zeros(capacity, dtype=np.int64)
             if self._maps is not None and self.size:
-                grown[: self.size] = self._maps[: self.size]
+                grown[:, : self.size] = self._maps[:, : self.size]
                 faces_grown[: self.size] = self._faces[: self.size]
             self._maps, self._faces = grown, faces_grown
-        self._maps[self.size : end] = maps
+        self._maps[:, self.size : end] = maps
         self._faces[self.size : end] = faces
         self.position[faces] = np.arange(self.size, end)
         self.size = end
@@ -245,4 +246,4 @@ class _Store:
 
     def get(self, faces: np.ndarray) -> torch.Tensor:
         assert self._maps is not None
-        return self._maps[torch.from_numpy(self.position[faces]).to(self._maps.device)]
+        return self._maps[:, torch.from_numpy(self.position[faces]).to(self._maps.device)]

@@ -43,7 +43,7 @@ from reluscope._validation import message
 from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Network, Site, at_points
-from reluscope.regions._bits import clear_bit, pack, set_bit, unpack
+from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
 from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
@@ -64,6 +64,10 @@ CACHE_ENTRIES = 1 << 25
 #: (one GEMM row block per face) when the previous site has at least this many neurons:
 #: propagation is memory-bound, the GEMM compute-bound; they cross near a few hundred.
 PROPAGATE_MIN_WIDTH = 512
+#: Narrow layers: a sibling's chord update costs ~1/SIBLING_COST of a full GEMM row block.
+SIBLING_COST = 8
+#: Chord updates applied per batch (bounds memory: SIBLING_BATCH x 3 x size floats).
+SIBLING_BATCH = 4096
 
 
 @dataclass
@@ -170,7 +174,7 @@ class _Engine:
         self.vt = Growable(None, np.float64)
         self.n_degenerate = 0
         self.timings: dict[str, float] = {}
-        self.cache: torch.Tensor | None = None  # previous site's maps per face (origin form)
+        self.cache: torch.Tensor | None = None  # previous site's maps (3, faces, size)
         # chords of the last two sites (origin form) and the parents of the last faces
         self.prev_chords: ChordTable | None = None
         self.prev2_chords: ChordTable | None = None
@@ -241,8 +245,8 @@ class _Engine:
             parts.append(self._near_zero(site, idx, masks, maps, ref, half, base))
             if keep and maps is not None:
                 if cache is None:
-                    cache = torch.empty((faces.count, 3, n), dtype=maps.dtype, device=maps.device)
-                cache[torch.from_numpy(idx).to(maps.device)] = maps
+                    cache = torch.empty((3, faces.count, n), dtype=maps.dtype, device=maps.device)
+                cache[:, torch.from_numpy(idx).to(maps.device)] = maps
             elif keep:
                 keep = False
         self.cache = cache if keep else None
@@ -263,7 +267,12 @@ class _Engine:
         if link is None or faces.parent is None or self.prev_chords is None or not wide:
             for start in range(0, faces.count, budget):
                 idx = np.arange(start, min(start + budget, faces.count))
-                yield idx, (self._full_maps(faces, site, idx) if link is not None else None)
+                if link is None:
+                    yield idx, None
+                elif faces.parent is None or self.prev_chords is None:
+                    yield idx, self._full_maps(faces, site, idx)
+                else:
+                    yield idx, self._sibling_maps(faces, site, idx, link[0])
             return
         slopes = [s.negative_slope for s in self.net.sites]
         adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
@@ -285,16 +294,60 @@ class _Engine:
             prev_link[0] if use_cross and prev_link is not None else None, gate_prev,
             lambda idx: self._full_maps(faces, site, idx), budget)
 
+    def _sibling_maps(self, faces: _Faces, site: Site, idx: np.ndarray, matrix: torch.Tensor
+                      ) -> torch.Tensor:
+        """Maps on a contiguous run of faces (sorted by parent), for narrow layers.
+
+        The first face of each parent in the run is computed in full; its siblings differ
+        from it only in the parent's chords of the previous site, so their maps are the
+        anchor's plus ``(gate_R[k] - gate_anchor[k]) * A[:, k] (x) g_k`` per differing
+        chord k. Faces of parents with many chords are computed in full.
+        """
+        assert faces.parent is not None and self.prev_chords is not None
+        table = self.prev_chords
+        prev_site = self.net.sites[site.index - 1]
+        parent = faces.parent[idx]
+        chord_face = table.key // table.size
+        lo = np.searchsorted(chord_face, parent, side="left")
+        n_chords = np.searchsorted(chord_face, parent, side="right") - lo
+        first = np.ones(len(idx), dtype=bool)
+        first[1:] = parent[1:] != parent[:-1]
+        anchor = np.flatnonzero(first)[np.cumsum(first) - 1]
+        full = np.flatnonzero(first | (n_chords * SIBLING_COST > prev_site.size))
+        maps = torch.empty((3, len(idx), site.size), dtype=torch.float64, device=matrix.device)
+        maps[:, torch.from_numpy(full).to(matrix.device)] = self._full_maps(faces, site, idx[full])
+        rest = np.setdiff1d(np.arange(len(idx)), full, assume_unique=True)
+        if len(rest) == 0:
+            return maps
+        maps[:, torch.from_numpy(rest).to(matrix.device)] = \
+            maps[:, torch.from_numpy(anchor[rest]).to(matrix.device)]
+        count = n_chords[rest]
+        rows = np.repeat(rest, count)
+        chord = np.repeat(lo[rest] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+        k = table.key[chord] % table.size
+        packed = faces.patterns[site.index - 1]
+        step = (bit_at(packed, idx[rows], k).astype(np.float64)
+                - bit_at(packed, idx[anchor[rows]], k)) * (1.0 - prev_site.negative_slope)
+        hit = np.flatnonzero(step != 0)
+        rows, chord, k, step = rows[hit], chord[hit], k[hit], step[hit]
+        for start in range(0, len(rows), SIBLING_BATCH):
+            sl = slice(start, start + SIBLING_BATCH)
+            g = torch.from_numpy((table.rows[chord[sl]] * step[sl, None]).T).to(matrix.device)
+            cols = matrix[:, torch.from_numpy(k[sl]).to(matrix.device)].T  # (P, size)
+            maps.index_add_(1, torch.from_numpy(rows[sl]).to(matrix.device),
+                            g[:, :, None] * cols[None])
+        return maps
+
     def _full_maps(self, faces: _Faces, site: Site, idx: np.ndarray) -> torch.Tensor:
         """Origin-form maps on faces `idx` by full propagation through the links."""
         previous = None
         if self.cache is not None and faces.parent is not None:
-            previous = self.cache[torch.from_numpy(faces.parent[idx]).to(self.cache.device)]
+            previous = self.cache[:, torch.from_numpy(faces.parent[idx]).to(self.cache.device)]
         masks = self._masks(faces, idx, site.index)
         maps = self.net.chain_maps(masks, site.index, previous)
         if maps is None:  # an earlier link is missing: one forward-mode pass per face
             at_origin = torch.zeros(len(idx), 2, dtype=torch.float64)
-            maps = torch.stack(self.net.affine_maps(at_origin, masks, site.index), dim=1)
+            maps = torch.stack(self.net.affine_maps(at_origin, masks, site.index), dim=0)
         return maps
 
     def _near_zero(self, site: Site, idx: np.ndarray, masks: list[torch.Tensor],
