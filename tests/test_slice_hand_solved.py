@@ -116,3 +116,39 @@ def test_triangle_domain():
     assert part.n_regions == 2
     # the cut t = 0 leaves a triangle of area 0.5 on top and a trapezoid of 1.5 below
     assert np.sort(part.areas()) == pytest.approx([0.5, 1.5])
+
+
+def test_nearly_parallel_cuts_meet_inside_the_domain():
+    # t = 0 and t = eps * s: they cross at the origin with an angle of ~1e-9
+    eps = 1e-9
+    net = linear_relu([[0.0, 1.0], [-eps, 1.0]], [0.0, 0.0])
+    part = rs.slice_regions(net, square())
+    assert part.n_regions == 4
+    # the two thin wedges between the lines have area eps / 2 each (|s| <= 1)
+    wedges = np.sort(part.areas())[:2]
+    assert wedges == pytest.approx([eps / 2, eps / 2], rel=1e-6)
+    assert part.verify(net).ok
+
+
+def test_tiny_triangle_far_smaller_than_the_domain():
+    # three lines bounding a triangle of legs h around (0.3, 0.2): area h^2 / 2
+    h = 1e-6
+    net = linear_relu([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [-0.3, -0.2, 0.5 + h])
+    part = rs.slice_regions(net, square())
+    assert part.n_regions == 7
+    tiny = part.areas().min()
+    assert tiny == pytest.approx(h * h / 2, rel=1e-6)
+    assert part.areas().sum() == pytest.approx(4.0, rel=1e-14)
+    assert part.verify(net).ok
+
+
+def test_regions_thinner_than_the_snap_tolerance_are_not_created():
+    from reluscope.regions.slice2d import SNAP_RTOL
+
+    # the triangle's legs are 1e-3 of the snap distance: the three lines are treated as
+    # concurrent and the triangle does not appear (documented tolerance)
+    h = 1e-3 * SNAP_RTOL * 2 * np.sqrt(2)
+    net = linear_relu([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [-0.3, -0.2, 0.5 + h])
+    part = rs.slice_regions(net, square())
+    assert part.n_regions == 6
+    assert part.areas().sum() == pytest.approx(4.0, rel=1e-14)
