@@ -6,4 +6,4 @@ bash scripts/setup.sh
 if [ -z "${RELUSCOPE_DATA:-}" ] && [ -d ../shared/datasets/mnist ]; then
   export RELUSCOPE_DATA="$(cd ../shared/datasets && pwd)"
 fi
-.venv/bin/python examples/slice_demo.py "$@"
+.venv/bin/reluscope demo "$@"

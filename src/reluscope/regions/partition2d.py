@@ -185,6 +185,9 @@ class Partition2D:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; use normal rights
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

@@ -5,7 +5,7 @@ images (a few seconds on a CPU), then computes the exact partition of the plane
 through test images 0, 1 and 2 before and after training, verifies both, and writes
 a side-by-side picture, the partitions (.npz) and their summary (JSON).
 
-Usage: python examples/slice_demo.py [--out outputs/slice_demo] [--data DIR]
+Usage: reluscope demo [--out outputs/slice_demo] [--data DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from reluscope.plotting import plot_partition
 
 
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
+    """A few Adam steps of cross-entropy on random mini-batches (seeded)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
@@ -40,11 +41,14 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: i
     return float(loss.detach())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="outputs/slice_demo")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the demo command."""
+    parser.add_argument("--out", default="outputs/slice_demo", help="output folder")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
-    args = parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train the small MLP, slice, verify, and write the picture and partitions."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -88,6 +92,13 @@ def main() -> None:
     fig.savefig(out / "partitions.png", dpi=130)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"picture: {out / 'partitions.png'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m reluscope.demo``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
