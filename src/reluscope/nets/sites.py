@@ -452,7 +452,8 @@ class Network:
 def at_points(maps: torch.Tensor, coords: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Origin-form maps (3, N, n) -> (value at `coords` (N, 2), slope s, slope t)."""
-    value = maps[0] + maps[1] * coords[:, :1] + maps[2] * coords[:, 1:]
+    value = torch.addcmul(maps[0], maps[1], coords[:, :1])
+    value.addcmul_(maps[2], coords[:, 1:])
     return value, maps[1], maps[2]
 
 

@@ -134,6 +134,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
         Faces per yielded batch (approximately).
     """
     device = matrix.device
+    rows_of = matrix.T.contiguous()  # row k = column k of A_l (contiguous gathers)
     visited = np.zeros(n_faces, dtype=bool)
     # maps of the faces that may still serve as predecessors, and their positions
     store = _Store(n_faces)
@@ -145,6 +146,9 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
 
     def emit(faces: np.ndarray, maps: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         nonlocal pending_count
+        if len(faces) >= budget // 4:  # large enough on its own: no copy
+            yield faces, maps
+            return
         pending.append((faces, maps))
         pending_count += len(faces)
         if pending_count >= budget:
@@ -165,8 +169,8 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
             if len(dst):
                 g = torch.from_numpy((chords_prev.lookup(parent[dst], neuron) * step[:, None]).T
                                      ).to(device)  # (3, N)
-                cols = matrix[:, torch.from_numpy(neuron).to(device)].T  # (N, size)
-                maps = store.get(src) + g[:, :, None] * cols[None]
+                cols = rows_of[torch.from_numpy(neuron).to(device)]  # (N, size)
+                maps = torch.addcmul(store.get(src), g[:, :, None], cols[None])
                 visited[dst] = True
                 # without expensive edges only the frontier can be a predecessor
                 store.add(dst, maps, keep_old=cross_edges)
@@ -185,7 +189,7 @@ def propagate(adj: Adjacency, n_faces: int, parent: np.ndarray, grandparent: np.
                 through = matrix @ (gate_prev(src).T.to(device) * cols)  # (size_l, N)
                 g = torch.from_numpy((chords_prev2.lookup(grandparent[dst], neuron)
                                       * step[:, None]).T).to(device)  # (3, N)
-                maps = store.get(src) + g[:, :, None] * through.T[None]
+                maps = torch.addcmul(store.get(src), g[:, :, None], through.T[None])
                 visited[dst] = True
                 store.add(dst, maps, keep_old=False)
                 yield from emit(dst, maps)

@@ -359,14 +359,16 @@ class _Engine:
             triple = at_points(maps, coords.to(maps.device))
         else:
             triple = self.net.affine_maps(coords, masks, site.index)
-        value, ds, dt = (t.detach().cpu().numpy() for t in triple)
+        value_t, ds_t, dt_t = triple
         # Each neuron's range over the face's bounding box (grown by the band) is
         # value +- (|ds| * half_s + |dt| * half_t): a superset of its range over the face.
         # Only pairs whose range reaches zero get the exact per-vertex check.
-        margin = np.abs(ds) * half[idx, :1] + np.abs(dt) * half[idx, 1:]
-        near = np.abs(value) < margin
-        base[idx] = pack(value > margin)
-        f, k = np.nonzero(near)
+        box = torch.from_numpy(half[idx]).to(value_t.device)
+        margin = ds_t.abs().mul_(box[:, :1])
+        margin.addcmul_(dt_t.abs(), box[:, 1:])
+        base[idx] = pack((value_t > margin).cpu().numpy())
+        f, k = np.nonzero((value_t.abs() < margin).cpu().numpy())
+        value, ds, dt = (t.detach().cpu().numpy() for t in triple)
         return _Pairs(idx[f], k, value[f, k], ds[f, k], dt[f, k], ref[idx][f])
 
     # ------------------------------------------------------------------ step 2
