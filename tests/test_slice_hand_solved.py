@@ -152,3 +152,12 @@ def test_regions_thinner_than_the_snap_tolerance_are_not_created():
     part = rs.slice_regions(net, square())
     assert part.n_regions == 6
     assert part.areas().sum() == pytest.approx(4.0, rel=1e-14)
+
+
+def test_tiny_triangle_far_from_the_origin_keeps_its_area():
+    # legs of 1e-8 at (5.3, 5.2): absolute coordinates would cancel the ~5e-17 area away
+    h = 1e-8
+    net = linear_relu([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [-5.3, -5.2, 10.5 + h])
+    part = rs.slice_regions(net, square(6.0))
+    assert part.areas().min() == pytest.approx(h * h / 2, rel=1e-5)
+    assert part.verify(net).ok

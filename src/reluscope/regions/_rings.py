@@ -65,9 +65,17 @@ def expand_slots(ptr: np.ndarray, extra: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def shoelace(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Signed area of each ring (positive for counter-clockwise), shape (F,)."""
-    p = xy[vid]
-    q = xy[vid[next_slot(ptr)]]
+    """Signed area of each ring (positive for counter-clockwise), shape (F,).
+
+    Coordinates are taken relative to each ring's first vertex, so the rounding error
+    scales with the ring's own size, not with its distance from the origin (a triangle
+    with 1e-9 legs at distance 5 keeps its ~1e-18 area).
+    """
+    if len(vid) == 0:
+        return np.zeros(len(ptr) - 1)
+    first = np.repeat(xy[vid[ptr[:-1]]], np.diff(ptr), axis=0)
+    p = xy[vid] - first
+    q = xy[vid[next_slot(ptr)]] - first
     cross = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
     return 0.5 * np.add.reduceat(cross, ptr[:-1]) if len(cross) else np.zeros(0)
 
