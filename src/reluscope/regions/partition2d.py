@@ -138,7 +138,6 @@ class Partition2D:
         """The regions as an array of shapely Polygons (F,)."""
         import shapely
 
-        count = np.diff(self.face_offsets)
         closed_offsets = self.face_offsets + np.arange(self.n_regions + 1)
         ring = ring_ids(self.face_offsets)
         slots = np.arange(len(self.face_vertices))
@@ -148,7 +147,6 @@ class Partition2D:
                               closed_offsets[1:] - 1])
         coords = np.empty((len(order), 2))
         coords[key] = self.vertices[self.face_vertices[order]]
-        del count
         return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords,
                                          (closed_offsets, np.arange(self.n_regions + 1)))
 

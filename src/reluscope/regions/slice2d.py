@@ -3,8 +3,16 @@
 Algorithm (one pass per ReLU site, in forward order)
 ---------------------------------------------------
 The partition by sites ``0..l-1`` is refined by site ``l``. On each current face
-``R`` the pre-activations of site ``l`` are affine; their exact maps come from one
-masked forward-mode pass per face (patterns of earlier sites forced). Then:
+``R`` the pre-activations of site ``l`` are affine. Their exact maps come from
+
+* a masked forward-mode pass per face (patterns of earlier sites forced): any
+  architecture;
+* or, when site ``l``'s input is an affine function of site ``l-1``'s output (a *link*,
+  found by probing), by pushing the maps of site ``l-1`` through the link (one GEMM
+  per face), by rank-1 updates from a sibling face (narrow layers), or by propagation
+  across shared edges (wide layers, see ``_propagate``).
+
+Then:
 
 1. *Candidates*: neurons whose values on R's vertices come within a generous band of
    zero. Their values at R's vertices are recomputed *canonically*: every (vertex,
