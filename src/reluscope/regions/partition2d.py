@@ -296,7 +296,8 @@ def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.nda
     b = vid[next_slot(ptr)]
     face = ring_ids(ptr)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((face, hi, lo))
+    # slots are in face order, so a stable sort on the edge key keeps faces ascending
+    order = np.argsort(lo * len(xy) + hi, kind="stable")
     lo_s, hi_s = lo[order], hi[order]
     start = np.ones(len(order), dtype=bool)
     start[1:] = (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])

@@ -131,6 +131,11 @@ class _Canonical:
         return self.values[pos]
 
 
+def chords_size(chords: _Pairs) -> int:
+    """An upper bound of the neuron indices in `chords` (for packing keys)."""
+    return int(chords.neuron.max()) + 1 if len(chords.neuron) else 1
+
+
 class _RingPool:
     """Append-only storage of rings; a ring is addressed by (start, length)."""
 
@@ -425,8 +430,13 @@ class _Engine:
         lo = np.minimum(a, b)[hit]
         hi = np.maximum(a, b)[hit]
         k = k[hit]
-        triples = np.unique(np.stack([lo, hi, k], axis=1), axis=0)
-        lo, hi, k = triples[:, 0], triples[:, 1], triples[:, 2]
+        # one crossing per (edge, neuron), found from both faces of the edge
+        n_vertices, n_neurons = self.xy.size, chords_size(chords)
+        if n_vertices * n_vertices * n_neurons < 2**62:  # one int64 key: fast
+            _, first = np.unique((lo * n_vertices + hi) * n_neurons + k, return_index=True)
+        else:
+            _, first = np.unique(np.stack([lo, hi, k], axis=1), axis=0, return_index=True)
+        lo, hi, k = lo[first], hi[first], k[first]
         zlo = canonical(lo, k)
         zhi = canonical(hi, k)
         t = zlo / (zlo - zhi)
