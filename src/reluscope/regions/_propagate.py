@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reluscope.regions._bits import bit_at, xor_popcount
-from reluscope.regions._rings import next_slot, ring_ids
+from reluscope.regions._rings import edge_twins, ring_ids, site_of_label
 
 
 @dataclass
@@ -57,20 +57,13 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
                     label_offset: np.ndarray, site: int, slopes: list[float]) -> Adjacency:
     """Usable edges of the faces before `site` is applied (see module docstring)."""
     n_faces = len(ptr) - 1
-    a, b = vid, vid[next_slot(ptr)]
     face = ring_ids(ptr)
-    span = int(vid.max()) + 1 if len(vid) else 1
-    key = np.minimum(a, b) * span + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    same = key[order[1:]] == key[order[:-1]]
-    f = face[order[:-1]][same]
-    g = face[order[1:]][same]
-    label = lab[order[:-1]][same]
-    layer = np.where(label >= 0, np.searchsorted(label_offset, label, side="right") - 1, -1)
-    usable = (layer == site - 1) | (layer == site - 2)
-    usable &= layer >= 0
-    f, g, label, layer = f[usable], g[usable], label[usable], layer[usable]
-    neuron = label - label_offset[np.maximum(layer, 0)]
+    first, second = edge_twins(ptr, vid)
+    shared = second >= 0
+    f, g = face[first[shared]], face[second[shared]]
+    layer, neuron = site_of_label(lab[first[shared]], label_offset)
+    usable = ((layer == site - 1) | (layer == site - 2)) & (layer >= 0)
+    f, g, layer, neuron = f[usable], g[usable], layer[usable], neuron[usable]
     # both faces must differ in exactly this neuron over all earlier sites
     flips = np.zeros(len(f), dtype=np.int64)
     for packed in patterns:

@@ -84,3 +84,39 @@ def vertex_means(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> np.ndarray
     """Mean of each ring's vertices (an interior point of a convex ring), shape (F, 2)."""
     sums = np.add.reduceat(xy[vid], ptr[:-1], axis=0)
     return sums / np.diff(ptr)[:, None]
+
+
+def edge_twins(ptr: np.ndarray, vid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pair every ring edge with the edge of the neighbouring ring that runs along it.
+
+    Returns
+    -------
+    first : (E,) int64
+        One slot per distinct edge (the lowest ring that has it).
+    second : (E,) int64
+        The slot of the other ring along the same edge, or -1 for an edge with one ring.
+    """
+    a = vid
+    b = vid[next_slot(ptr)]
+    span = int(vid.max()) + 1 if len(vid) else 1
+    # slots are in ring order, so a stable sort on the edge key keeps rings ascending
+    key = np.minimum(a, b) * span + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    start = np.ones(len(order), dtype=bool)
+    start[1:] = sorted_key[1:] != sorted_key[:-1]
+    heads = np.flatnonzero(start)
+    second = np.full(len(heads), -1, dtype=np.int64)
+    paired = np.zeros(len(heads), dtype=bool)
+    paired[:-1] = heads[1:] - heads[:-1] >= 2
+    if len(heads):
+        paired[-1] = len(order) - heads[-1] >= 2
+    second[paired] = order[heads[paired] + 1]
+    return order[heads], second
+
+
+def site_of_label(label: np.ndarray, label_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge labels -> (site, neuron); domain edges (negative labels) -> (-1, side index)."""
+    layer = np.where(label >= 0, np.searchsorted(label_offset, label, side="right") - 1, -1)
+    neuron = np.where(label >= 0, label - label_offset[np.maximum(layer, 0)], -1 - label)
+    return layer.astype(np.int64), neuron.astype(np.int64)

@@ -30,7 +30,7 @@ from reluscope._validation import describe, message
 from reluscope.errors import InputValueError, PartitionFileError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Site
-from reluscope.regions._rings import next_slot, ring_ids, shoelace, vertex_means
+from reluscope.regions._rings import edge_twins, next_slot, ring_ids, shoelace, site_of_label, vertex_means
 
 _FORMAT = "reluscope.Partition2D"
 _FORMAT_VERSION = 1
@@ -274,12 +274,6 @@ class VerificationReport:
                 and self.adjacency_mismatches == 0 and self.unmatched_edges == 0)
 
 
-def _site_of_label(label: np.ndarray, label_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    layer = np.where(label >= 0, np.searchsorted(label_offset, label, side="right") - 1, -1)
-    neuron = np.where(label >= 0, label - label_offset[np.maximum(layer, 0)], -1 - label)
-    return layer.astype(np.int64), neuron.astype(np.int64)
-
-
 def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.ndarray,
                     vid: np.ndarray, lab: np.ndarray, patterns: list[np.ndarray],
                     label_offset: np.ndarray, n_degenerate: int, snap_rtol: float) -> Partition2D:
@@ -292,26 +286,13 @@ def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.nda
     remap[used] = np.arange(len(used))
     vid = remap[vid]
     xy = xy[used]
-    a = vid
     b = vid[next_slot(ptr)]
     face = ring_ids(ptr)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    # slots are in face order, so a stable sort on the edge key keeps faces ascending
-    order = np.argsort(lo * len(xy) + hi, kind="stable")
-    lo_s, hi_s = lo[order], hi[order]
-    start = np.ones(len(order), dtype=bool)
-    start[1:] = (lo_s[1:] != lo_s[:-1]) | (hi_s[1:] != hi_s[:-1])
-    first = order[start]
-    group = np.cumsum(start) - 1
-    count = np.bincount(group)
-    second = np.full(len(first), -1, dtype=np.int64)
-    has_twin = count >= 2
-    second_pos = np.flatnonzero(start)[has_twin] + 1
-    second[has_twin] = order[second_pos]
-    edges = np.stack([a[first], b[first]], axis=1)
+    first, second = edge_twins(ptr, vid)
+    edges = np.stack([vid[first], b[first]], axis=1)
     right = np.where(second >= 0, face[np.maximum(second, 0)], -1)
     edge_faces = np.stack([face[first], right], axis=1)
-    layer, neuron = _site_of_label(lab[first], label_offset)
+    layer, neuron = site_of_label(lab[first], label_offset)
     return Partition2D(plane, tuple(sites), xy, ptr.astype(np.int64), vid.astype(np.int64),
                        edges.astype(np.int64), edge_faces.astype(np.int64), layer, neuron,
                        tuple(patterns), int(n_degenerate), float(snap_rtol))

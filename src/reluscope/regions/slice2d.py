@@ -131,11 +131,6 @@ class _Canonical:
         return self.values[pos]
 
 
-def chords_size(chords: _Pairs) -> int:
-    """An upper bound of the neuron indices in `chords` (for packing keys)."""
-    return int(chords.neuron.max()) + 1 if len(chords.neuron) else 1
-
-
 class _RingPool:
     """Append-only storage of rings; a ring is addressed by (start, length)."""
 
@@ -254,8 +249,7 @@ class _Engine:
         keep = site.index + 1 < len(self.net.sites) and faces.count * 3 * n <= CACHE_ENTRIES
         cache: torch.Tensor | None = None
         for idx, maps in self._map_batches(faces, site):
-            masks = self._masks(faces, idx, site.index)
-            parts.append(self._near_zero(site, idx, masks, maps, ref, half, base))
+            parts.append(self._near_zero(faces, site, idx, maps, ref, half, base))
             if keep and maps is not None:
                 if cache is None:
                     cache = torch.empty((3, faces.count, n), dtype=maps.dtype, device=maps.device)
@@ -363,15 +357,17 @@ class _Engine:
             maps = torch.stack(self.net.affine_maps(at_origin, masks, site.index), dim=0)
         return maps
 
-    def _near_zero(self, site: Site, idx: np.ndarray, masks: list[torch.Tensor],
-                   maps: torch.Tensor | None, ref: np.ndarray, half: np.ndarray, base: np.ndarray
-                   ) -> _Pairs:
-        """Pairs (face, neuron) whose range over the face's box reaches zero; base patterns."""
+    def _near_zero(self, faces: _Faces, site: Site, idx: np.ndarray, maps: torch.Tensor | None,
+                   ref: np.ndarray, half: np.ndarray, base: np.ndarray) -> _Pairs:
+        """Pairs (face, neuron) whose range over the face's box reaches zero; base patterns.
+
+        `maps` None means no link: the maps come from a masked forward-mode pass here.
+        """
         coords = torch.from_numpy(ref[idx])
         if maps is not None:
             triple = at_points(maps, coords.to(maps.device))
         else:
-            triple = self.net.affine_maps(coords, masks, site.index)
+            triple = self.net.affine_maps(coords, self._masks(faces, idx, site.index), site.index)
         value_t, ds_t, dt_t = triple
         # Each neuron's range over the face's bounding box (grown by the band) is
         # value +- (|ds| * half_s + |dt| * half_t): a superset of its range over the face.
@@ -431,7 +427,7 @@ class _Engine:
         hi = np.maximum(a, b)[hit]
         k = k[hit]
         # one crossing per (edge, neuron), found from both faces of the edge
-        n_vertices, n_neurons = self.xy.size, chords_size(chords)
+        n_vertices, n_neurons = self.xy.size, int(k.max()) + 1 if len(k) else 1
         if n_vertices * n_vertices * n_neurons < 2**62:  # one int64 key: fast
             _, first = np.unique((lo * n_vertices + hi) * n_neurons + k, return_index=True)
         else:
