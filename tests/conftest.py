@@ -60,12 +60,12 @@ def grid_patterns(model: nn.Module, plane: rs.Plane, n: int) -> tuple[np.ndarray
 
     Returns the grid points (n*n, 2) and the patterns (n*n, total neurons) as bool.
     """
-    from reluscope.nets.sites import Network
+    from reluscope.nets.plane_network import Network
 
     (s0, s1), (t0, t1) = plane.extent
     s = np.linspace(s0, s1, n + 2)[1:-1]
     t = np.linspace(t0, t1, n + 2)[1:-1]
     pts = np.stack(np.meshgrid(s, t), -1).reshape(-1, 2)
     net = Network(model, plane)
-    pre = net.preactivations(torch.from_numpy(pts))
+    pre = net.plane_preactivations(torch.from_numpy(pts))
     return pts, np.concatenate([(z > 0).cpu().numpy() for z in pre], axis=1)

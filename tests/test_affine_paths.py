@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from conftest import square
-from reluscope.nets.sites import Network
+from reluscope.nets.plane_network import Network
 from test_slice_architectures import ResNetish
 
 

@@ -10,13 +10,14 @@ Operations that are not piecewise affine with ReLU breakpoints (GELU, tanh,
 max-pool, softmax, layer norm, ...) and modules in training mode (BatchNorm using
 batch statistics, active Dropout) are refused with the module path that called them.
 
-The engines use two kinds of pass:
+`InstrumentedModel` runs such passes on a float64 copy of a model. The engines use
+two kinds of pass:
 
 * *probe* (``masks=None``): the plain network; pre-activations are recorded.
 * *masked*: every site's activation pattern is forced per sample
   (``relu(z) -> z * mask``), which makes the network exactly affine around each
-  sample; forward-mode AD then gives the slopes of each pre-activation along the
-  plane's two directions.
+  sample; forward-mode AD then gives the slopes of each pre-activation along
+  given input directions (a plane's two directions, a path's direction).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from torch.overrides import TorchFunctionMode
 
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError, UnsupportedModelError
-from reluscope.geometry.plane import Plane
 
 _RELU_FUNCS: set[Any] = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu,
                          torch.Tensor.relu_}
@@ -219,8 +219,36 @@ def _float64_state(model: nn.Module, device: torch.device) -> dict[str, torch.Te
     return state
 
 
-class Network:
-    """A model prepared for exact analysis on one plane (float64, instrumented).
+def model_device(model: nn.Module, default: torch.device | str = "cpu") -> torch.device:
+    """Device of the model's first parameter or buffer (`default` for a stateless model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device(default)
+
+
+@dataclass
+class Pass:
+    """What one instrumented forward pass recorded.
+
+    Attributes
+    ----------
+    sites : list of Site
+        The ReLU sites met, in call order.
+    records : list of torch.Tensor
+        Per site, shape ``(1 + D, N, size)``: the pre-activation at the N inputs, then
+        its directional derivative along each of the D directions.
+    output : torch.Tensor or None
+        The model's output flattened, ``(1 + D, N, n_out)``, or None when the pass
+        stopped early.
+    """
+
+    sites: list[Site]
+    records: list[torch.Tensor]
+    output: torch.Tensor | None
+
+
+class InstrumentedModel:
+    """A model prepared for exact analysis (float64 parameters, instrumented forward).
 
     The user's model is never modified: its parameters and buffers are copied to
     float64 and the forward runs through ``torch.func.functional_call``.
@@ -229,216 +257,171 @@ class Network:
     ----------
     model : nn.Module
         Any network whose nonlinearities are ReLU/LeakyReLU.
-    plane : Plane
-        The slice; its origin is used for a probe pass that lists the sites.
+    examples : torch.Tensor, shape (K, *input_shape)
+        Inputs the model is probed on: the sites are listed from the first, and every
+        other must give the same sequence of ReLU calls.
+    where : str
+        Name of the public function, for error messages.
     """
 
-    def __init__(self, model: nn.Module, plane: Plane, where: str = "slice_regions") -> None:
+    #: How error messages name the inputs (subclasses say where they come from).
+    input_noun = "inputs shaped"
+
+    def __init__(self, model: nn.Module, examples: torch.Tensor, where: str) -> None:
         if not isinstance(model, nn.Module):
             raise InputTypeError(message(f"`model` of {where}", "a torch.nn.Module",
                                          describe(model), "Pass the network itself."))
-        if not isinstance(plane, Plane):
-            raise InputTypeError(message(f"`plane` of {where}", "a reluscope.Plane",
-                                         describe(plane),
-                                         "Build one with Plane.through(x0, x1, x2) or Plane(...)."))
         self.model = model
-        self.plane = plane
         self.where = where
-        params = list(model.parameters()) + list(model.buffers())
-        self.device = params[0].device if params else plane.origin.device
+        self.device = model_device(model, examples.device)
         self.state = _float64_state(model, self.device)
-        self.origin = plane.origin.to(self.device)
-        self.basis = plane.basis.to(self.device)
+        self.examples = examples.to(device=self.device, dtype=torch.float64)
+        self.input_shape = tuple(self.examples.shape[1:])
         self._links: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
-        self._site0: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        probe = self._run(torch.zeros(1, 2, dtype=torch.float64), masks=None, stop_after=None,
-                          tangents=False)
-        self.sites: list[Site] = probe[0]
-        # the same ReLU calls must happen everywhere: check the domain's corners too
-        for corner in plane.polygon:
-            self._check_sites(self._run(torch.from_numpy(corner[None]), masks=None,
-                                        stop_after=None, tangents=False)[0], None, exact=True)
+        self.sites: list[Site] = self.forward(self.examples[:1]).sites
+        for example in self.examples[1:]:  # one at a time: a branch may look at x[0]
+            self.check_sites(self.forward(example[None]).sites, None, exact=True)
         if not self.sites:
             raise UnsupportedModelError(message(
                 f"`model` of {where}", "a network with at least one ReLU/LeakyReLU",
                 "a forward pass that applies none (the model is affine)",
                 "An affine model has a single linear region; nothing to partition."))
 
-    # ------------------------------------------------------------------ passes
-    def _inputs(self, coords: torch.Tensor) -> torch.Tensor:
-        coords = coords.to(self.device)
-        flat = self.origin.reshape(1, -1) + coords @ self.basis.reshape(2, -1)
-        return flat.reshape(coords.shape[0], *self.origin.shape)
+    def forward(self, x: torch.Tensor, *, masks: Sequence[torch.Tensor] | None = None,
+                stop_after: int | None = None, directions: torch.Tensor | None = None,
+                inject: dict[int, torch.Tensor] | None = None) -> Pass:
+        """One instrumented pass (no autograd graph; forward-mode AD for the directions).
 
-    def _run(self, coords: torch.Tensor, masks: Sequence[torch.Tensor] | None,
-             stop_after: int | None, tangents: bool, inject: dict[int, torch.Tensor] | None = None,
-             ) -> tuple[list[Site], list[torch.Tensor]]:
+        Parameters
+        ----------
+        x : torch.Tensor, shape (N, *input_shape), float64
+        masks : list of torch.Tensor, optional
+            ``masks[m]`` (N, size_m) bool forces the activation pattern of site m (for
+            every site the pass reaches); None runs the plain network.
+        stop_after : int, optional
+            Stop after this site (the output is then None).
+        directions : torch.Tensor, shape (D, N, *input_shape), optional
+            Input directions to differentiate along (one per sample).
+        inject : dict, optional
+            ``{site: activation (N, size)}`` replaces the activation of a site.
+        """
         stack: list[str] = []
-        x = self._inputs(coords)
+        x = x.to(self.device)
+        n_dir = 0 if directions is None else directions.shape[0]
+        if masks is not None and n_dir:
+            masks = [m.to(self.device).repeat(n_dir, 1) for m in masks]
         recorder = SiteRecorder(stack, masks=masks, stop_after=stop_after, inject=inject)
+        output: torch.Tensor | None = None
         with _module_paths(self.model, stack), torch.no_grad():
             try:
-                if tangents:
-                    n = x.shape[0]
-                    direction = torch.cat([self.basis[0].expand_as(x), self.basis[1].expand_as(x)])
-                    with fwad.dual_level():
-                        dual = fwad.make_dual(torch.cat([x, x]), direction)
-                        with recorder:
-                            try:
-                                torch.func.functional_call(self.model, self.state, (dual,))
-                            except _StopForward:
-                                pass
-                        records = []
-                        for z in recorder.records:
-                            primal, tangent = fwad.unpack_dual(z)
-                            flat_p = primal.reshape(2 * n, -1)[:n]
-                            flat_t = tangent.reshape(2 * n, -1)
-                            records.extend([flat_p, flat_t[:n], flat_t[n:]])
-                    return recorder.sites, records
-                with recorder:
-                    try:
-                        torch.func.functional_call(self.model, self.state, (x,))
-                    except _StopForward:
-                        pass
+                if directions is None:
+                    with recorder:
+                        try:
+                            output = torch.func.functional_call(self.model, self.state, (x,))
+                        except _StopForward:
+                            pass
+                    records = [z.reshape(1, z.shape[0], -1) for z in recorder.records]
+                    if not isinstance(output, torch.Tensor):  # stopped early, or a tuple/dict
+                        output = None
+                    else:
+                        output = output.reshape(1, x.shape[0], -1)
+                    return Pass(recorder.sites, records, output)
+                # D copies of the batch, each carrying one direction as its tangent
+                with fwad.dual_level():
+                    dual = fwad.make_dual(x.repeat(n_dir, *([1] * (x.dim() - 1))),
+                                          directions.to(self.device).reshape(-1, *x.shape[1:]))
+                    with recorder:
+                        try:
+                            output = torch.func.functional_call(self.model, self.state, (dual,))
+                        except _StopForward:
+                            pass
+                    records = [self._unpack(z, n_dir) for z in recorder.records]
+                    if not isinstance(output, torch.Tensor):
+                        output = None
+                    else:
+                        output = self._unpack(output, n_dir)
+                return Pass(recorder.sites, records, output)
             except (UnsupportedModelError, _StopForward):
                 raise
             except Exception as exc:  # the user's forward failed: say what we fed it
                 raise InputValueError(message(
                     f"`model` of {self.where}",
-                    f"callable on a batch of inputs shaped like the plane's origin "
-                    f"{tuple(self.origin.shape)}",
+                    f"callable on a batch of {self.input_noun} {self.input_shape}",
                     f"an error from its forward: {type(exc).__name__}: {exc}",
-                    "Build the plane from inputs the model accepts (without the batch axis).")
-                ) from exc
-        return recorder.sites, [z.reshape(z.shape[0], -1) for z in recorder.records]
+                    "Give inputs the model accepts (shaped like one sample, without the batch "
+                    "axis).")) from exc
 
-    def preactivations(self, coords: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        """Pre-activations of every site at plane points.
+    @staticmethod
+    def _unpack(z: torch.Tensor, n_dir: int) -> torch.Tensor:
+        """Dual tensor (D*N, ...) -> (1 + D, N, size): primal of the first copy, then tangents."""
+        primal, tangent = fwad.unpack_dual(z)
+        n = primal.shape[0] // n_dir
+        if tangent is None:  # the output does not depend on the input
+            tangent = torch.zeros_like(primal)
+        return torch.cat([primal.reshape(n_dir, n, -1)[:1], tangent.reshape(n_dir, n, -1)])
 
-        Parameters
-        ----------
-        coords : torch.Tensor, shape (N, 2), float64
-            Plane coordinates.
-        upto : int, optional
-            Last site needed (later sites are not computed).
+    def preactivations(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Pre-activations of every site (up to `upto`) at inputs ``x`` (N, *input_shape).
 
         Returns
         -------
         list of torch.Tensor, each (N, size_l), float64, on the model's device.
         """
-        sites, records = self._run(coords, None, upto, tangents=False)
-        self._check_sites(sites, upto)
-        return records
+        result = self.forward(x, stop_after=upto)
+        self.check_sites(result.sites, upto)
+        return [r[0] for r in result.records]
 
     def link(self, site: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The affine map from site ``site-1``'s output to site ``site``'s input, if it exists.
+        """The affine map from site ``site-1``'s activation to site ``site``'s input, if any.
 
-        Exists when the pre-activation of `site` depends on nothing but the activation of
-        the previous site (no skip connection around it): checked by injecting the same
-        activation for different inputs. Returns ``(A, b)`` with ``z = A @ a + b``,
-        ``A`` of shape (size_site, size_prev), or None (then the generic path is used).
+        ``site == len(self.sites)`` means the model's output. The map exists when that
+        input depends on nothing but the previous site's activation (no skip connection
+        around it): checked by injecting the same activation for different inputs.
+
+        Returns
+        -------
+        (A, b) with ``z = A @ a + b`` and A of shape (size_site, size_prev), or None (then
+        callers use the generic masked pass).
         """
         if site in self._links:
             return self._links[site]
         result = None
-        prev, cur = self.sites[site - 1].size, self.sites[site].size
+        is_output = site == len(self.sites)
+        stop = None if is_output else site
+        prev = self.sites[site - 1].size
+        cur = self.output_size if is_output else self.sites[site].size
         if site > 0 and prev * cur <= MAX_LINK_ENTRIES:
             gen = torch.Generator().manual_seed(0)
             probe = torch.rand(1, prev, generator=gen, dtype=torch.float64).to(self.device)
-            points = torch.from_numpy(np.vstack([self.plane.polygon[:2], [[0.0, 0.0]]]))
-            _, rec = self._run(points, None, site, False, inject={site - 1: probe.expand(3, prev)})
-            z_probe = rec[site]
+            inputs = torch.cat([self.examples[:1], self.examples[:1] + 1.0, self.examples[:1] - 2.0])
+
+            def after(x: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+                ran = self.forward(x, stop_after=stop, inject={site - 1: activation})
+                return ran.output[0] if is_output else ran.records[site][0]  # type: ignore[index]
+
+            z_probe = after(inputs, probe.expand(3, prev))
             scale = float(z_probe.abs().max()) + 1.0
             if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
                 basis = torch.cat([torch.zeros(1, prev, dtype=torch.float64),
                                    torch.eye(prev, dtype=torch.float64)]).to(self.device)
-                _, rec = self._run(torch.zeros(prev + 1, 2, dtype=torch.float64), None, site, False,
-                                   inject={site - 1: basis})
-                bias = rec[site][0]
-                matrix = (rec[site][1:] - bias).T.contiguous()
+                z_basis = after(self.examples[:1].expand(prev + 1, *self.input_shape), basis)
+                bias = z_basis[0]
+                matrix = (z_basis[1:] - bias).T.contiguous()
                 if float((matrix @ probe[0] + bias - z_probe[0]).abs().max()) <= 1e-10 * scale:
                     result = (matrix, bias)
         self._links[site] = result
         return result
 
-    def chain_maps(self, masks: Sequence[torch.Tensor], site: int,
-                   previous: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Affine maps of `site` by propagating through the links, or None if a link is missing.
+    @property
+    def output_size(self) -> int:
+        """Number of entries of the model's output for one sample."""
+        if not hasattr(self, "_output_size"):
+            out = self.forward(self.examples[:1]).output
+            self._output_size = 0 if out is None else int(out.shape[-1])
+        return self._output_size
 
-        Parameters
-        ----------
-        masks : list of torch.Tensor
-            ``masks[m]`` (N, size_m) bool for the sites ``m < site``.
-        site : int
-        previous : torch.Tensor, optional
-            (3, N, size_{site-1}) maps of the previous site on the same regions (saves
-            recomputing them from site 0).
-
-        Returns
-        -------
-        torch.Tensor of shape (3, N, size_site), or None
-            ``[0]``: value at the plane's origin, ``[1]``: slope along s, ``[2]``: along t
-            (each a contiguous (N, size) block).
-        """
-        first = site if previous is not None else 1
-        links = [self.link(m) for m in range(first, site + 1)]
-        if site == 0 or any(link is None for link in links):
-            return None
-        n = masks[0].shape[0]
-        if previous is None:
-            if self._site0 is None:
-                self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
-            maps = torch.stack(self._site0, dim=0).expand(3, n, -1)
-        else:
-            maps = previous.to(self.device)
-        for m, link in enumerate(links, start=first):
-            matrix, bias = link  # type: ignore[misc]
-            gate = masks[m - 1].to(device=self.device, dtype=torch.float64)
-            slope = self.sites[m - 1].negative_slope
-            if slope != 0.0:
-                gate = gate + slope * (1.0 - gate)
-            gated = (maps * gate[None]).reshape(3 * n, -1)
-            maps = (gated @ matrix.T).reshape(3, n, -1)  # one GEMM for all regions
-            maps[0] += bias
-        return maps
-
-    def affine_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Exact affine map of site `site` on the regions given by forced patterns.
-
-        With the patterns of sites ``0..site-1`` fixed to `masks`, the pre-activation of
-        `site` is an affine function of the plane coordinates; this returns its value at
-        `coords` and its two slopes.
-
-        Parameters
-        ----------
-        coords : torch.Tensor, shape (N, 2), float64
-            Reference points (any point; usually inside the region).
-        masks : list of torch.Tensor
-            ``masks[m]`` has shape (N, size_m), bool, for every site ``m < site``.
-        site : int
-
-        Returns
-        -------
-        value, ds, dt : torch.Tensor, each (N, size_site), float64
-            ``z(p) = value + ds * (p_s - s_ref) + dt * (p_t - t_ref)``.
-        """
-        chained = self.chain_maps(masks, site) if site > 0 else None
-        if chained is not None:
-            return at_points(chained, coords.to(self.device))
-        return self._generic_maps(coords, masks, site)
-
-    def _generic_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Affine maps by one masked forward-mode pass from the input (any architecture)."""
-        full = [*masks, torch.ones(coords.shape[0], self.sites[site].size, dtype=torch.bool,
-                                   device=self.device)]
-        doubled = [torch.cat([m.to(self.device), m.to(self.device)]) for m in full]
-        sites, records = self._run(coords, doubled, site, tangents=True)
-        self._check_sites(sites, site)
-        return records[3 * site], records[3 * site + 1], records[3 * site + 2]
-
-    def _check_sites(self, sites: list[Site], upto: int | None, exact: bool = False) -> None:
+    def check_sites(self, sites: list[Site], upto: int | None, exact: bool = False) -> None:
+        """Refuse a pass whose ReLU calls differ from the probe's (data-dependent control flow)."""
         last = len(self.sites) - 1 if upto is None else upto
         got = [(s.shape, s.negative_slope) for s in sites[: last + 1]]
         want = [(s.shape, s.negative_slope) for s in self.sites[: last + 1]]
@@ -447,22 +430,3 @@ class Network:
                 f"`model` of {self.where}", "a forward pass with the same ReLU calls for every input",
                 "a different sequence of ReLU calls for different inputs (data-dependent control "
                 "flow)", "Remove input-dependent branches from the forward."))
-
-
-def at_points(maps: torch.Tensor, coords: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Origin-form maps (3, N, n) -> (value at `coords` (N, 2), slope s, slope t)."""
-    value = torch.addcmul(maps[0], maps[1], coords[:, :1])
-    value.addcmul_(maps[2], coords[:, 1:])
-    return value, maps[1], maps[2]
-
-
-def discover_sites(model: nn.Module, plane: Plane) -> list[Site]:
-    """List the ReLU sites of `model` in call order (a probe pass at the plane's origin).
-
-    Raises
-    ------
-    UnsupportedModelError
-        If the forward uses an operation the exact engines cannot analyse.
-    """
-    return Network(model, plane, where="discover_sites").sites

@@ -50,7 +50,8 @@ from torch import nn
 from reluscope._validation import message
 from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
-from reluscope.nets.sites import Network, Site, at_points
+from reluscope.nets.plane_network import Network, at_points
+from reluscope.nets.sites import Site
 from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate

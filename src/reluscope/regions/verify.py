@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reluscope.nets.sites import Network
+from reluscope.nets.plane_network import Network
 from reluscope.regions._bits import bit_at, xor_popcount
 from reluscope.regions._rings import next_slot, ring_ids
 from reluscope.regions.partition2d import Partition2D, VerificationReport
@@ -48,7 +48,7 @@ def _pattern_mismatches(part: Partition2D, model: nn.Module, faces: np.ndarray) 
     bad = np.zeros(len(faces), dtype=bool)
     for start in range(0, len(faces), _BATCH):
         chunk = slice(start, start + _BATCH)
-        pre = net.preactivations(torch.from_numpy(points[chunk]))
+        pre = net.plane_preactivations(torch.from_numpy(points[chunk]))
         for site, tensor in enumerate(pre):
             z = tensor.detach().cpu().numpy()
             recorded = part.active(site)[faces[chunk]]
