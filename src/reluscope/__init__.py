@@ -8,21 +8,24 @@ from reluscope.errors import (
     TooManyRegionsError,
     UnsupportedModelError,
 )
-from reluscope.geometry import Plane
-from reluscope.regions import Partition2D, VerificationReport, slice_regions
+from reluscope.geometry import Path, Plane
+from reluscope.regions import Partition1D, Partition2D, VerificationReport, path_regions, slice_regions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InputTypeError",
     "InputValueError",
+    "Partition1D",
     "Partition2D",
     "PartitionFileError",
+    "Path",
     "Plane",
     "ReluscopeError",
     "TooManyRegionsError",
     "UnsupportedModelError",
     "VerificationReport",
     "__version__",
+    "path_regions",
     "slice_regions",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,11 @@ class SiteRecorder(TorchFunctionMode):
         self.records: list[torch.Tensor] = []
         self.sites: list[Site] = []
         self._names: dict[str, int] = {}
+        #: ``{site: (W, b)}`` where the site's input is ``F.linear`` of the previous site's
+        #: activation (site ``len(sites)``: the model's output); filled by a plain pass.
+        self.linear_links: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._last_activation: torch.Tensor | None = None
+        self._pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
 
     def _where(self) -> str:
         return self.module_stack[-1] if self.module_stack else "<top-level forward>"
@@ -153,6 +158,13 @@ class SiteRecorder(TorchFunctionMode):
                 slope = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
             return self._site(args[0], slope)
         name = _function_name(func)
+        if name == "linear":
+            result = func(*args, **kwargs)
+            source = _arg(args, kwargs, 0, "input", None)
+            if source is not None and source is self._last_activation:
+                self._pending = (result, _arg(args, kwargs, 1, "weight", None),
+                                 _arg(args, kwargs, 2, "bias", None))
+            return result
         if name in _REFUSED:
             self._refuse(f"a call to `{name}`", _FIX_NONLINEARITY)
         if name in _DROPOUTS and bool(_arg(args, kwargs, 2, "training", True)):
@@ -172,17 +184,25 @@ class SiteRecorder(TorchFunctionMode):
         name = base if count == 1 else f"{base}#{count}"
         self.sites.append(Site(index, name, tuple(z.shape[1:]), slope))
         self.records.append(z)
+        self.note_linear_link(index, z)
         if index in self.inject:
-            out = self.inject[index].reshape(z.shape).to(z.dtype)
+            out = self.inject[index].reshape(-1, *z.shape[1:]).to(z.dtype)  # may widen the batch
         elif self.masks is None:
             out = F.relu(z) if slope == 0.0 else F.leaky_relu(z, slope)
         else:
             mask = self.masks[index].reshape(z.shape).to(z.dtype)
             # relu(z) with a forced pattern: z on active entries, slope * z elsewhere.
             out = z * mask if slope == 0.0 else z * (mask + slope * (1 - mask))
+        self._last_activation = out
         if self.stop_after is not None and index >= self.stop_after:
             raise _StopForward
         return out
+
+    def note_linear_link(self, index: int, z: torch.Tensor) -> None:
+        """Remember ``(W, b)`` if `z` is exactly ``F.linear(previous activation, W, b)``."""
+        if self._pending is not None and self._pending[0] is z and z.dim() == 2:
+            self.linear_links[index] = self._pending[1:]
+        self._pending = None
 
 
 @contextmanager
@@ -245,6 +265,7 @@ class Pass:
     sites: list[Site]
     records: list[torch.Tensor]
     output: torch.Tensor | None
+    linear_links: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
 
 
 class InstrumentedModel:
@@ -278,7 +299,9 @@ class InstrumentedModel:
         self.examples = examples.to(device=self.device, dtype=torch.float64)
         self.input_shape = tuple(self.examples.shape[1:])
         self._links: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
-        self.sites: list[Site] = self.forward(self.examples[:1]).sites
+        probe = self.forward(self.examples[:1])
+        self.sites: list[Site] = probe.sites
+        self._linear_links = probe.linear_links
         for example in self.examples[1:]:  # one at a time: a branch may look at x[0]
             self.check_sites(self.forward(example[None]).sites, None, exact=True)
         if not self.sites:
@@ -320,12 +343,14 @@ class InstrumentedModel:
                             output = torch.func.functional_call(self.model, self.state, (x,))
                         except _StopForward:
                             pass
+                    if isinstance(output, torch.Tensor):
+                        recorder.note_linear_link(len(recorder.records), output)
                     records = [z.reshape(1, z.shape[0], -1) for z in recorder.records]
                     if not isinstance(output, torch.Tensor):  # stopped early, or a tuple/dict
                         output = None
                     else:
-                        output = output.reshape(1, x.shape[0], -1)
-                    return Pass(recorder.sites, records, output)
+                        output = output.reshape(1, output.shape[0], -1)
+                    return Pass(recorder.sites, records, output, recorder.linear_links)
                 # D copies of the batch, each carrying one direction as its tangent
                 with fwad.dual_level():
                     dual = fwad.make_dual(x.repeat(n_dir, *([1] * (x.dim() - 1))),
@@ -385,6 +410,10 @@ class InstrumentedModel:
         """
         if site in self._links:
             return self._links[site]
+        if site in self._linear_links:  # a plain nn.Linear: its parameters are the map
+            weight, bias = self._linear_links[site]
+            self._links[site] = (weight, torch.zeros_like(weight[:, 0]) if bias is None else bias)
+            return self._links[site]
         result = None
         is_output = site == len(self.sites)
         stop = None if is_output else site
@@ -404,7 +433,7 @@ class InstrumentedModel:
             if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
                 basis = torch.cat([torch.zeros(1, prev, dtype=torch.float64),
                                    torch.eye(prev, dtype=torch.float64)]).to(self.device)
-                z_basis = after(self.examples[:1].expand(prev + 1, *self.input_shape), basis)
+                z_basis = after(self.examples[:1], basis)  # one input; the injection widens the batch
                 bias = z_basis[0]
                 matrix = (z_basis[1:] - bias).T.contiguous()
                 if float((matrix @ probe[0] + bias - z_probe[0]).abs().max()) <= 1e-10 * scale:

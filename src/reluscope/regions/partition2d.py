@@ -16,9 +16,7 @@ Layout (the GeoArrow / shapely ragged-array layout for the rings):
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,10 @@ import numpy as np
 import torch
 
 from reluscope._validation import describe, message
-from reluscope.errors import InputValueError, PartitionFileError
+from reluscope.errors import InputValueError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Site
+from reluscope.regions._npz import read_npz, sites_from_meta, sites_meta, write_npz
 from reluscope.regions._rings import edge_twins, next_slot, ring_ids, shoelace, site_of_label, vertex_means
 
 _FORMAT = "reluscope.Partition2D"
@@ -156,14 +155,9 @@ class Partition2D:
 
         Returns the path written (``.npz`` is appended if missing).
         """
-        target = Path(path)
-        if target.suffix != ".npz":
-            target = target.with_name(target.name + ".npz")
-        target.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": _FORMAT, "version": _FORMAT_VERSION,
-            "sites": [{"index": s.index, "name": s.name, "shape": list(s.shape),
-                       "negative_slope": s.negative_slope} for s in self.sites],
+            "sites": sites_meta(self.sites),
             "extent": [list(self.plane.extent[0]), list(self.plane.extent[1])],
             "n_degenerate": self.n_degenerate, "snap_rtol": self.snap_rtol,
         }
@@ -174,47 +168,17 @@ class Partition2D:
             "edge_neuron": self.edge_neuron,
             "plane_origin": self.plane.origin.detach().cpu().numpy(),
             "plane_basis": self.plane.basis.detach().cpu().numpy(),
-            "plane_domain": self.plane.domain,
-            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            "plane_domain": np.asarray(self.plane.domain),
         }
         for i, packed in enumerate(self.patterns):
             arrays[f"pattern_{i}"] = packed
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; use normal rights
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+        return write_npz(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Partition2D:
         """Read a partition written by :meth:`save`."""
-        source = Path(path)
-        if not source.is_file():
-            raise PartitionFileError(message("`path` of Partition2D.load", "an existing .npz file",
-                                             f"{str(source)!r}, which does not exist",
-                                             "Check the path (save() appends .npz)."))
-        try:
-            with np.load(source, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                if meta.get("format") != _FORMAT:
-                    raise KeyError("format")
-                arrays = {name: data[name] for name in data.files}
-        except PartitionFileError:
-            raise
-        except Exception as exc:
-            raise PartitionFileError(message(
-                "`path` of Partition2D.load", "a partition file written by Partition2D.save",
-                f"{str(source)!r}, which could not be read ({type(exc).__name__}: {exc})",
-                "The file is truncated or not a partition; recompute it.")) from exc
-        sites = tuple(Site(s["index"], s["name"], tuple(s["shape"]), float(s["negative_slope"]))
-                      for s in meta["sites"])
+        meta, arrays = read_npz(path, _FORMAT, "Partition2D.load")
+        sites = sites_from_meta(meta["sites"])
         extent = (tuple(meta["extent"][0]), tuple(meta["extent"][1]))
         plane = Plane(torch.from_numpy(arrays["plane_origin"]),
                       torch.from_numpy(arrays["plane_basis"]), extent,

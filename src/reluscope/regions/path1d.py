@@ -1,0 +1,280 @@
+"""The exact 1D engine: linear regions of a network along paths (Gamba et al., 2022).
+
+Algorithm (one pass per ReLU site, in forward order, all segments of a batch at once)
+-----------------------------------------------------------------------------------
+Every segment ``x(t) = a + t (b - a)``, ``t`` in [0, 1], starts as one piece between its
+two end breakpoints. On a piece, the patterns of the sites already processed are
+constant, so each pre-activation of the next site is affine in ``t`` there, and its
+values at the piece's two ends determine it. Those values at every breakpoint come from
+
+* a plain forward pass at the breakpoints (any architecture: the network is continuous,
+  so its value at a breakpoint does not depend on which side's pattern is used);
+* or, when the site's input is an affine function of the previous site's activation
+  (a *link*), from the previous site's values by one GEMM over all breakpoints.
+
+A neuron whose values at the two ends of a piece have strictly opposite signs crosses
+zero inside it, at ``t0 + (t1 - t0) z(t0) / (z(t0) - z(t1))``. All crossings split their
+pieces at once; every pre-activation of the site at a new breakpoint is the linear
+interpolation of the piece's end values (exact: they are affine there), and the
+switching neurons are set to exactly zero. Patterns are the signs at the midpoints.
+After the last site the model's output is evaluated at the breakpoints the same way; it
+is affine on each piece.
+
+Tolerances
+----------
+Crossings within ``SNAP_RTOL`` (in the segment parameter, i.e. relative to the segment's
+length) of a piece's end, or of each other, are merged into one breakpoint where
+several neurons switch. Regions far narrower than 1e-6 of a path are therefore found;
+only those thinner than 1e-10 of their segment are merged into a neighbour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reluscope._validation import describe, message
+from reluscope.errors import InputTypeError, InputValueError, TooManyRegionsError
+from reluscope.geometry.path import Path
+from reluscope.nets.sites import InstrumentedModel, model_device
+from reluscope.regions._bits import pack
+from reluscope.regions.partition1d import Partition1D
+
+#: Crossings closer than this (segment parameter) to a piece's end or to each other merge.
+SNAP_RTOL = 1e-10
+#: Segments handled together (bounds memory: pieces x widest site per batch).
+BATCH_SEGMENTS = 256
+#: Entries of the largest temporary (pieces x neurons) of a generic masked pass.
+CHUNK_ENTRIES = 1 << 24
+
+
+def _as_paths(paths: Any) -> tuple[Path, ...]:
+    if isinstance(paths, Path):
+        return (paths,)
+    if isinstance(paths, Sequence) and paths and all(isinstance(p, Path) for p in paths):
+        shapes = {p.input_shape for p in paths}
+        if len(shapes) > 1:
+            raise InputValueError(message("`paths` of path_regions", "paths through inputs of one shape",
+                                          f"input shapes {sorted(shapes)}",
+                                          "Analyse paths of different input shapes separately."))
+        return tuple(paths)
+    raise InputTypeError(message("`paths` of path_regions", "a reluscope.Path or a non-empty list of them",
+                                 describe(paths), "Build paths with Path.segment(a, b) or "
+                                 "Path.polyline(points, closed=...)."))
+
+
+class _Walker:
+    """Refines the breakpoints of a batch of segments site by site (private; inputs validated).
+
+    State: the breakpoints ``(seg, t)`` sorted by segment then ``t`` (each segment's ends
+    included); piece ``i`` runs from breakpoint ``i`` to ``i + 1`` when both are on the same
+    segment. ``self.masks[m]`` is site m's pattern on each piece.
+    """
+
+    def __init__(self, net: InstrumentedModel, starts: torch.Tensor, directions: torch.Tensor,
+                 budget: int) -> None:
+        self.net = net
+        self.starts = starts
+        self.directions = directions
+        self.budget = budget
+        n = starts.shape[0]
+        dev = net.device
+        self.seg = torch.arange(n, device=dev).repeat_interleave(2)
+        self.t = torch.tensor([0.0, 1.0], dtype=torch.float64, device=dev).repeat(n)
+        # what switches at each breakpoint (-1: a segment's end)
+        self.bsite = torch.full((2 * n,), -1, dtype=torch.int64, device=dev)
+        self.bneuron = torch.full((2 * n,), -1, dtype=torch.int64, device=dev)
+        self.bcount = torch.zeros(2 * n, dtype=torch.int64, device=dev)
+        self.masks: list[torch.Tensor] = []
+
+    @property
+    def piece_start(self) -> torch.Tensor:
+        """Index of the breakpoint that starts each piece, (n_pieces,)."""
+        return torch.nonzero(self.seg[1:] == self.seg[:-1], as_tuple=True)[0]
+
+    def run(self) -> _Walker:
+        """Split by every site, then compute the outputs at the breakpoints; returns self."""
+        values: torch.Tensor | None = None  # previous site's pre-activations at the breakpoints
+        sites = self.net.sites
+        for site in sites:
+            k = site.index
+            link = self.net.link(k) if k > 0 else None
+            if link is not None and values is not None:
+                values = _through(values, sites[k - 1].negative_slope, *link)
+            else:
+                values = self._plain(k)
+            values = self._split(values, k)
+            self.masks.append(self._midpoint_signs(values))
+        link = self.net.link(len(sites))
+        if link is not None and values is not None:
+            self.outputs = _through(values, sites[-1].negative_slope, *link)
+        else:
+            self.outputs = self._plain(None)
+        return self
+
+    def _midpoint_signs(self, values: torch.Tensor) -> torch.Tensor:
+        """(n_pieces, size) bool: is each neuron positive at each piece's midpoint?"""
+        start = self.piece_start
+        positive = values > 0
+        mask = positive[start] | positive[start + 1]
+        # the ends disagree only where one is zero or a crossing was snapped to an end:
+        # decide those few entries by the midpoint value
+        rows, cols = torch.nonzero(positive[start] ^ positive[start + 1], as_tuple=True)
+        mid = values[start[rows], cols] + values[start[rows] + 1, cols]
+        mask[rows, cols] = mid > 0
+        return mask
+
+    def _plain(self, site: int | None) -> torch.Tensor:
+        """Pre-activations of `site` (None: the output) at every breakpoint, (n_bp, size).
+
+        A plain forward pass is exact at any point, breakpoints included: the network is
+        continuous, so which side's pattern applies there does not matter.
+        """
+        total = sum(s.size for s in self.net.sites) + 1
+        step = max(1, CHUNK_ENTRIES // total)
+        shape = (-1,) + (1,) * (self.starts.dim() - 1)
+        parts = []
+        for lo in range(0, self.t.shape[0], step):
+            seg, t = self.seg[lo: lo + step], self.t[lo: lo + step]
+            ran = self.net.forward(self.starts[seg] + t.reshape(shape) * self.directions[seg],
+                                   stop_after=site)
+            self.net.check_sites(ran.sites, site)
+            if site is None:
+                parts.append(ran.output[0] if ran.output is not None  # tuple/dict output: none
+                             else torch.zeros(len(t), 0, dtype=torch.float64, device=t.device))
+            else:
+                parts.append(ran.records[site][0])
+        return torch.cat(parts)
+
+    def _split(self, values: torch.Tensor, k: int) -> torch.Tensor:
+        """Insert the zero crossings of site k's neurons; returns its values at the new breakpoints."""
+        start = self.piece_start
+        t0, t1 = self.t[start], self.t[start + 1]
+        positive = values > 0
+        # strictly opposite signs (an exact zero at an end gives tc == t0 or t1: dropped below)
+        rows, cols = torch.nonzero(positive[start] ^ positive[start + 1], as_tuple=True)
+        zl, zh = values[start[rows], cols], values[start[rows] + 1, cols]
+        tc = t0[rows] + (t1[rows] - t0[rows]) * (zl / (zl - zh))
+        keep = (tc - t0[rows] > SNAP_RTOL) & (t1[rows] - tc > SNAP_RTOL)
+        rows, cols, tc = rows[keep], cols[keep], tc[keep]
+        order = torch.argsort(tc, stable=True)  # sort by (piece, t)
+        order = order[torch.argsort(rows[order], stable=True)]
+        rows, cols, tc = rows[order], cols[order], tc[order]
+        new_group = torch.ones_like(rows, dtype=torch.bool)
+        if rows.numel() > 1:
+            new_group[1:] = (rows[1:] != rows[:-1]) | (tc[1:] - tc[:-1] > SNAP_RTOL)
+        group = torch.cumsum(new_group.to(torch.int64), 0) - 1
+        first = torch.nonzero(new_group, as_tuple=True)[0]
+        g_piece, g_t, g_neuron = rows[first], tc[first], cols[first]
+        g_count = torch.bincount(group, minlength=first.numel())
+        n_bp, n_new = self.t.shape[0], first.numel()
+        if start.numel() + n_new > self.budget:
+            site = self.net.sites[k]
+            raise TooManyRegionsError(message(
+                "the pieces of path_regions", f"at most max_regions={self.budget:,} in all",
+                f"more than that while splitting by site {k} (`{site.name}`, {site.size:,} "
+                "neurons)", "Pass fewer or shorter paths per call, or a larger max_regions."))
+        # new breakpoints go after their piece's start breakpoint, in order of t
+        bp_start = start[g_piece]
+        key = torch.cat([torch.arange(n_bp, device=self.t.device, dtype=torch.float64),
+                         bp_start.to(torch.float64) + 0.5])
+        order = torch.argsort(key, stable=True)
+        lam = ((g_t - t0[g_piece]) / (t1[g_piece] - t0[g_piece]))[:, None]
+        new_values = torch.lerp(values[bp_start], values[bp_start + 1], lam)  # affine on the piece
+        new_values[group, cols] = 0.0  # the switching neurons are exactly zero there
+        self.seg = torch.cat([self.seg, self.seg[bp_start]])[order]
+        self.t = torch.cat([self.t, g_t])[order]
+        self.bsite = torch.cat([self.bsite, torch.full_like(g_piece, k)])[order]
+        self.bneuron = torch.cat([self.bneuron, g_neuron])[order]
+        self.bcount = torch.cat([self.bcount, g_count])[order]
+        # each old piece becomes 1 + (its new breakpoints) pieces with the same earlier patterns
+        parent = torch.repeat_interleave(torch.arange(start.numel(), device=self.t.device),
+                                         1 + torch.bincount(g_piece, minlength=start.numel()))
+        self.masks = [m[parent] for m in self.masks]
+        return torch.cat([values, new_values])[order]
+
+
+def _through(values: torch.Tensor, negative_slope: float, matrix: torch.Tensor, bias: torch.Tensor
+             ) -> torch.Tensor:
+    """Next site's (or the output's) pre-activations from this site's, by the link: (n, size_next)."""
+    act = torch.relu(values) if negative_slope == 0.0 else F.leaky_relu(values, negative_slope)
+    return torch.addmm(bias, act, matrix.T)
+
+
+def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
+                 max_regions: int = 10_000_000) -> Partition1D:
+    """Exact linear regions of `model` along one or many paths.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any network whose nonlinearities are ReLU/LeakyReLU (MLPs, CNNs, BatchNorm in
+        eval mode, residual additions), in eval mode.
+    paths : Path or sequence of Path
+        Segments, polylines or closed polylines, all through inputs of the model's
+        input shape; processed as one batch.
+    max_regions : int
+        Stop with :class:`~reluscope.TooManyRegionsError` beyond this many pieces.
+
+    Returns
+    -------
+    Partition1D
+        Pieces of every path with their activation patterns and the model's output as
+        an affine function on each piece.
+
+    Examples
+    --------
+    >>> import torch, reluscope as rs
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> part = rs.path_regions(net, rs.Path.segment(torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0])))
+    >>> int(part.region_counts()[0]) >= 1
+    True
+    """
+    clock = time.perf_counter()
+    batch = _as_paths(paths)
+    if isinstance(max_regions, bool) or not isinstance(max_regions, int | np.integer) or max_regions < 1:
+        raise InputValueError(message("`max_regions` of path_regions", "a positive integer",
+                                      repr(max_regions), "Pass e.g. max_regions=10_000_000."))
+    device = model_device(model, batch[0].points.device) if isinstance(model, nn.Module) else "cpu"
+    starts = torch.cat([p.starts for p in batch]).to(device)
+    directions = torch.cat([p.directions for p in batch]).to(device)
+    net = InstrumentedModel(model, torch.stack([starts[0], starts[0] + directions[0]]), "path_regions")
+    if net.input_shape != batch[0].input_shape:  # pragma: no cover - shapes come from the paths
+        raise InputValueError("input shape mismatch")
+    results = []
+    used = 0
+    for lo in range(0, starts.shape[0], BATCH_SEGMENTS):
+        walker = _Walker(net, starts[lo: lo + BATCH_SEGMENTS], directions[lo: lo + BATCH_SEGMENTS],
+                         int(max_regions) - used).run()
+        walker.seg += lo
+        used += int(walker.piece_start.shape[0])
+        results.append(walker)
+
+    def cat(key: str, at: str) -> np.ndarray:
+        """A breakpoint array, at each piece's start (at="start") or end ("end")."""
+        parts = []
+        for r in results:
+            index = r.piece_start + (1 if at == "end" else 0)
+            parts.append(getattr(r, key)[index])
+        return torch.cat(parts).cpu().numpy()
+
+    patterns = tuple(pack(torch.cat([r.masks[m] for r in results]).cpu().numpy())
+                     for m in range(len(net.sites)))
+    seg = cat("seg", "start")
+    piece_offsets = np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=starts.shape[0]))])
+    boundary_site = cat("bsite", "start")
+    part = Partition1D(
+        paths=batch, sites=tuple(net.sites),
+        piece_offsets=piece_offsets.astype(np.int64), t0=cat("t", "start"), t1=cat("t", "end"),
+        boundary_site=boundary_site, boundary_neuron=cat("bneuron", "start"),
+        boundary_count=cat("bcount", "start"), patterns=patterns,
+        output_start=cat("outputs", "start"), output_end=cat("outputs", "end"),
+        snap_rtol=SNAP_RTOL)
+    part.timings["total"] = round(time.perf_counter() - clock, 4)
+    return part
