@@ -1,5 +1,6 @@
 """reluscope: exact geometry of ReLU networks."""
 
+from reluscope import metrics
 from reluscope.errors import (
     InputTypeError,
     InputValueError,
@@ -26,6 +27,7 @@ __all__ = [
     "UnsupportedModelError",
     "VerificationReport",
     "__version__",
+    "metrics",
     "path_regions",
     "slice_regions",
 ]
