@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import random_mlp
 from torch import nn
 
 import reluscope as rs
+from conftest import random_mlp
 from reluscope import metrics
 
 

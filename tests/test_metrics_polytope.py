@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import linear_relu, random_mlp, square
 from torch import nn
 
 import reluscope as rs
+from conftest import linear_relu, random_mlp, square
 from reluscope import metrics
 
 
@@ -26,7 +26,7 @@ def test_unit_square_metrics():
     np.testing.assert_allclose(axis, [1.0])
     np.testing.assert_allclose(metrics.perimeters(part), [4.0])
     np.testing.assert_allclose(metrics.isoperimetric_quotients(part), [np.pi / 4])
-    area, centroid, cov, _ = metrics.second_moments(part)
+    _area, centroid, cov, _ = metrics.second_moments(part)
     np.testing.assert_allclose(centroid, [[0.5, 0.5]])
     np.testing.assert_allclose(cov[0], np.eye(2) / 12, atol=1e-15)
     stats = metrics.splinecam_statistics(part)
@@ -40,7 +40,7 @@ def test_rectangle_two_to_one_and_right_triangle_eccentricity():
     np.testing.assert_allclose(ecc, [np.sqrt(3) / 2])
     np.testing.assert_allclose(axis, [2.0])
     tri = whole(domain=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
-    area, centroid, cov, eig = metrics.second_moments(tri)
+    area, centroid, cov, _eig = metrics.second_moments(tri)
     np.testing.assert_allclose(area, [0.5])
     np.testing.assert_allclose(centroid, [[1 / 3, 1 / 3]])
     np.testing.assert_allclose(cov[0], [[1 / 18, -1 / 36], [-1 / 36, 1 / 18]], atol=1e-15)
