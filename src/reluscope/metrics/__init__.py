@@ -5,6 +5,13 @@ Pure functions from partitions (or a model and points) to arrays and scalars.
 
 from reluscope.metrics.anchors import anchor_metrics
 from reluscope.metrics.decision import DecisionBoundary, decision_boundary, vertex_outputs
+from reluscope.metrics.local_complexity import (
+    LocalComplexity,
+    ball_lc,
+    cross_polytope_lc,
+    random_frames,
+    smooth_lc,
+)
 from reluscope.metrics.path import integral_abs_affine, path_metrics, path_summary, region_lengths
 from reluscope.metrics.polytope import (
     area_entropy,
@@ -21,9 +28,12 @@ from reluscope.metrics.summary import splinecam_statistics, summary
 
 __all__ = [
     "DecisionBoundary",
+    "LocalComplexity",
     "anchor_metrics",
     "area_entropy",
+    "ball_lc",
     "boundary_lengths",
+    "cross_polytope_lc",
     "decision_boundary",
     "eccentricities",
     "gini",
@@ -32,8 +42,10 @@ __all__ = [
     "path_metrics",
     "path_summary",
     "perimeters",
+    "random_frames",
     "region_lengths",
     "second_moments",
+    "smooth_lc",
     "splinecam_statistics",
     "summary",
     "vertex_counts",
