@@ -20,3 +20,48 @@ def test_cli_requires_a_command(capsys):
     with pytest.raises(SystemExit):
         main([])
     assert "demo" in capsys.readouterr().err
+
+
+def small_model(tmp_path, flat: bool = True):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    layers = [nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)]
+    path = tmp_path / "model.pt"
+    torch.save(nn.Sequential(*layers), path)
+    return path
+
+
+def test_slice_writes_pictures_partitions_and_metrics(tmp_path, data_dir):
+    import reluscope as rs
+
+    model = small_model(tmp_path)
+    out = tmp_path / "out"
+    assert main(["slice", str(model), "--indices", "3", "4", "5", "--data", str(data_dir),
+                 "--dataset", "fashion-mnist", "--out", str(out)]) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    part = rs.Partition2D.load(out / "partition.npz")
+    assert result["slice"]["n_regions"] == part.n_regions > 10
+    assert result["slice"]["decision_regions"] >= 0
+    assert result["path"]["path_n_regions"] == rs.Partition1D.load(out / "path.npz").region_counts()[0]
+    assert len(result["labels"]) == 3
+    for picture in ("partition.png", "path_profile.png"):
+        assert (out / picture).stat().st_size > 10_000
+
+
+def test_slice_bad_input_is_reported_without_a_traceback(tmp_path, data_dir, capsys):
+    model = small_model(tmp_path)
+    assert main(["slice", str(tmp_path / "missing.pt"), "--indices", "0", "1", "2"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["slice", str(model), "--indices", "0", "1", "99999", "--data", str(data_dir)]) == 2
+    assert "image indices in [0, 10000)" in capsys.readouterr().err
+    assert main(["slice", str(model), "--indices", "0", "1", "2", "--input-shape", "3,3",
+                 "--data", str(data_dir)]) == 2
+    assert "product 784" in capsys.readouterr().err
+    import torch
+
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "state.pt")
+    assert main(["slice", str(tmp_path / "state.pt"), "--indices", "0", "1", "2",
+                 "--data", str(data_dir)]) == 2
+    assert "save the module itself" in capsys.readouterr().err

@@ -36,3 +36,30 @@ def test_region_of_rejects_bad_shape():
     part = rs.slice_regions(random_mlp(3, [4]), square())
     with pytest.raises(rs.InputValueError, match=r"of shape \(N, 2\)"):
         part.region_of(np.zeros(3))
+
+
+def test_decision_boundary_anchor_images_and_path_profile(tmp_path):
+    import torch
+
+    from reluscope import metrics
+    from reluscope.plotting import plot_path_profile
+
+    model = random_mlp(2, [8, 8])
+    part = rs.slice_regions(model, square(2.0))
+    boundary = metrics.decision_boundary(part, model)
+    ax = plot_partition(part, decision=boundary, anchors=np.zeros((2, 2)),
+                        anchor_images=np.random.default_rng(0).random((2, 28, 28)))
+    assert len(ax.images) == 2
+    ax.figure.savefig(tmp_path / "d.png")
+    plt.close(ax.figure)
+    path = rs.path_regions(model, rs.Path.segment(torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 1.5])))
+    ax = plot_path_profile(path, outputs=[0, 2])
+    assert len(ax.lines) >= 4  # two outputs and their interpolations
+    ax.figure.savefig(tmp_path / "p.png")
+    plt.close(ax.figure)
+    with pytest.raises(rs.InputValueError, match="`outputs` of plot_path_profile"):
+        plot_path_profile(path, outputs=[7])
+    with pytest.raises(rs.InputValueError, match="`path` of plot_path_profile"):
+        plot_path_profile(path, path=3)
+    with pytest.raises(rs.InputValueError, match="one picture per anchor"):
+        plot_partition(part, anchors=np.zeros((2, 2)), anchor_images=np.zeros((3, 28, 28)))

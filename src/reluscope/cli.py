@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reluscope import demo
+from reluscope import demo, slice_command
+from reluscope.errors import ReluscopeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,9 +17,19 @@ def main(argv: list[str] | None = None) -> int:
                                       description=demo.__doc__,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_arguments(demo_parser)
+    slice_parser = commands.add_parser("slice", help="exact regions of a saved model on a plane "
+                                       "through three images", description=slice_command.__doc__,
+                                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    slice_command.add_arguments(slice_parser)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        demo.run(args)
+    try:
+        if args.command == "demo":
+            demo.run(args)
+        elif args.command == "slice":
+            slice_command.run(args)
+    except ReluscopeError as exc:  # bad input: the message says what to do; no traceback
+        print(f"reluscope {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Draw a `Partition2D`: regions as one PolyCollection, edges coloured by layer."""
+"""Draw a `Partition2D`: regions as one PolyCollection, edges coloured by layer, the
+decision boundary and the anchor images."""
 
 from __future__ import annotations
 
@@ -8,9 +9,34 @@ import numpy as np
 
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError
+from reluscope.metrics.decision import DecisionBoundary
 from reluscope.regions.partition2d import Partition2D
 
 _COLOR_BY = ("region", "active", "area")
+
+
+def _draw_anchor_images(ax: Any, points: np.ndarray, images: Any, width: float,
+                        top_right: tuple[float, float]) -> None:
+    """Draw each anchor's picture just above and right of its point (images (K, ..., H, W)),
+    kept inside the axes (`top_right` corner)."""
+    pics = np.asarray(images, dtype=np.float64)
+    if pics.ndim < 3 or pics.size != len(points) * pics.shape[-2] * pics.shape[-1]:
+        raise InputValueError(message("`anchor_images` of plot_partition", f"{len(points)} images",
+                                      describe(images), "Give one picture per anchor point."))
+    pics = pics.reshape(len(points), pics.shape[-2], pics.shape[-1])
+    for (x, y), pic in zip(points, pics, strict=True):
+        height = width * pic.shape[0] / pic.shape[1]
+        left = min(x + 0.02 * width, top_right[0] - width)
+        bottom = min(y + 0.02 * width, top_right[1] - height)
+        ax.imshow(pic, cmap="gray_r", extent=(left, left + width, bottom, bottom + height),
+                  zorder=7, interpolation="nearest")
+        ax.add_patch(_frame(left, bottom, width, height))
+
+
+def _frame(x: float, y: float, width: float, height: float) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x, y), width, height, fill=False, edgecolor="black", linewidth=0.8, zorder=8)
 
 
 def _face_values(part: Partition2D, color_by: str, rng: np.random.Generator) -> np.ndarray:
@@ -23,7 +49,8 @@ def _face_values(part: Partition2D, color_by: str, rng: np.random.Generator) -> 
 
 def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region",
                    edges: bool = True, anchors: Any = None, linewidth: float = 0.15,
-                   cmap: str | None = None, seed: int = 0) -> Any:
+                   cmap: str | None = None, seed: int = 0, decision: DecisionBoundary | None = None,
+                   anchor_images: Any = None, image_size: float = 0.12) -> Any:
     """Draw the regions of a partition (fast for 10^5-10^6 regions).
 
     Parameters
@@ -43,6 +70,12 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
         Colormap for the faces.
     seed : int
         Seed of the random region colours.
+    decision : DecisionBoundary, optional
+        Decision boundary to draw on top (from ``reluscope.metrics.decision_boundary``).
+    anchor_images : array-like (K, H, W) or (K, 1, H, W), optional
+        Pictures of the anchors, drawn next to their points (grayscale).
+    image_size : float
+        Width of each anchor picture as a fraction of the domain's width.
 
     Returns
     -------
@@ -73,10 +106,17 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
         colors = np.where((layer < 0)[:, None], np.array([[0, 0, 0, 1.0]]),
                           palette(np.maximum(layer, 0) % 9))
         ax.add_collection(LineCollection(segments, colors=colors, linewidths=linewidth))
+    if decision is not None and len(decision.segments):
+        ax.add_collection(LineCollection(decision.segments, colors="white",  # type: ignore[arg-type]
+                                         linewidths=2.2, zorder=4))
+        ax.add_collection(LineCollection(decision.segments, colors="black",  # type: ignore[arg-type]
+                                         linewidths=1.0, zorder=5))
+    (s0, s1), (t0, t1) = part.plane.extent
     if anchors is not None:
         pts = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
-        ax.scatter(pts[:, 0], pts[:, 1], s=30, c="white", edgecolors="black", zorder=3)
-    (s0, s1), (t0, t1) = part.plane.extent
+        ax.scatter(pts[:, 0], pts[:, 1], s=30, c="white", edgecolors="black", zorder=6)
+        if anchor_images is not None:
+            _draw_anchor_images(ax, pts, anchor_images, image_size * (s1 - s0), (s1, t1))
     ax.set_xlim(s0, s1)
     ax.set_ylim(t0, t1)
     ax.set_aspect("equal")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from reluscope._files import atomic_write
 from reluscope._validation import message
 from reluscope.errors import PartitionFileError
 from reluscope.nets.sites import Site
@@ -26,21 +26,9 @@ def write_npz(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[s
     target = Path(path)
     if target.suffix != ".npz":
         target = target.with_name(target.name + ".npz")
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays)
     payload["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **payload)  # type: ignore[arg-type]
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; use normal rights
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return atomic_write(target, lambda handle: np.savez_compressed(handle, **payload))  # type: ignore[arg-type]
 
 
 def read_npz(path: str | os.PathLike[str], fmt: str, where: str

@@ -1,0 +1,176 @@
+"""``reluscope slice``: the exact picture and metrics of a saved model on a plane through
+three dataset images.
+
+Given a model saved whole with ``torch.save(model, path)`` and three image indices, it
+computes the exact partition of the plane through the three images, its metrics (with
+the decision boundary when the model outputs logits), the exact regions along the
+segment from the first image to the second, and writes
+
+* ``partition.png``: the regions, their boundaries coloured by layer, the decision
+  boundary and the three images at their points;
+* ``path_profile.png``: the outputs along the segment with its region boundaries;
+* ``metrics.json``: the slice summary, the path measures and the timings;
+* ``partition.npz`` and ``path.npz``: the exact partitions (reload with
+  ``Partition2D.load`` / ``Partition1D.load``).
+
+Usage: reluscope slice MODEL.pt --indices 0 1 2 [--dataset mnist] [--split test] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import reluscope as rs
+from reluscope._files import write_json
+from reluscope._validation import message
+from reluscope.data import load_idx_images
+from reluscope.errors import InputValueError
+
+DATASETS = ("mnist", "fashion-mnist")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the slice command."""
+    parser.add_argument("model", help="a model saved with torch.save(model, path)")
+    parser.add_argument("--indices", type=int, nargs=3, required=True, metavar="I",
+                        help="three image indices; the plane passes through them")
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
+    parser.add_argument("--split", choices=("train", "test"), default="test")
+    parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
+    parser.add_argument("--out", default="outputs/slice", help="output folder")
+    parser.add_argument("--margin", type=float, default=0.2, help="domain margin around the images")
+    parser.add_argument("--input-shape", default="1,28,28",
+                        help="shape of one model input, e.g. 1,28,28 or 784 (default 1,28,28)")
+    parser.add_argument("--color-by", choices=("region", "active", "area"), default="region")
+    parser.add_argument("--max-regions", type=int, default=5_000_000)
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Load a whole model saved with ``torch.save(model, path)``, in eval mode.
+
+    Unpickling runs code from the file: only load models you trust.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise InputValueError(message("`model` of reluscope slice", "an existing model file",
+                                      f"{str(source)!r}, which does not exist", "Check the path."))
+    try:
+        model = torch.load(source, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise InputValueError(message(
+            "`model` of reluscope slice", "a file written by torch.save(model, path)",
+            f"{str(source)!r}, which torch.load could not read ({type(exc).__name__}: {exc})",
+            "Save the whole module (not only its state_dict), from code this process can import."
+        )) from exc
+    if not isinstance(model, nn.Module):
+        raise InputValueError(message(
+            "`model` of reluscope slice", "a saved torch.nn.Module",
+            f"a file holding {type(model).__name__}",
+            "A state_dict has no architecture: save the module itself with torch.save(model, path)."))
+    return model.eval()
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1,28,28' -> (1, 28, 28), with a clear error."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 for v in shape) or int(np.prod(shape)) != 784:
+        raise InputValueError(message("`--input-shape` of reluscope slice",
+                                      "positive integers with product 784 (a 28x28 image)", repr(text),
+                                      "Pass 1,28,28 for CNNs or 784 for MLPs that take flat vectors."))
+    return shape
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Compute and write everything; returns the metrics written to metrics.json."""
+    out = Path(args.out)
+    model = load_model(args.model)
+    shape = parse_shape(args.input_shape)
+    images, labels = load_idx_images(args.dataset, args.split, args.data)
+    for i in args.indices:
+        if not 0 <= i < len(images):
+            raise InputValueError(message("`--indices` of reluscope slice",
+                                          f"image indices in [0, {len(images)})", repr(args.indices),
+                                          f"The {args.dataset} {args.split} split has {len(images)} images."))
+    pics = torch.from_numpy(images[list(args.indices)]).double()
+    x = pics.reshape(3, *shape)
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=args.margin)
+    anchors = plane.coordinates(x).numpy()
+
+    start = time.perf_counter()
+    part = rs.slice_regions(model, plane, max_regions=args.max_regions)
+    slice_seconds = time.perf_counter() - start
+    boundary = None
+    start = time.perf_counter()
+    outputs = rs.metrics.vertex_outputs(part, model)
+    if outputs.shape[1] >= 2:
+        boundary = rs.metrics.decision_boundary(part, model, outputs=outputs)
+    summary = rs.metrics.summary(part, anchors=anchors)
+    if boundary is not None:
+        summary.update({"decision_length": boundary.length,
+                        "decision_density": boundary.length / part.plane.area,
+                        "decision_regions": float(boundary.regions_crossed)})
+    metric_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    path = rs.path_regions(model, rs.Path.segment(x[0], x[1]))
+    path_seconds = time.perf_counter() - start
+    with torch.no_grad():
+        predicted = model(x.float() if _is_float32(model) else x).argmax(1).tolist()
+
+    _plot(part, path, boundary, anchors, pics.numpy(), args, labels, predicted, out)
+    part.save(out / "partition.npz")
+    path.save(out / "path.npz")
+    result = {
+        "model": str(args.model), "dataset": args.dataset, "split": args.split,
+        "indices": list(args.indices), "labels": [int(labels[i]) for i in args.indices],
+        "predicted": predicted, "slice": summary, "path": rs.metrics.path_summary(path),
+        "seconds": {"slice": round(slice_seconds, 3), "metrics": round(metric_seconds, 3),
+                    "path": round(path_seconds, 3)},
+    }
+    write_json(out / "metrics.json", result)
+    print(f"{part.n_regions:,} regions on the plane (slice {slice_seconds:.2f}s); "
+          f"{int(path.region_counts()[0]):,} along the segment {args.indices[0]} -> {args.indices[1]}")
+    print(f"wrote {out / 'partition.png'}, {out / 'path_profile.png'} and {out / 'metrics.json'}")
+    return result
+
+
+def _is_float32(model: nn.Module) -> bool:
+    return any(p.dtype == torch.float32 for p in model.parameters())
+
+
+def _plot(part: rs.Partition2D, path: rs.Partition1D, boundary: Any, anchors: np.ndarray,
+          pics: np.ndarray, args: argparse.Namespace, labels: np.ndarray, predicted: list[int],
+          out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reluscope.plotting import plot_partition, plot_path_profile
+
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7.5, 7.5))
+    plot_partition(part, ax, color_by=args.color_by, anchors=anchors, decision=boundary,
+                   anchor_images=pics)
+    names = ", ".join(f"#{i} ({int(labels[i])}->{p})" for i, p in zip(args.indices, predicted, strict=True))
+    ax.set_title(f"{part.n_regions:,} linear regions; {args.dataset} {args.split} {names}\n"
+                 "image (label->prediction); black line: decision boundary", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "partition.png", dpi=150)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    plot_path_profile(path, 0, ax)
+    ax.set_title(f"{int(path.region_counts()[0]):,} linear regions from image #{args.indices[0]} "
+                 f"to #{args.indices[1]} ({args.dataset} {args.split})")
+    fig.tight_layout()
+    fig.savefig(out / "path_profile.png", dpi=150)
+    plt.close(fig)
