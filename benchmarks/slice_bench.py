@@ -5,34 +5,41 @@ Linear/ReLU); planes through MNIST test images (0,1,2), (3,4,5), (6,7,8) scaled 
 [0, 1], origin at their centroid, square half-width 1.2 x the largest absolute plane
 coordinate of the three images (Plane.through(..., margin=0.2)).
 
-Usage: python benchmarks/slice_bench.py [--widths 64 256 1024] [--data DIR] [--verify]
+Usage: python benchmarks/slice_bench.py [--widths 64 256 1024] [--data DIR] [--verify] [--plot]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import time
 
 import torch
-from torch import nn
 
 import reluscope as rs
+from _common import machine, mlp, peak_rss_mb
 from reluscope.data import load_idx_images
 
 TRIPLETS = [(0, 1, 2), (3, 4, 5), (6, 7, 8)]
 
 
-def mlp(width: int) -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width),
-                         nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+def plot_seconds(part: rs.Partition2D) -> float:
+    """Time to draw the partition (default mode for its size) and save a 150 dpi PNG."""
+    import tempfile
 
+    import matplotlib
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reluscope.plotting import plot_partition
+
+    start = time.perf_counter()
+    ax = plot_partition(part)
+    with tempfile.TemporaryDirectory() as tmp:
+        ax.figure.savefig(f"{tmp}/p.png", dpi=150)
+    plt.close(ax.figure)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -41,6 +48,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--verify", action="store_true", help="also run Partition2D.verify")
     parser.add_argument("--planes", type=int, default=3, help="how many of the 3 planes to run")
+    parser.add_argument("--plot", action="store_true", help="also time plot_partition + savefig")
     args = parser.parse_args()
     images, _ = load_idx_images("mnist", "test", args.data)
     x = torch.from_numpy(images).double()
@@ -59,12 +67,14 @@ def main() -> None:
                    "regions": part.n_regions, "vertices": part.n_vertices,
                    "seconds": round(seconds, 4), "us_per_region": round(1e6 * seconds / part.n_regions, 2),
                    "peak_rss_mb": round(peak_rss_mb(), 1), "degenerate": part.n_degenerate,
-                   "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+                   "machine": machine(),
                    "stages": part.timings}
             if args.verify:
                 report = part.verify(model, max_regions=2000,
                                      generator=torch.Generator().manual_seed(0))
                 row["verified"] = report.ok
+            if args.plot:
+                row["plot_seconds"] = round(plot_seconds(part), 3)
             print(json.dumps(row), flush=True)
 
 

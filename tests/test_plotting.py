@@ -63,3 +63,21 @@ def test_decision_boundary_anchor_images_and_path_profile(tmp_path):
         plot_path_profile(path, path=3)
     with pytest.raises(rs.InputValueError, match="one picture per anchor"):
         plot_partition(part, anchors=np.zeros((2, 2)), anchor_images=np.zeros((3, 28, 28)))
+
+
+def test_raster_matches_point_location_and_draws_one_image(tmp_path):
+    from reluscope.plotting.raster import edge_layers, region_raster
+
+    part = rs.slice_regions(random_mlp(4, [16, 16]), square(2.0))
+    ids = region_raster(part, 300, 200)
+    assert ids.shape == (200, 300) and (ids >= 0).all()
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 200, 500), rng.integers(0, 300, 500)
+    pts = np.stack([-2 + (cols + 0.5) * 4 / 300, 2 - (rows + 0.5) * 4 / 200], 1)
+    assert (part.region_of(pts) == ids[rows, cols]).mean() > 0.99  # ties only on boundaries
+    layers = edge_layers(part, ids)
+    assert set(np.unique(layers)) <= {-2, -1, 0, 1}
+    ax = plot_partition(part, raster=True, pixels=300)
+    assert len(ax.images) == 1 and len(ax.collections) == 0
+    ax.figure.savefig(tmp_path / "r.png")
+    plt.close(ax.figure)

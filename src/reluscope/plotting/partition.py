@@ -10,9 +10,29 @@ import numpy as np
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError
 from reluscope.metrics.decision import DecisionBoundary
+from reluscope.plotting.raster import edge_layers, region_raster
 from reluscope.regions.partition2d import Partition2D
 
 _COLOR_BY = ("region", "active", "area")
+#: Above this many regions, plot_partition draws a raster image by default.
+RASTER_ABOVE = 20_000
+
+
+def _draw_raster(ax: Any, part: Partition2D, values: np.ndarray, colormap: Any, palette: Any,
+                 edges: bool, width: int) -> None:
+    """Regions (and edges, coloured by layer) as one RGBA image."""
+    (s0, s1), (t0, t1) = part.plane.extent
+    height = max(1, round(width * (t1 - t0) / (s1 - s0)))
+    ids = region_raster(part, width, height)
+    span = float(values.max() - values.min()) or 1.0
+    rgba = colormap((values - values.min()) / span)[np.maximum(ids, 0)]
+    rgba[ids < 0] = 0.0  # outside the domain: transparent
+    if edges:
+        layer = edge_layers(part, ids)
+        on = layer >= -1
+        rgba[on] = np.where((layer[on] < 0)[:, None], np.array([[0, 0, 0, 1.0]]),
+                            palette(np.maximum(layer[on], 0) % 9))
+    ax.imshow(rgba, extent=(s0, s1, t0, t1), origin="upper", interpolation="nearest", zorder=1)
 
 
 def _draw_anchor_images(ax: Any, points: np.ndarray, images: Any, width: float,
@@ -50,7 +70,8 @@ def _face_values(part: Partition2D, color_by: str, rng: np.random.Generator) -> 
 def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region",
                    edges: bool = True, anchors: Any = None, linewidth: float = 0.15,
                    cmap: str | None = None, seed: int = 0, decision: DecisionBoundary | None = None,
-                   anchor_images: Any = None, image_size: float = 0.12) -> Any:
+                   anchor_images: Any = None, image_size: float = 0.12, raster: bool | None = None,
+                   pixels: int = 1400) -> Any:
     """Draw the regions of a partition (fast for 10^5-10^6 regions).
 
     Parameters
@@ -76,6 +97,12 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
         Pictures of the anchors, drawn next to their points (grayscale).
     image_size : float
         Width of each anchor picture as a fraction of the domain's width.
+    raster : bool, optional
+        Draw regions and edges as one image computed with numpy (seconds for 10^6
+        regions) instead of vector polygons; default: when there are more than
+        ``RASTER_ABOVE`` regions.
+    pixels : int
+        Width of the raster image in pixels.
 
     Returns
     -------
@@ -93,19 +120,22 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
     values = _face_values(part, color_by, np.random.default_rng(seed))
-    # PolyCollection takes a list of (k, 2) arrays; split once (no per-region Python work).
-    rings = np.split(part.vertices[part.face_vertices], part.face_offsets[1:-1])
     default_cmap = {"region": "tab20", "active": "viridis", "area": "magma"}[color_by]
-    faces = PolyCollection(rings, array=values, cmap=cmap or default_cmap, edgecolors="none",
-                           antialiaseds=False)
-    ax.add_collection(faces)
-    if edges:
-        segments = part.vertices[part.edges]
-        layer = part.edge_layer
-        palette = plt.get_cmap("Set1")
-        colors = np.where((layer < 0)[:, None], np.array([[0, 0, 0, 1.0]]),
-                          palette(np.maximum(layer, 0) % 9))
-        ax.add_collection(LineCollection(segments, colors=colors, linewidths=linewidth))
+    colormap = plt.get_cmap(cmap or default_cmap)
+    palette = plt.get_cmap("Set1")
+    if raster if raster is not None else part.n_regions > RASTER_ABOVE:
+        _draw_raster(ax, part, values, colormap, palette, edges, int(pixels))
+    else:
+        # PolyCollection takes a list of (k, 2) arrays; split once (no per-region Python work).
+        rings = np.split(part.vertices[part.face_vertices], part.face_offsets[1:-1])
+        faces = PolyCollection(rings, array=values, cmap=colormap, edgecolors="none", antialiaseds=False)
+        ax.add_collection(faces)
+        if edges:
+            segments = part.vertices[part.edges]
+            layer = part.edge_layer
+            colors = np.where((layer < 0)[:, None], np.array([[0, 0, 0, 1.0]]),
+                              palette(np.maximum(layer, 0) % 9))
+            ax.add_collection(LineCollection(segments, colors=colors, linewidths=linewidth))
     if decision is not None and len(decision.segments):
         ax.add_collection(LineCollection(decision.segments, colors="white",  # type: ignore[arg-type]
                                          linewidths=2.2, zorder=4))
