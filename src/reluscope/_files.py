@@ -30,11 +30,15 @@ def atomic_write(target: str | os.PathLike[str], write: Callable[[IO[bytes]], No
     return path
 
 
-def write_json(target: str | os.PathLike[str], data: Any) -> Path:
-    """Write `data` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2).encode()
+def write_bytes(target: str | os.PathLike[str], payload: bytes) -> Path:
+    """Write `payload` to `target`, atomically."""
 
     def write(handle: IO[bytes]) -> None:
-        handle.write(text)
+        handle.write(payload)
 
     return atomic_write(target, write)
+
+
+def write_json(target: str | os.PathLike[str], data: Any) -> Path:
+    """Write `data` as indented JSON, atomically."""
+    return write_bytes(target, json.dumps(data, indent=2).encode())

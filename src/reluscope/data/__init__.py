@@ -1,5 +1,7 @@
-"""Datasets: IDX files of MNIST and Fashion-MNIST."""
+"""Datasets: MNIST and Fashion-MNIST from their IDX files (verified, downloaded if missing)."""
 
-from reluscope.data.idx import find_data_dir, load_idx_images, read_idx
+from reluscope.data.idx import DataFileError, dataset_file, find_data_dir, load_idx_images, read_idx
+from reluscope.data.registry import DATASETS, DatasetInfo
 
-__all__ = ["find_data_dir", "load_idx_images", "read_idx"]
+__all__ = ["DATASETS", "DataFileError", "DatasetInfo", "dataset_file", "find_data_dir", "load_idx_images",
+           "read_idx"]
