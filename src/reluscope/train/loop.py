@@ -1,0 +1,238 @@
+"""The training loop: seeded, checkpointed on a log-spaced schedule, resumable.
+
+Determinism without touching the global RNG: model initialisation runs under
+``torch.random.fork_rng`` seeded from the config; the order of each epoch comes from a
+generator seeded by (seed, epoch), the augmentation of each step from one seeded by
+(seed, step). A resumed run therefore sees exactly the batches and views the
+uninterrupted run would have, and ends with the same parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reluscope._validation import message
+from reluscope.data import load_idx_images
+from reluscope.data.augment import Augment, two_views
+from reluscope.errors import InputValueError
+from reluscope.nets.zoo import build_backbone
+from reluscope.progress import progress_bar
+from reluscope.train.checkpoints import (
+    checkpoint_steps,
+    completed_checkpoints,
+    load_state,
+    read_sidecar,
+    save_checkpoint,
+)
+from reluscope.train.objectives import OBJECTIVES, Batch, Objective, build_objective
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (its checkpoints depend on nothing else).
+
+    Attributes
+    ----------
+    dataset : {"mnist", "fashion-mnist"}
+    objective : str
+        A key of ``reluscope.train.OBJECTIVES`` (collapse variants included).
+    backbone : {"mlp", "cnn"}
+    width, depth : int
+        MLP: ``depth`` hidden layers of ``width``; CNN: ``width`` units after the convs.
+    batchnorm : bool
+        BatchNorm in the backbone (analysed in eval mode).
+    epochs : int
+    batch_size : int
+    lr, weight_decay : float
+        Adam.
+    seed : int
+    subset : int or None
+        Train on the first ``subset`` training images (None: all 60,000).
+    checkpoints_per_decade : int
+        Log-spaced checkpoints per factor of 10 in steps (plus step 0 and epoch ends).
+    objective_options : dict
+        Extra keyword arguments of the objective (temperatures, head sizes, ...).
+    """
+
+    dataset: str = "mnist"
+    objective: str = "simclr"
+    backbone: str = "mlp"
+    width: int = 256
+    depth: int = 3
+    batchnorm: bool = False
+    epochs: int = 5
+    batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    seed: int = 0
+    subset: int | None = None
+    checkpoints_per_decade: int = 4
+    objective_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise InputValueError(message("`objective` of TrainConfig", f"one of {sorted(OBJECTIVES)}",
+                                          repr(self.objective), "Pick a listed objective."))
+        for name in ("epochs", "batch_size", "width", "depth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputValueError(message(f"`{name}` of TrainConfig", "a positive integer", repr(value),
+                                              "Pass e.g. 1 or more."))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputValueError(message("a training config", f"only the fields {sorted(known)}",
+                                          f"unknown fields {unknown}", "Remove or rename them."))
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """The trained objective (backbone inside) and the checkpoints of the run."""
+
+    objective: Objective
+    checkpoints: list[tuple[int, Path]]
+    resumed_from: int | None
+    seconds: float
+
+
+def build(config: TrainConfig) -> Objective:
+    """The objective with a freshly initialised backbone, seeded by ``config.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        backbone = build_backbone(config.backbone, config.width, config.depth, config.batchnorm)
+        return build_objective(config.objective, backbone, **config.objective_options)
+
+
+def _step_generator(seed: int, *keys: int) -> torch.Generator:
+    mixed = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed) & ((1 << 63) - 1))
+
+
+def load_checkpoint(path: str | Path) -> tuple[TrainConfig, Objective, dict[str, Any]]:
+    """Rebuild a checkpoint's objective (in eval mode) from its sidecar config and state."""
+    meta = read_sidecar(Path(path))
+    config = TrainConfig.from_dict(meta["config"])
+    objective = build(config)
+    objective.load_state_dict(load_state(Path(path))["objective"])
+    objective.eval()
+    return config, objective, meta
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | None = None,
+          quiet: bool | None = None, on_step: Callable[[int, Objective], None] | None = None) -> TrainResult:
+    """Train (or resume) one run, writing checkpoints under ``run_dir/checkpoints``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : path
+        The run's folder; ``config.json`` is written there. If it holds checkpoints of
+        this config, training resumes after the last complete one.
+    data_dir : path, optional
+        Dataset folder (default ``$RELUSCOPE_DATA``).
+    quiet : bool, optional
+        Hide the progress bar (default: hidden in CI and off a terminal).
+    on_step : callable, optional
+        ``on_step(step, objective)`` after each step's checkpoint (if any) is written.
+    """
+    start_time = time.perf_counter()
+    run = Path(run_dir)
+    images, labels = load_idx_images(config.dataset, "train", data_dir, quiet=True)
+    if config.subset is not None:
+        images, labels = images[: config.subset], labels[: config.subset]
+    x = torch.from_numpy(images)[:, None]
+    y = torch.from_numpy(labels)
+    n = len(x)
+    batch = min(config.batch_size, n)
+    steps_per_epoch = n // batch
+    total = config.epochs * steps_per_epoch
+    schedule = set(checkpoint_steps(total, steps_per_epoch, config.checkpoints_per_decade))
+    _check_same_config(run, config)
+
+    objective = build(config)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    done = completed_checkpoints(run)
+    resumed = None
+    step = 0
+    if done:
+        resumed, path = done[-1]
+        state = load_state(path)
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = resumed
+        objective.schedule(step, total)
+    augment = Augment.for_dataset(config.dataset)
+
+    def checkpoint(step: int, logs: dict[str, float]) -> None:
+        state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        meta = {"config": config.to_dict(), "step": step, "epoch": step / max(steps_per_epoch, 1),
+                "seed": config.seed, "total_steps": total, "metrics": logs}
+        save_checkpoint(run, step, state, meta)
+
+    if step == 0 and 0 in schedule and not done:
+        checkpoint(0, {})
+    objective.train()
+    bar = progress_bar(total=total, initial=step, desc=f"{config.objective} {config.dataset}", unit="step",
+                       disable=quiet)
+    order = None
+    with bar:
+        while step < total:
+            epoch, index = divmod(step, steps_per_epoch)
+            if index == 0 or order is None:
+                order = torch.randperm(n, generator=_step_generator(config.seed, 0, epoch))
+            rows = order[index * batch: (index + 1) * batch]
+            tick = time.perf_counter()
+            views = None
+            if objective.needs_views:
+                views = two_views(x[rows], augment, _step_generator(config.seed, 1, step))
+            out = objective(Batch(x[rows], y[rows], views))
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            step += 1
+            objective.after_step(step, total)
+            logs = {"loss": float(out.loss.detach()), **out.logs}
+            if step in schedule:
+                checkpoint(step, logs)
+            rate = len(rows) / (time.perf_counter() - tick)
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{rate:.0f}")
+            bar.update(1)
+            if on_step is not None:
+                on_step(step, objective)
+    objective.eval()
+    return TrainResult(objective, completed_checkpoints(run), resumed, time.perf_counter() - start_time)
+
+
+def _check_same_config(run: Path, config: TrainConfig) -> None:
+    """Write ``config.json``, or refuse a run folder that holds another config's run."""
+    from reluscope._files import write_json
+
+    path = run / "config.json"
+    if path.is_file():
+        import json
+
+        existing = json.loads(path.read_text())
+        if existing != config.to_dict():
+            raise InputValueError(message(
+                f"run folder {str(run)!r}", "empty or holding a run of the same config",
+                "a run of a different config", "Use a new folder for a new config."))
+        return
+    write_json(path, config.to_dict())

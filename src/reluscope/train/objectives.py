@@ -1,0 +1,382 @@
+"""Training objectives, each a small module holding its heads and computing its loss.
+
+Families (``Objective.family``): ``supervised`` (cross-entropy), ``contrastive``
+(SimCLR, MoCo v2), ``self-distillation`` (BYOL, SimSiam, DINO), ``redundancy-reduction``
+(VICReg, Barlow Twins). Collapse switches (``stop_gradient``, ``predictor``, ``ema``,
+``centering``, ``sharpening``, ``variance``/``covariance``) turn off the mechanism that
+prevents collapse, for experiments on it. ``OBJECTIVES`` maps names (collapse variants
+included) to constructors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reluscope._validation import message
+from reluscope.errors import InputValueError
+from reluscope.train.heads import cosine_momentum, ema_update, frozen_copy, mlp_head
+from reluscope.train.losses import (
+    barlow_twins_loss,
+    dino_loss,
+    info_nce_queue,
+    negative_cosine,
+    nt_xent,
+    vicreg_loss,
+)
+
+
+@dataclass
+class Batch:
+    """One training batch: images (B, C, H, W), labels (B,), and two augmented views."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    views: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+@dataclass
+class LossOutput:
+    """The loss to minimise and scalars to log."""
+
+    loss: torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    """Base class: ``backbone`` plus heads; ``forward(batch) -> LossOutput``.
+
+    Subclasses set ``family`` and ``needs_views``; ``after_step`` updates momentum
+    networks and schedules; ``embed`` gives the embedding the collapse indicators watch.
+    """
+
+    family: ClassVar[str] = ""
+    needs_views: ClassVar[bool] = True
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = int(backbone.feature_dim)  # type: ignore[arg-type]
+
+    def forward(self, batch: Batch) -> LossOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called after each optimiser step (``step`` counts from 1): momentum updates."""
+        self.schedule(step, total_steps)
+
+    def schedule(self, step: int, total_steps: int) -> None:
+        """Set step-dependent hyper-parameters (also called when a run resumes at `step`)."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedding of images (B, C, H, W) -> (B, d); default: the backbone features."""
+        return self.backbone(x)
+
+    def _views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch.views is None:
+            raise InputValueError(message(f"the batch of {type(self).__name__}", "two augmented views",
+                                          "a batch without views", "Train it with augmentation on."))
+        return batch.views
+
+
+class Supervised(Objective):
+    """Cross-entropy of a linear classifier on the backbone features."""
+
+    family = "supervised"
+    needs_views = False
+
+    def __init__(self, backbone: nn.Module, n_classes: int = 10) -> None:
+        super().__init__(backbone)
+        self.classifier = nn.Linear(self.feature_dim, n_classes)
+
+    def forward(self, batch: Batch) -> LossOutput:
+        logits = self.classifier(self.backbone(batch.images))
+        loss = F.cross_entropy(logits, batch.labels)
+        acc = (logits.argmax(1) == batch.labels).float().mean()
+        return LossOutput(loss, {"train_accuracy": float(acc)})
+
+
+class SimCLR(Objective):
+    """NT-Xent on projections of two views (Chen et al., 2020)."""
+
+    family = "contrastive"
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 128, hidden: int = 512,
+                 temperature: float = 0.5) -> None:
+        super().__init__(backbone)
+        self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
+        self.temperature = temperature
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        z = self.embed(torch.cat([v1, v2]))
+        z1, z2 = z.chunk(2)
+        return LossOutput(nt_xent(z1, z2, self.temperature))
+
+
+class MoCo(Objective):
+    """MoCo v2: momentum key encoder and a queue of negatives (He et al.; Chen et al., 2020)."""
+
+    family = "contrastive"
+    queue: torch.Tensor
+    queue_ptr: torch.Tensor
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 128, hidden: int = 512,
+                 temperature: float = 0.2, queue_size: int = 4096, momentum: float = 0.99) -> None:
+        super().__init__(backbone)
+        self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
+        self.key_backbone = frozen_copy(backbone)
+        self.key_projector = frozen_copy(self.projector)
+        self.temperature, self.momentum = temperature, momentum
+        gen = torch.Generator().manual_seed(0)
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim, generator=gen), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        q = self.embed(torch.cat([v1, v2]))
+        with torch.no_grad():
+            k = self.key_projector(self.key_backbone(torch.cat([v2, v1])))
+        loss = info_nce_queue(q, k, self.queue.clone(), self.temperature)
+        self._enqueue(F.normalize(k[: len(v1)], dim=1))
+        return LossOutput(loss)
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        size = self.queue.shape[0]
+        ptr = int(self.queue_ptr)
+        idx = (torch.arange(len(keys)) + ptr) % size
+        self.queue[idx] = keys
+        self.queue_ptr.fill_((ptr + len(keys)) % size)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        ema_update(self.key_backbone, self.backbone, self.momentum)
+        ema_update(self.key_projector, self.projector, self.momentum)
+
+
+class BYOL(Objective):
+    """BYOL (Grill et al., 2020): predict an EMA target's projection of the other view.
+
+    Collapse switches: ``predictor=False`` (no predictor), ``ema=False`` (the target is
+    a copy of the online network at every step, tau = 0).
+    """
+
+    family = "self-distillation"
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 128, hidden: int = 512,
+                 tau_base: float = 0.99, predictor: bool = True, ema: bool = True) -> None:
+        super().__init__(backbone)
+        self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
+        self.predictor = mlp_head(proj_dim, hidden, proj_dim) if predictor else nn.Identity()
+        self.target_backbone = frozen_copy(backbone)
+        self.target_projector = frozen_copy(self.projector)
+        self.tau_base, self.ema, self.tau = tau_base, ema, tau_base
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        p = self.predictor(self.embed(torch.cat([v1, v2])))
+        with torch.no_grad():
+            z = self.target_projector(self.target_backbone(torch.cat([v2, v1])))
+        loss = 2.0 + 2.0 * negative_cosine(p, z)  # = mean of 2 - 2 cos over both directions
+        return LossOutput(loss, {"tau": self.tau})
+
+    def schedule(self, step: int, total_steps: int) -> None:
+        self.tau = cosine_momentum(self.tau_base, step, total_steps) if self.ema else 0.0
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.schedule(step, total_steps)
+        ema_update(self.target_backbone, self.backbone, self.tau)
+        ema_update(self.target_projector, self.projector, self.tau)
+
+
+class SimSiam(Objective):
+    """SimSiam (Chen & He, 2021): symmetric negative cosine with a stop-gradient.
+
+    Collapse switches: ``stop_gradient=False``, ``predictor=False``. The paper ends the
+    projector with BatchNorm; that is off by default here (``output_bn``): after an
+    affine-free BatchNorm a constant embedding becomes 0 and scores cosine 0, so complete
+    collapse is not a minimum and, in short CPU runs, training without the stop-gradient
+    only loses dimensions; without it the collapse the paper reports (normalised std of
+    the embeddings -> 0) appears within a few hundred steps.
+    """
+
+    family = "self-distillation"
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 128, hidden: int = 512,
+                 pred_hidden: int = 64, stop_gradient: bool = True, predictor: bool = True,
+                 output_bn: bool = False) -> None:
+        super().__init__(backbone)
+        self.projector = mlp_head(self.feature_dim, hidden, proj_dim, last_bn=output_bn)
+        self.predictor = mlp_head(proj_dim, pred_hidden, proj_dim) if predictor else nn.Identity()
+        self.stop_gradient = stop_gradient
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        z = self.embed(torch.cat([v1, v2]))
+        p = self.predictor(z)
+        z1, z2 = z.chunk(2)
+        p1, p2 = p.chunk(2)
+        if self.stop_gradient:
+            z1, z2 = z1.detach(), z2.detach()
+        loss = 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
+        return LossOutput(loss)
+
+
+class DINO(Objective):
+    """DINO (Caron et al., 2021): an EMA teacher with centering and sharpening.
+
+    The teacher temperature warms up linearly from ``teacher_temp_start`` to
+    ``teacher_temp`` over ``warmup_fraction`` of training. Collapse switches:
+    ``centering=False``; ``sharpening=False`` (teacher temperature 1, no sharpening).
+    Logs the teacher's mean entropy and the teacher-student KL divergence.
+    """
+
+    family = "self-distillation"
+    center: torch.Tensor
+
+    def __init__(self, backbone: nn.Module, out_dim: int = 1024, hidden: int = 512, bottleneck: int = 64,
+                 student_temp: float = 0.1, teacher_temp: float = 0.07, teacher_temp_start: float = 0.04,
+                 warmup_fraction: float = 0.3, center_momentum: float = 0.9, tau_base: float = 0.996,
+                 centering: bool = True, sharpening: bool = True) -> None:
+        super().__init__(backbone)
+        self.head = nn.Sequential(mlp_head(self.feature_dim, hidden, bottleneck), _L2Norm(),
+                                  nn.Linear(bottleneck, out_dim, bias=False))
+        self.teacher_backbone = frozen_copy(backbone)
+        self.teacher_head = frozen_copy(self.head)
+        self.register_buffer("center", torch.zeros(out_dim))
+        self.student_temp, self.teacher_temp_end, self.teacher_temp_start = student_temp, teacher_temp, \
+            teacher_temp_start
+        self.warmup_fraction, self.center_momentum, self.tau_base = warmup_fraction, center_momentum, tau_base
+        self.centering, self.sharpening = centering, sharpening
+        self.teacher_temp = teacher_temp_start if sharpening else 1.0
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        n = len(v1)
+        student = self.embed(torch.cat([v1, v2])).reshape(2, n, -1)
+        with torch.no_grad():
+            teacher = self.teacher_head(self.teacher_backbone(torch.cat([v1, v2]))).reshape(2, n, -1)
+        center = self.center
+        loss = dino_loss(student, teacher, center, self.student_temp, self.teacher_temp, self.centering)
+        with torch.no_grad():
+            t = teacher - center if self.centering else teacher
+            t_prob = F.softmax(t / self.teacher_temp, dim=-1)
+            s_log = F.log_softmax(student / self.student_temp, dim=-1)
+            entropy = -(t_prob * torch.log(t_prob.clamp_min(1e-30))).sum(-1).mean()
+            kl = (t_prob * (torch.log(t_prob.clamp_min(1e-30)) - s_log)).sum(-1).mean()
+            if self.centering:
+                batch_center = teacher.reshape(2 * n, -1).mean(0)
+                self.center.mul_(self.center_momentum).add_(batch_center,
+                                                            alpha=1 - self.center_momentum)
+        return LossOutput(loss, {"teacher_entropy": float(entropy), "teacher_student_kl": float(kl),
+                                 "teacher_temp": self.teacher_temp})
+
+    def schedule(self, step: int, total_steps: int) -> None:
+        warm = max(1, int(self.warmup_fraction * total_steps))
+        if self.sharpening:
+            frac = min(step / warm, 1.0)
+            span = self.teacher_temp_end - self.teacher_temp_start
+            self.teacher_temp = self.teacher_temp_start + frac * span
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.schedule(step, total_steps)
+        tau = cosine_momentum(self.tau_base, step, total_steps)
+        ema_update(self.teacher_backbone, self.backbone, tau)
+        ema_update(self.teacher_head, self.head, tau)
+
+
+class _L2Norm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1)
+
+
+class VICReg(Objective):
+    """VICReg (Bardes et al., 2022). Collapse switch: ``variance=False, covariance=False``
+    leaves the invariance term only."""
+
+    family = "redundancy-reduction"
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 512, hidden: int = 512, sim_coeff: float = 25.0,
+                 std_coeff: float = 25.0, cov_coeff: float = 1.0, variance: bool = True,
+                 covariance: bool = True) -> None:
+        super().__init__(backbone)
+        self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
+        self.coeffs = (sim_coeff, std_coeff if variance else 0.0, cov_coeff if covariance else 0.0)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        z1, z2 = self.embed(torch.cat([v1, v2])).chunk(2)
+        loss, terms = vicreg_loss(z1, z2, *self.coeffs)
+        return LossOutput(loss, {k: float(v) for k, v in terms.items()})
+
+
+class BarlowTwins(Objective):
+    """Barlow Twins (Zbontar et al., 2021)."""
+
+    family = "redundancy-reduction"
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 512, hidden: int = 512,
+                 lambd: float = 5e-3) -> None:
+        super().__init__(backbone)
+        self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
+        self.lambd = lambd
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        z1, z2 = self.embed(torch.cat([v1, v2])).chunk(2)
+        return LossOutput(barlow_twins_loss(z1, z2, self.lambd))
+
+
+#: name -> (constructor, fixed keyword arguments); collapse variants included.
+OBJECTIVES: dict[str, tuple[Callable[..., Objective], dict[str, Any]]] = {
+    "supervised": (Supervised, {}),
+    "simclr": (SimCLR, {}),
+    "moco": (MoCo, {}),
+    "byol": (BYOL, {}),
+    "simsiam": (SimSiam, {}),
+    "dino": (DINO, {}),
+    "vicreg": (VICReg, {}),
+    "barlow": (BarlowTwins, {}),
+    "simsiam-no-stopgrad": (SimSiam, {"stop_gradient": False}),
+    "simsiam-no-predictor": (SimSiam, {"predictor": False}),
+    "byol-no-predictor": (BYOL, {"predictor": False}),
+    "byol-no-ema": (BYOL, {"ema": False}),
+    "dino-no-centering": (DINO, {"centering": False}),
+    "dino-no-sharpening": (DINO, {"sharpening": False}),
+    "vicreg-invariance-only": (VICReg, {"variance": False, "covariance": False}),
+}
+
+
+def build_objective(name: str, backbone: nn.Module, **options: Any) -> Objective:
+    """The objective `name` (see ``OBJECTIVES``) around `backbone`, with extra options."""
+    if name not in OBJECTIVES:
+        raise InputValueError(message("`objective`", f"one of {sorted(OBJECTIVES)}", repr(name),
+                                      "Pick a listed objective (collapse variants end in -no-...)."))
+    make, fixed = OBJECTIVES[name]
+    return make(backbone, **{**fixed, **options})
