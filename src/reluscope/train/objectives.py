@@ -330,7 +330,7 @@ class VICReg(Objective):
         v1, v2 = self._views(batch)
         z1, z2 = self.embed(torch.cat([v1, v2])).chunk(2)
         loss, terms = vicreg_loss(z1, z2, *self.coeffs)
-        return LossOutput(loss, {k: float(v) for k, v in terms.items()})
+        return LossOutput(loss, {k: float(v.detach()) for k, v in terms.items()})
 
 
 class BarlowTwins(Objective):
