@@ -65,3 +65,19 @@ def test_slice_bad_input_is_reported_without_a_traceback(tmp_path, data_dir, cap
     assert main(["slice", str(tmp_path / "state.pt"), "--indices", "0", "1", "2",
                  "--data", str(data_dir)]) == 2
     assert "save the module itself" in capsys.readouterr().err
+
+
+def test_train_command_trains_resumes_and_evaluates(tmp_path, data_dir, capsys):
+    args = ["train", "--objective", "vicreg", "--epochs", "1", "--subset", "256", "--batch-size", "128",
+            "--width", "32", "--depth", "1", "--out", str(tmp_path / "run"), "--data", str(data_dir),
+            "--evaluate", "--eval-train", "500"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "probe" in printed and "rankme" in printed
+    quality = sorted((tmp_path / "run" / "checkpoints").glob("*.quality.json"))
+    assert len(quality) == 3  # steps 0, 1, 2
+    row = json.loads(quality[-1].read_text())
+    assert 0 < row["probe_test_accuracy"] <= 1 and row["step"] == 2
+    stamp = quality[-1].stat().st_mtime_ns
+    assert main(args) == 0  # everything done: nothing recomputed
+    assert quality[-1].stat().st_mtime_ns == stamp

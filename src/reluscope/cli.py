@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reluscope import demo, slice_command
+from reluscope import demo, slice_command, train_command
 from reluscope.errors import ReluscopeError
 
 
@@ -21,12 +21,18 @@ def main(argv: list[str] | None = None) -> int:
                                        "through three images", description=slice_command.__doc__,
                                        formatter_class=argparse.RawDescriptionHelpFormatter)
     slice_command.add_arguments(slice_parser)
+    train_parser = commands.add_parser("train", help="train one run with checkpoints (and evaluate them)",
+                                       description=train_command.__doc__,
+                                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    train_command.add_arguments(train_parser)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             demo.run(args)
         elif args.command == "slice":
             slice_command.run(args)
+        elif args.command == "train":
+            train_command.run(args)
     except ReluscopeError as exc:  # bad input: the message says what to do; no traceback
         print(f"reluscope {args.command}: error: {exc}", file=sys.stderr)
         return 2

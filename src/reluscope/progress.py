@@ -14,7 +14,7 @@ def quiet_by_default() -> bool:
     return bool(os.environ.get("CI")) or not sys.stderr.isatty()
 
 
-def progress_bar(*, disable: bool | None = None, **kwargs: Any) -> Any:
+def progress_bar(iterable: Any = None, *, disable: bool | None = None, **kwargs: Any) -> Any:
     """A tqdm bar (``disable=None``: quiet in CI and when stderr is not a terminal)."""
-    return tqdm(disable=quiet_by_default() if disable is None else disable, dynamic_ncols=True,
+    return tqdm(iterable, disable=quiet_by_default() if disable is None else disable, dynamic_ncols=True,
                 **kwargs)

@@ -42,23 +42,32 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     x = train_x.double()
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     x = (x - mean) / std
-    xt = (test_x.double() - mean) / std
+    test = (test_x.double() - mean) / std
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64)
+    bias = torch.zeros(n_classes, dtype=torch.float64)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
+    x_transposed = x.T.contiguous()  # the gradient GEMM is ~6x faster on a contiguous transpose
+    rows = torch.arange(len(x))
+
+    @torch.no_grad()
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ weight + bias, train_y) + weight_decay * weight.pow(2).sum()
-        loss.backward()
+        # loss and gradient by hand: autograd's x.T @ grad on (N, d) is the slow path
+        log_p = torch.log_softmax(x @ weight + bias, dim=1)
+        loss = -log_p[rows, train_y].mean() + weight_decay * weight.pow(2).sum()
+        residual = log_p.exp()
+        residual[rows, train_y] -= 1.0
+        residual /= len(x)
+        weight.grad = x_transposed @ residual + 2.0 * weight_decay * weight
+        bias.grad = residual.sum(0)
         return loss
 
     opt.step(closure)
     with torch.no_grad():
         train_acc = ((x @ weight + bias).argmax(1) == train_y).double().mean()
-        logits = xt @ weight + bias
+        logits = test @ weight + bias
         test_acc = (logits.argmax(1) == test_y).double().mean()
         test_loss = F.cross_entropy(logits, test_y)
     return {"probe_train_accuracy": float(train_acc), "probe_test_accuracy": float(test_acc),

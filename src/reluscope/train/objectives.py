@@ -284,7 +284,7 @@ class DINO(Objective):
             s_log = F.log_softmax(student / self.student_temp, dim=-1)
             entropy = -(t_prob * torch.log(t_prob.clamp_min(1e-30))).sum(-1).mean()
             kl = (t_prob * (torch.log(t_prob.clamp_min(1e-30)) - s_log)).sum(-1).mean()
-            if self.centering:
+            if self.centering and self.training:  # evaluation never moves the centre
                 batch_center = teacher.reshape(2 * n, -1).mean(0)
                 self.center.mul_(self.center_momentum).add_(batch_center,
                                                             alpha=1 - self.center_momentum)

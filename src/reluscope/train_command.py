@@ -1,0 +1,71 @@
+"""``reluscope train``: train one run with checkpoints, and measure its representations.
+
+Trains (or resumes) the run in ``--out`` and, with ``--evaluate``, measures every
+checkpoint (linear probe, kNN, collapse indicators), writing ``quality.json`` beside
+each checkpoint (skipped when already there) and printing a table.
+
+Usage: reluscope train --objective simclr [--dataset mnist] [--epochs 5] [--out runs/NAME] [--evaluate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from reluscope._files import write_json
+from reluscope.train.loop import TrainConfig, load_checkpoint, train
+from reluscope.train.objectives import OBJECTIVES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the train command (one per TrainConfig field)."""
+    parser.add_argument("--objective", choices=sorted(OBJECTIVES), default="simclr")
+    parser.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist")
+    parser.add_argument("--backbone", choices=("mlp", "cnn"), default="mlp")
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--batchnorm", action="store_true")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--subset", type=int, default=None, help="train on the first N images")
+    parser.add_argument("--out", default=None, help="run folder (default runs/<objective>-<dataset>-s<seed>)")
+    parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
+    parser.add_argument("--evaluate", action="store_true", help="probe, kNN and collapse indicators at "
+                        "every checkpoint")
+    parser.add_argument("--eval-train", type=int, default=None, help="probe on the first N train images")
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train, then (optionally) evaluate each checkpoint; returns the evaluations."""
+    config = TrainConfig(dataset=args.dataset, objective=args.objective, backbone=args.backbone,
+                         width=args.width, depth=args.depth, batchnorm=args.batchnorm, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset)
+    out = Path(args.out or f"runs/{args.objective}-{args.dataset}-s{args.seed}")
+    result = train(config, out, data_dir=args.data)
+    print(f"trained {config.objective} on {config.dataset} in {result.seconds:.1f}s "
+          f"({len(result.checkpoints)} checkpoints in {out / 'checkpoints'})")
+    rows: list[dict[str, Any]] = []
+    if not args.evaluate:
+        return rows
+    from reluscope.evaluate import representation_quality
+    from reluscope.progress import progress_bar
+
+    for step, path in progress_bar(result.checkpoints, desc="evaluate checkpoints"):
+        target = path.with_name(path.stem + ".quality.json")
+        if target.is_file():
+            row = json.loads(target.read_text())
+        else:
+            _, objective, _ = load_checkpoint(path)
+            row = {"step": step, **representation_quality(objective, config.dataset, args.data,
+                                                          train_limit=args.eval_train)}
+            write_json(target, row)
+        rows.append(row)
+    print(f"{'step':>7} {'probe':>7} {'knn':>7} {'emb std':>8} {'rankme':>8}")
+    for row in rows:
+        print(f"{row['step']:>7} {row['probe_test_accuracy']:>7.4f} {row['knn_accuracy']:>7.4f} "
+              f"{row['embedding_std']:>8.3f} {row['embedding_rankme']:>8.1f}")
+    return rows
