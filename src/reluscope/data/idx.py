@@ -11,6 +11,7 @@ checked against the registry on every load (a few tenths of a second per file).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -160,6 +161,8 @@ def load_idx_images(dataset: str, split: str = "test", data_dir: str | os.PathLi
         Fetch missing files from the dataset's mirrors (then verify them).
     quiet : bool
         No download progress bar.
+
+    Files are decoded and verified once per process; each call returns fresh arrays.
     """
     if dataset not in DATASETS:
         raise InputValueError(message("`dataset` of load_idx_images", f"one of {sorted(DATASETS)}",
@@ -167,11 +170,22 @@ def load_idx_images(dataset: str, split: str = "test", data_dir: str | os.PathLi
     if split not in ("train", "test"):
         raise InputValueError(message("`split` of load_idx_images", "'train' or 'test'",
                                       repr(split), "Pick a split."))
+    images, labels = _load(dataset, split, str(find_data_dir(data_dir).resolve()), download, quiet)
+    return images.copy(), labels.copy()  # the cached arrays stay pristine
+
+
+@functools.lru_cache(maxsize=4)
+def _load(dataset: str, split: str, folder: str, download: bool,
+          quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and verify once per process (read-only arrays; callers get copies)."""
     prefix = "train" if split == "train" else "t10k"
     arrays = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         stem = f"{prefix}-{kind}"
-        raw = dataset_file(dataset, stem, data_dir, download=download, quiet=quiet)
+        raw = dataset_file(dataset, stem, folder, download=download, quiet=quiet)
         arrays.append(parse_idx(raw, stem))
-    images, labels = arrays
-    return images.astype(np.float32) / 255.0, labels.astype(np.int64)
+    images = arrays[0].astype(np.float32) / 255.0
+    labels = arrays[1].astype(np.int64)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels

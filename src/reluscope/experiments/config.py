@@ -1,0 +1,251 @@
+"""Typed experiment configs (TOML), validated, expanded into runs with stable ids.
+
+A config has four tables; every field is documented on its dataclass below.
+
+```toml
+name = "demo"
+[grid]       # what to train: datasets x objectives x backbones x widths x seeds
+[training]   # budget and checkpoint schedule, shared by every run
+[analysis]   # what to measure at every checkpoint
+[execution]  # how to run the grid (workers, engine)
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reluscope._validation import message
+from reluscope.data.registry import DATASETS
+from reluscope.errors import InputValueError
+from reluscope.train.loop import TrainConfig
+from reluscope.train.objectives import OBJECTIVES
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The runs: every combination of these lists.
+
+    Attributes
+    ----------
+    datasets : list of {"mnist", "fashion-mnist"}
+    objectives : list of str
+        Keys of ``reluscope.train.OBJECTIVES`` (collapse variants included).
+    backbones : list of {"mlp", "cnn"}
+    widths : list of int
+        MLP hidden width / CNN head width.
+    depth : int
+        MLP hidden layers.
+    seeds : list of int
+    """
+
+    datasets: list[str] = field(default_factory=lambda: ["mnist"])
+    objectives: list[str] = field(default_factory=lambda: ["supervised", "simclr"])
+    backbones: list[str] = field(default_factory=lambda: ["mlp"])
+    widths: list[int] = field(default_factory=lambda: [64])
+    depth: int = 3
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass(frozen=True)
+class Training:
+    """Training budget shared by all runs.
+
+    Attributes
+    ----------
+    epochs : int
+    batch_size : int
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+    subset : int or None
+        Train on the first ``subset`` training images (None: all 60,000).
+    checkpoints_per_decade : int
+        Log-spaced checkpoints per factor of 10 in steps (plus step 0 and epoch ends).
+    """
+
+    epochs: int = 3
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    subset: int | None = None
+    checkpoints_per_decade: int = 3
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What is measured at each checkpoint (on the backbone, in eval mode).
+
+    Attributes
+    ----------
+    planes : int
+        Planes per dataset through triplets of test images, chosen once by ``plane_seed``
+        and stored; half of them through three images of one class, half mixed.
+    plane_margin : float
+        Margin of ``Plane.through`` around the three images.
+    plane_seed : int
+    keep_partitions : int
+        Partitions of the first planes saved per checkpoint, for the report's pictures.
+    max_regions : int
+        Region budget of one slice (larger slices are recorded as failed metrics).
+    paths : int
+        Segments between test images per checkpoint (half same class, half different).
+    lc_points : int
+        Test images where local complexity is measured.
+    lc_radius : float
+        Cross-polytope radius (input units, pixels in [0, 1]).
+    lc_directions : int
+        Cross-polytope directions P.
+    probe_train, probe_test : int or None
+        Images of the train/test split used by the linear probe and kNN (None: all).
+    """
+
+    planes: int = 4
+    plane_margin: float = 0.2
+    plane_seed: int = 0
+    keep_partitions: int = 1
+    max_regions: int = 2_000_000
+    paths: int = 32
+    lc_points: int = 200
+    lc_radius: float = 0.5
+    lc_directions: int = 8
+    probe_train: int | None = 10_000
+    probe_test: int | None = 2_000
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the grid runs.
+
+    Attributes
+    ----------
+    workers : int
+        Runs in parallel (processes on this machine).
+    engine : {"local", "ray"}
+        ``"ray"`` submits each run as a task to an existing Ray cluster
+        (``ray.init(address="auto")``) instead of local processes; results land in the same
+        folder, which must be shared storage.
+    """
+
+    workers: int = 2
+    engine: str = "local"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment: its name and the four tables."""
+
+    name: str = "experiment"
+    grid: Grid = field(default_factory=Grid)
+    training: Training = field(default_factory=Training)
+    analysis: Analysis = field(default_factory=Analysis)
+    execution: Execution = field(default_factory=Execution)
+
+    def runs(self) -> list[RunSpec]:
+        """Every run of the grid, in a stable order."""
+        g = self.grid
+        return [RunSpec(TrainConfig(dataset=d, objective=o, backbone=b, width=w, depth=g.depth, epochs=self
+                                    .training.epochs, batch_size=self.training.batch_size,
+                                    lr=self.training.lr, weight_decay=self.training.weight_decay, seed=s,
+                                    subset=self.training.subset,
+                                    checkpoints_per_decade=self.training.checkpoints_per_decade))
+                for d in g.datasets for b in g.backbones for w in g.widths for o in g.objectives
+                for s in g.seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a grid: its training config and a stable id derived from it."""
+
+    train: TrainConfig
+
+    @property
+    def run_id(self) -> str:
+        """``<objective>-<dataset>-<backbone><width>-s<seed>-<hash>``, stable across sessions."""
+        c = self.train
+        digest = hashlib.sha256(json.dumps(c.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{c.objective}-{c.dataset}-{c.backbone}{c.width}-s{c.seed}-{digest}"
+
+
+_TABLES = {"grid": Grid, "training": Training, "analysis": Analysis, "execution": Execution}
+
+
+def _build(cls: Any, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputValueError(message(where, "a table", repr(data), f"Write it as [{where}]."))
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InputValueError(message(f"table [{where}]", f"only the fields {sorted(known)}",
+                                      f"unknown fields {unknown}", "Fix the spelling or remove them."))
+    return cls(**data)
+
+
+def _check(config: ExperimentConfig) -> None:
+    g, t, a, e = config.grid, config.training, config.analysis, config.execution
+
+    def fail(name: str, expected: str, got: Any, fix: str) -> None:
+        raise InputValueError(message(f"`{name}` of the experiment config", expected, repr(got), fix))
+
+    for name, values, allowed in (("grid.datasets", g.datasets, sorted(DATASETS)),
+                                  ("grid.objectives", g.objectives, sorted(OBJECTIVES)),
+                                  ("grid.backbones", g.backbones, ["cnn", "mlp"])):
+        if not isinstance(values, list) or not values or any(v not in allowed for v in values):
+            fail(name, f"a non-empty list of {allowed}", values, "Use the listed names.")
+    for name, numbers in (("grid.widths", g.widths), ("grid.seeds", g.seeds)):
+        if not isinstance(numbers, list) or not numbers or any(isinstance(v, bool) or not isinstance(v, int)
+                                                               for v in numbers):
+            fail(name, "a non-empty list of integers", numbers, "e.g. [64, 256].")
+    positive = {"grid.depth": g.depth, "training.epochs": t.epochs, "training.batch_size": t.batch_size,
+                "training.checkpoints_per_decade": t.checkpoints_per_decade, "analysis.planes": a.planes,
+                "analysis.max_regions": a.max_regions, "analysis.lc_directions": a.lc_directions,
+                "execution.workers": e.workers}
+    for name, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            fail(name, "a positive integer", value, "Use 1 or more.")
+    for name, value in {"analysis.paths": a.paths, "analysis.lc_points": a.lc_points,
+                        "analysis.keep_partitions": a.keep_partitions}.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            fail(name, "a non-negative integer", value, "Use 0 to switch it off.")
+    for name, real in {"training.lr": t.lr, "analysis.lc_radius": a.lc_radius,
+                       "analysis.plane_margin": a.plane_margin}.items():
+        if not isinstance(real, int | float) or isinstance(real, bool) or real <= 0:
+            fail(name, "a positive number", real, "e.g. 0.5.")
+    if e.engine not in ("local", "ray"):
+        fail("execution.engine", "'local' or 'ray'", e.engine, "Use 'local' unless a Ray cluster is running.")
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment config."""
+    source = Path(path)
+    if not source.is_file():
+        raise InputValueError(message("the experiment config", "an existing TOML file",
+                                      f"{str(source)!r}, which does not exist", "Check the path."))
+    try:
+        data = tomllib.loads(source.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputValueError(message("the experiment config", "valid TOML", f"{str(source)!r}: {exc}",
+                                      "Fix the syntax at the position given.")) from exc
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate a config from a parsed TOML/JSON dict."""
+    unknown = sorted(set(data) - {"name", *_TABLES})
+    if unknown:
+        raise InputValueError(message("the experiment config", f"the keys name, {', '.join(_TABLES)}",
+                                      f"unknown keys {unknown}", "Fix the spelling or remove them."))
+    tables = {key: _build(cls, data.get(key, {}), key) for key, cls in _TABLES.items()}
+    config = ExperimentConfig(name=str(data.get("name", "experiment")), **tables)
+    _check(config)
+    return config

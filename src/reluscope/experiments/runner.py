@@ -1,0 +1,158 @@
+"""Run an experiment grid: train every run, analyse every checkpoint, skip finished work.
+
+Each run is one job: train (resuming from its last checkpoint), then analyse each
+checkpoint not yet in the store. Jobs run in local processes (``execution.workers``),
+or as tasks on an existing Ray cluster (``execution.engine = "ray"``). A failing job is
+recorded in its folder (``error.txt``) and reported; the others go on. Rerunning the
+same command resumes an interrupted grid: nothing finished is recomputed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reluscope._validation import message
+from reluscope.errors import InputValueError
+from reluscope.experiments.analyze import analyse, choose_probes
+from reluscope.experiments.config import ExperimentConfig, RunSpec
+from reluscope.experiments.store import Store
+from reluscope.progress import progress_bar
+from reluscope.train.checkpoints import read_sidecar
+from reluscope.train.loop import load_checkpoint, train
+from reluscope.train.objectives import OBJECTIVES
+
+
+@dataclass
+class GridReport:
+    """Outcome of one invocation: runs done, skipped (already complete) and failed."""
+
+    completed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_job(config: ExperimentConfig, spec: RunSpec, root: str, data_dir: str | None,
+            quiet: bool | None = None) -> str:
+    """Train and analyse one run (safe to call again after an interruption); returns its id."""
+    store = Store(root)
+    run_id = spec.run_id
+    run_dir = store.run_dir(run_id)
+    dataset = spec.train.dataset
+    probes, _ = choose_probes(dataset, config.analysis, data_dir, store.read_json(f"planes/{dataset}.json"))
+    result = train(spec.train, run_dir, data_dir=data_dir, quiet=True)
+    family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
+    todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
+    for step, path in progress_bar(todo, desc=f"analyse {run_id}", disable=quiet):
+        _, objective, meta = load_checkpoint(path)
+        keep = run_dir / "partitions" / f"step_{step:08d}"
+        keep.mkdir(parents=True, exist_ok=True)
+        values = analyse(objective, dataset, config.analysis, probes, data_dir, keep=keep)
+        for key, value in meta.get("metrics", {}).items():
+            values[f"train.{key}"] = float(value)
+        c = spec.train
+        rows = [{"run_id": run_id, "dataset": c.dataset, "objective": c.objective, "family": family,
+                 "backbone": c.backbone, "width": c.width, "seed": c.seed, "step": step,
+                 "epoch": float(read_sidecar(path)["epoch"]), "metric": k, "value": float(v)}
+                for k, v in sorted(values.items())]
+        store.write_rows(run_id, step, rows)
+    store.mark_complete(run_id, {"checkpoints": [s for s, _ in result.checkpoints],
+                                 "train_seconds": result.seconds})
+    return run_id
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str | Path | None = None,
+                   workers: int | None = None, quiet: bool | None = None) -> GridReport:
+    """Run (or resume) the whole grid under `root`; see the module docstring."""
+    start = time.perf_counter()
+    store = Store(root)
+    previous = store.read_json("experiment.json")
+    if previous is not None and previous != config.to_dict():
+        raise InputValueError(message(f"experiment folder {str(root)!r}", "empty or holding this experiment",
+                                      "results of a different config", "Use a new folder (--root)."))
+    store.write_json("experiment.json", config.to_dict())
+    data = None if data_dir is None else str(data_dir)
+    for dataset in config.grid.datasets:  # fix the images every run looks at, once
+        name = f"planes/{dataset}.json"
+        _, stored = choose_probes(dataset, config.analysis, data, store.read_json(name))
+        store.write_json(name, stored)
+    report = GridReport()
+    pending = []
+    for spec in config.runs():
+        if store.is_complete(spec.run_id):
+            report.skipped.append(spec.run_id)
+        else:
+            pending.append(spec)
+    if config.execution.engine == "ray":
+        _run_on_ray(config, pending, str(root), data, report, store)
+    else:
+        _run_locally(config, pending, str(root), data, workers or config.execution.workers, report, store,
+                     quiet)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _record(report: GridReport, store: Store, spec: RunSpec, error: BaseException | None) -> None:
+    if error is None:
+        report.completed.append(spec.run_id)
+        return
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    store.mark_failed(spec.run_id, text)
+    report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
+
+
+def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None, workers: int,
+                 report: GridReport, store: Store, quiet: bool | None) -> None:
+    bar = progress_bar(total=len(pending), desc=f"grid {config.name}", unit="run", disable=quiet)
+    with bar:
+        if workers <= 1 or len(pending) <= 1:
+            for spec in pending:
+                try:
+                    run_job(config, spec, root, data, quiet)
+                    _record(report, store, spec, None)
+                except Exception as exc:  # one failing run must not stop the grid
+                    _record(report, store, spec, exc)
+                bar.update(1)
+            return
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                         initargs=(threads,)) as pool:
+            jobs = {pool.submit(run_job, config, spec, root, data, True): spec for spec in pending}
+            for done in futures.as_completed(jobs):
+                _record(report, store, jobs[done], done.exception())
+                bar.update(1)
+
+
+def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None,
+                report: GridReport, store: Store) -> None:  # pragma: no cover - needs a Ray cluster
+    try:
+        import ray
+    except ImportError as exc:
+        raise InputValueError(message(
+            "`execution.engine` of the experiment config", "'ray' only where Ray is installed",
+            "engine 'ray' without Ray",
+            "pip install ray and start a cluster, or use engine = 'local'.")) from exc
+    ray.init(address="auto", ignore_reinit_error=True)
+    remote = ray.remote(run_job)
+    refs = {remote.remote(config, spec, root, data, True): spec for spec in pending}
+    for ref, spec in refs.items():
+        error: Any = None
+        try:
+            ray.get(ref)
+        except Exception as exc:
+            error = exc
+        _record(report, store, spec, error)
