@@ -5,34 +5,42 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reluscope import demo, slice_command, train_command
+from reluscope import demo, run_command, slice_command, train_command
 from reluscope.errors import ReluscopeError
+
+
+def _add(commands: argparse._SubParsersAction, name: str, help_text: str, doc: str | None
+         ) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=help_text, description=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``reluscope`` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="reluscope", description="Exact geometry of ReLU networks.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="slice an MNIST MLP before/after training",
-                                      description=demo.__doc__,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    demo.add_arguments(demo_parser)
-    slice_parser = commands.add_parser("slice", help="exact regions of a saved model on a plane "
-                                       "through three images", description=slice_command.__doc__,
-                                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    slice_command.add_arguments(slice_parser)
-    train_parser = commands.add_parser("train", help="train one run with checkpoints (and evaluate them)",
-                                       description=train_command.__doc__,
-                                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    train_command.add_arguments(train_parser)
+    demo.add_arguments(_add(commands, "demo", "the main job: a small grid from raw data to a report",
+                            demo.__doc__))
+    run_command.add_run_arguments(_add(commands, "run", "run an experiment grid (TOML config)",
+                                       run_command.__doc__))
+    run_command.add_report_arguments(_add(commands, "report", "write an experiment's HTML report",
+                                          run_command.__doc__))
+    train_command.add_arguments(_add(commands, "train", "train one run with checkpoints (and evaluate them)",
+                                     train_command.__doc__))
+    slice_command.add_arguments(_add(commands, "slice", "exact regions of a saved model on a plane through "
+                                     "three images", slice_command.__doc__))
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             demo.run(args)
-        elif args.command == "slice":
-            slice_command.run(args)
+        elif args.command == "run":
+            return run_command.run(args)
+        elif args.command == "report":
+            return run_command.report(args)
         elif args.command == "train":
             train_command.run(args)
+        elif args.command == "slice":
+            slice_command.run(args)
     except ReluscopeError as exc:  # bad input: the message says what to do; no traceback
         print(f"reluscope {args.command}: error: {exc}", file=sys.stderr)
         return 2

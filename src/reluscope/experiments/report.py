@@ -1,0 +1,209 @@
+"""``reluscope report``: one self-contained HTML page (figures embedded) plus the PNGs.
+
+Sections: the runs at their last checkpoint; the findings table with verdicts and
+criteria; partitions of the same plane at several checkpoints for each objective;
+metric curves over training beside probe accuracy; correlations with quality; the
+collapse timeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from reluscope._files import write_bytes
+from reluscope._validation import message
+from reluscope.errors import InputValueError
+from reluscope.experiments.findings import (
+    COLLAPSE_GEOMETRY,
+    COLLAPSE_STANDARD,
+    correlations,
+    detection_steps,
+    findings,
+    is_collapse_variant,
+    wide,
+)
+from reluscope.experiments.store import Store, load_results
+from reluscope.plotting import plot_partition
+from reluscope.regions import Partition2D
+
+CURVES = ("slice.n_regions", "slice.area_median", "slice.eccentricity_mean", "slice.boundary_density",
+          "path.n_regions", "lc.total", "probe_test_accuracy", "knn_accuracy", "embedding_std",
+          "embedding_rankme")
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4) -> Path | None:
+    """Plane 0 of every objective at up to `columns` checkpoints, side by side."""
+    rows = []
+    for run_id, group in table.groupby("run_id"):
+        steps = [int(s) for s in group["step"]
+                 if (root / "runs" / run_id / "partitions" / f"step_{int(s):08d}" / "plane0.npz").is_file()]
+        if steps:
+            spots = np.linspace(0, len(steps) - 1, min(columns, len(steps)))
+            pick = sorted({steps[round(i)] for i in spots})
+            rows.append((run_id, group["objective"].iloc[0], group.set_index("step"), pick))
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.3 * len(rows)), squeeze=False)
+    for r, (run_id, objective, group, pick) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            if c >= len(pick):
+                ax.axis("off")
+                continue
+            step = pick[c]
+            part = Partition2D.load(root / "runs" / run_id / "partitions" / f"step_{step:08d}" / "plane0.npz")
+            plot_partition(part, ax, pixels=500)
+            probe = group.loc[step].get("probe_test_accuracy", np.nan)
+            ax.set_title(f"{objective} step {step}\n{part.n_regions:,} regions, probe {probe:.3f}",
+                         fontsize=8)
+    fig.suptitle("The same plane through three test images, over training (edges coloured by layer)")
+    return _save(fig, out / "partitions.png")
+
+
+def plot_curves(table: pd.DataFrame, out: Path) -> Path:
+    """Each metric over training steps, one line per run."""
+    metrics = [m for m in CURVES if m in table]
+    cols = 4
+    nrows = int(np.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
+    palette = plt.get_cmap("tab10")
+    objectives = sorted(table["objective"].unique())
+    for i, metric in enumerate(metrics):
+        ax = axes.flat[i]
+        for _, group in table.groupby("run_id"):
+            objective = group["objective"].iloc[0]
+            color = palette(objectives.index(objective) % 10)
+            style = "--" if is_collapse_variant(objective) else "-"
+            ax.plot(group["step"] + 1, group[metric], style, color=color, marker=".", label=objective)
+        ax.set_xscale("log")
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("step + 1", fontsize=8)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=False))
+    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=min(6, len(unique)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, out / "curves.png")
+
+
+def plot_collapse(table: pd.DataFrame, steps: pd.DataFrame, out: Path) -> Path | None:
+    """For each collapse variant: indicators relative to the healthy run, with detection steps."""
+    runs = [r for r in table["run_id"].unique() if is_collapse_variant(table[table["run_id"] == r]
+                                                                       ["objective"].iloc[0])]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.8), squeeze=False)
+    for ax, run_id in zip(axes[0], runs, strict=True):
+        group = table[table["run_id"] == run_id].set_index("step")
+        objective = group["objective"].iloc[0]
+        base = objective.split("-no-")[0].split("-invariance-only")[0]
+        healthy = table[(table["objective"] == base) & (table["seed"] == group["seed"].iloc[0])]
+        reference = healthy.groupby("step").mean(numeric_only=True) if not healthy.empty else None
+        for indicator in COLLAPSE_GEOMETRY + COLLAPSE_STANDARD:
+            if indicator not in group:
+                continue
+            ref = (reference[indicator].reindex(group.index) if reference is not None
+                   else group[indicator].iloc[0])
+            style = "-" if indicator in COLLAPSE_GEOMETRY else ":"
+            line = ax.plot(group.index + 1, group[indicator] / ref, style, marker=".", label=indicator)[0]
+            hit = steps[(steps["run_id"] == run_id) & (steps["indicator"] == indicator)]["step"]
+            if len(hit) and np.isfinite(hit.iloc[0]):
+                ax.axvline(hit.iloc[0] + 1, color=line.get_color(), alpha=0.4, linewidth=3)
+        ax.axhline(1.0, color="black", linewidth=0.6)
+        ax.set_xscale("log")
+        ax.set_title(f"{objective} relative to {base if reference is not None else 'step 0'}", fontsize=9)
+        ax.set_xlabel("step + 1 (bands: first flag of each indicator)", fontsize=8)
+        ax.legend(fontsize=7)
+    return _save(fig, out / "collapse.png")
+
+
+def _img(path: Path | None) -> str:
+    if path is None:
+        return "<p><em>(no data)</em></p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" style="max-width:100%">'
+
+
+def _table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "" if np.isnan(v) else floatfmt.format(v)
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(root: str | Path) -> Path:
+    """Write ``report/report.html`` (self-contained) and its PNGs under an experiment's root."""
+    root = Path(root)
+    results = load_results(root)
+    if results.empty:
+        raise InputValueError(message(f"experiment folder {str(root)!r}", "analysed checkpoints",
+                                      "no results", "Run `reluscope run CONFIG --root DIR` first."))
+    out = root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    table = wide(results)
+    final = table.loc[table.groupby("run_id")["step"].idxmax()]
+    summary_cols = [c for c in ("objective", "family", "backbone", "width", "seed", "step",
+                                "probe_test_accuracy", "knn_accuracy", "slice.n_regions", "slice.area_median",
+                                "lc.total", "path.n_regions", "embedding_std", "embedding_rankme")
+                    if c in final]
+    found = findings(table)
+    findings_frame = pd.DataFrame([{"finding": f.title, "verdict": f.verdict, "numbers": f.numbers,
+                                    "criterion": f.criterion} for f in found])
+    corr = correlations(table)
+    pooled = corr[corr["scope"] == "pooled"].copy()
+    pooled["abs"] = pooled["spearman"].abs()
+    top = pooled.sort_values("abs", ascending=False).drop(columns="abs").head(20)
+    per_objective = corr[(corr["scope"] != "pooled") & corr["metric"].isin(["slice.n_regions", "lc.total",
+                                                                            "path.n_regions"])]
+    steps = detection_steps(table)
+    figures = {"partitions": plot_partitions(root, table, out), "curves": plot_curves(table, out),
+               "collapse": plot_collapse(table, steps, out)}
+    failures = Store(root).failures()
+    config = Store(root).read_json("experiment.json") or {}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>reluscope report</title><style>",
+        "body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}table{border-collapse:collapse;"
+        "font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
+        "th{background:#eee}.holds{color:#070}.not{color:#a00}</style></head><body>",
+        f"<h1>reluscope: {html.escape(str(config.get('name', root.name)))}</h1>",
+        f"<p>{len(final)} runs, {len(table)} analysed checkpoints. Geometry is measured exactly on the "
+        "backbone (float64): linear regions of planes through test-image triplets, breakpoints along "
+        "segments between test images, and cross-polytope local complexity at test images; quality by a "
+        "linear probe and kNN on frozen features.</p>",
+        "<h2>Findings</h2>", _table(findings_frame),
+        "<h2>Runs at their last checkpoint</h2>", _table(final[summary_cols]),
+        "<h2>Partitions over training</h2>", _img(figures["partitions"]),
+        "<h2>Metrics over training</h2>", "<p>Dashed lines: collapse variants.</p>", _img(figures["curves"]),
+        "<h2>Correlation with representation quality</h2>",
+        "<p>Spearman and Kendall over all runs and checkpoints (pooled; the 20 strongest), with 95% "
+        "bootstrap intervals.</p>", _table(top),
+        "<h3>Per objective (region count, local complexity, path regions)</h3>", _table(per_objective),
+        "<h2>Collapse timeline</h2>", _img(figures["collapse"]),
+        _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
+    ]
+    if failures:
+        parts += ["<h2>Failed runs</h2>", _table(pd.DataFrame(
+            [{"run": k, "error": v.strip().splitlines()[-1]} for k, v in failures.items()]))]
+    parts.append("</body></html>")
+    return write_bytes(out / "report.html", "\n".join(parts).encode())

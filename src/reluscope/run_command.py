@@ -1,0 +1,49 @@
+"""``reluscope run`` and ``reluscope report``: an experiment grid and its report.
+
+``reluscope run CONFIG.toml --root DIR`` trains every run of the grid, analyses every
+checkpoint into DIR's result store, and skips what is already done (an interrupted grid
+resumes; a failing run is reported and the others go on). ``reluscope report DIR``
+writes DIR/report/report.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from reluscope.experiments.config import load_config
+from reluscope.experiments.report import write_report
+from reluscope.experiments.runner import run_experiment
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reluscope run``."""
+    parser.add_argument("config", help="experiment config (TOML), e.g. configs/mnist.toml")
+    parser.add_argument("--root", default=None, help="experiment folder (default outputs/<name>)")
+    parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
+    parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: from the config)")
+    parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid; returns 1 if a run failed, else 0."""
+    config = load_config(args.config)
+    root = args.root or f"outputs/{config.name}"
+    report = run_experiment(config, root, data_dir=args.data, workers=args.workers)
+    print(f"{config.name}: {len(report.completed)} runs done, {len(report.skipped)} already complete, "
+          f"{len(report.failed)} failed ({report.seconds:.0f}s); results in {root}")
+    for run_id, error in report.failed.items():
+        print(f"  failed {run_id}: {error} (details: {root}/runs/{run_id}/error.txt)")
+    if args.report:
+        print(f"report: {write_report(root)}")
+    return 1 if report.failed else 0
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reluscope report``."""
+    parser.add_argument("root", help="experiment folder written by `reluscope run`")
+
+
+def report(args: argparse.Namespace) -> int:
+    """Write the report of an experiment folder."""
+    print(f"report: {write_report(args.root)}")
+    return 0
