@@ -7,13 +7,30 @@ import pytest
 from reluscope.cli import main
 
 
-def test_demo_writes_picture_partitions_and_summary(tmp_path, data_dir):
-    assert main(["demo", "--out", str(tmp_path), "--data", str(data_dir)]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["init"]["verified"] and summary["trained"]["verified"]
-    assert summary["init"]["regions"] > 1000
-    assert (tmp_path / "partitions.png").stat().st_size > 10_000
-    assert (tmp_path / "partition_trained.npz").is_file()
+def test_demo_runs_a_grid_and_writes_the_report(tmp_path, data_dir, capsys):
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'name = "mini"\n[grid]\nobjectives = ["supervised", "byol"]\nwidths = [8]\ndepth = 1\n'
+        "[training]\nepochs = 1\nbatch_size = 128\nsubset = 256\ncheckpoints_per_decade = 1\n"
+        "[analysis]\nplanes = 1\npaths = 2\nlc_points = 5\nlc_directions = 2\nprobe_train = 300\n"
+        "probe_test = 200\n[execution]\nworkers = 1\n")
+    root = tmp_path / "demo"
+    assert main(["demo", "--root", str(root), "--data", str(data_dir), "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 runs done" in printed and "report.html" in printed
+    assert (root / "report" / "report.html").stat().st_size > 10_000
+    assert (root / "report" / "partitions.png").is_file()
+
+
+def test_shipped_demo_config_is_the_documented_grid():
+    from importlib import resources
+
+    from reluscope.experiments.config import load_config
+
+    with resources.as_file(resources.files("reluscope.experiments") / "configs" / "demo.toml") as path:
+        config = load_config(path)
+    assert config.grid.objectives == ["supervised", "simclr", "byol", "simsiam", "simsiam-no-stopgrad"]
+    assert config.grid.datasets == ["mnist"]
 
 
 def test_cli_requires_a_command(capsys):

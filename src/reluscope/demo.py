@@ -6,7 +6,7 @@ on 10,000 images), analyses every checkpoint (exact slices through test images, 
 local complexity, probe, kNN, collapse indicators), then writes the report and prints
 where it is. Rerunning resumes: finished runs and checkpoints are not recomputed.
 
-Usage: reluscope demo [--root outputs/demo] [--data DIR] [--workers N]
+Usage: reluscope demo [--root outputs/demo] [--data DIR] [--workers N] [--config GRID.toml]
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default="outputs/demo", help="experiment folder")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--workers", type=int, default=None, help="parallel runs (default 2)")
+    parser.add_argument("--config", default=None, help="another grid (TOML) instead of the demo's")
 
 
 def run(args: argparse.Namespace) -> None:
     """Run the demo grid and write its report."""
-    with resources.as_file(resources.files("reluscope.experiments") / "configs" / "demo.toml") as path:
-        config = load_config(path)
+    if args.config is not None:
+        config = load_config(args.config)
+    else:
+        with resources.as_file(resources.files("reluscope.experiments") / "configs" / "demo.toml") as path:
+            config = load_config(path)
     report = run_experiment(config, args.root, data_dir=args.data, workers=args.workers)
     print(f"grid: {len(report.completed)} runs done, {len(report.skipped)} already complete, "
           f"{len(report.failed)} failed ({report.seconds:.0f}s)")
