@@ -174,8 +174,7 @@ def finding_fewer_regions(table: pd.DataFrame) -> Finding:
         ok = (acc0 - acc) <= COMPARABLE_GAP and reg <= FEWER_RATIO * reg0
         support.append(ok)
         parts.append(f"{name}: probe {acc:.3f}, {reg:.0f} regions ({reg / reg0:.2f}x)")
-    verdict = "holds" if all(support) else "does not hold" if not any(support) else "inconclusive"
-    return Finding("SSL: comparable accuracy, fewer regions", verdict, criterion, "; ".join(parts))
+    return Finding("SSL: comparable accuracy, fewer regions", _verdict(support), criterion, "; ".join(parts))
 
 
 def _trend(table: pd.DataFrame, family: str) -> tuple[list[str], list[float], list[float]]:
@@ -195,17 +194,28 @@ def _trend(table: pd.DataFrame, family: str) -> tuple[list[str], list[float], li
     return parts, counts, areas
 
 
+def _verdict(ok: list[bool]) -> str:
+    """'holds' when every case supports the claim, 'does not hold' when none does."""
+    return "holds" if all(ok) else "does not hold" if not any(ok) else "inconclusive"
+
+
+def _trend_finding(table: pd.DataFrame, family: str, title: str, criterion: str, expand: bool) -> Finding:
+    parts, counts, areas = _trend(table, family)
+    if not counts:
+        return Finding(title, "inconclusive", criterion, f"no {family} runs")
+    if expand:
+        ok = [c > FLAT_BAND and a < 0 for c, a in zip(counts, areas, strict=True)]
+    else:
+        ok = [c <= FLAT_BAND and a > 0 for c, a in zip(counts, areas, strict=True)]
+    return Finding(title, _verdict(ok), criterion, "; ".join(parts))
+
+
 def finding_contrastive_expand(table: pd.DataFrame) -> Finding:
     """2. Contrastive objectives expand regions over training (count up, area down)."""
     criterion = (f"first vs last checkpoint of each contrastive run: region count up by more than "
                  f"{FLAT_BAND:.0%} and median region area down; holds when all runs do, does not hold when "
                  "none does")
-    parts, counts, areas = _trend(table, "contrastive")
-    if not counts:
-        return Finding("contrastive: regions multiply", "inconclusive", criterion, "no contrastive runs")
-    ok = [c > FLAT_BAND and a < 0 for c, a in zip(counts, areas, strict=True)]
-    verdict = "holds" if all(ok) else "does not hold" if not any(ok) else "inconclusive"
-    return Finding("contrastive: regions multiply", verdict, criterion, "; ".join(parts))
+    return _trend_finding(table, "contrastive", "contrastive: regions multiply", criterion, expand=True)
 
 
 def finding_distillation_merge(table: pd.DataFrame) -> Finding:
@@ -213,13 +223,8 @@ def finding_distillation_merge(table: pd.DataFrame) -> Finding:
     criterion = (f"first vs last checkpoint of each self-distillation run (collapse variants excluded): "
                  f"region count down or within {FLAT_BAND:.0%} and median area up; holds when all runs do, "
                  "does not hold when none does")
-    parts, counts, areas = _trend(table, "self-distillation")
-    if not counts:
-        return Finding("self-distillation: regions merge", "inconclusive", criterion,
-                       "no self-distillation runs")
-    ok = [c <= FLAT_BAND and a > 0 for c, a in zip(counts, areas, strict=True)]
-    verdict = "holds" if all(ok) else "does not hold" if not any(ok) else "inconclusive"
-    return Finding("self-distillation: regions merge", verdict, criterion, "; ".join(parts))
+    return _trend_finding(table, "self-distillation", "self-distillation: regions merge", criterion,
+                          expand=False)
 
 
 def detection_steps(table: pd.DataFrame) -> pd.DataFrame:

@@ -69,3 +69,16 @@ def sites_from_meta(records: list[dict[str, Any]]) -> tuple[Site, ...]:
     """Inverse of :func:`sites_meta`."""
     return tuple(Site(s["index"], s["name"], tuple(s["shape"]), float(s["negative_slope"]))
                  for s in records)
+
+
+def patterns_to_arrays(patterns: tuple[np.ndarray, ...],
+                       arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add the packed pattern of each site to `arrays` as ``pattern_<site>``; returns `arrays`."""
+    for i, packed in enumerate(patterns):
+        arrays[f"pattern_{i}"] = packed
+    return arrays
+
+
+def patterns_from_arrays(arrays: dict[str, np.ndarray], n_sites: int) -> tuple[np.ndarray, ...]:
+    """Inverse of :func:`patterns_to_arrays`."""
+    return tuple(arrays[f"pattern_{i}"] for i in range(n_sites))

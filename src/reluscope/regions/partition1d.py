@@ -28,7 +28,14 @@ import torch
 from reluscope.geometry.path import Path
 from reluscope.nets.sites import Site
 from reluscope.regions._bits import unpack
-from reluscope.regions._npz import read_npz, sites_from_meta, sites_meta, write_npz
+from reluscope.regions._npz import (
+    patterns_from_arrays,
+    patterns_to_arrays,
+    read_npz,
+    sites_from_meta,
+    sites_meta,
+    write_npz,
+)
 
 _FORMAT = "reluscope.Partition1D"
 _FORMAT_VERSION = 1
@@ -159,9 +166,7 @@ class Partition1D:
             "boundary_count": self.boundary_count, "output_start": self.output_start,
             "output_end": self.output_end,
         }
-        for i, packed in enumerate(self.patterns):
-            arrays[f"pattern_{i}"] = packed
-        return write_npz(path, meta, arrays)
+        return write_npz(path, meta, patterns_to_arrays(self.patterns, arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Partition1D:
@@ -174,7 +179,7 @@ class Partition1D:
                       for a, b, c in zip(bounds[:-1], bounds[1:], meta["closed"], strict=True))
         return cls(paths, sites, arrays["piece_offsets"], arrays["t0"], arrays["t1"],
                    arrays["boundary_site"], arrays["boundary_neuron"], arrays["boundary_count"],
-                   tuple(arrays[f"pattern_{i}"] for i in range(len(sites))),
+                   patterns_from_arrays(arrays, len(sites)),
                    arrays["output_start"], arrays["output_end"], float(meta["snap_rtol"]))
 
     def __repr__(self) -> str:

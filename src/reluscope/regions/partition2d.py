@@ -28,7 +28,14 @@ from reluscope._validation import describe, message
 from reluscope.errors import InputValueError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Site
-from reluscope.regions._npz import read_npz, sites_from_meta, sites_meta, write_npz
+from reluscope.regions._npz import (
+    patterns_from_arrays,
+    patterns_to_arrays,
+    read_npz,
+    sites_from_meta,
+    sites_meta,
+    write_npz,
+)
 from reluscope.regions._rings import edge_twins, next_slot, ring_ids, shoelace, site_of_label, vertex_means
 
 _FORMAT = "reluscope.Partition2D"
@@ -170,9 +177,7 @@ class Partition2D:
             "plane_basis": self.plane.basis.detach().cpu().numpy(),
             "plane_domain": np.asarray(self.plane.domain),
         }
-        for i, packed in enumerate(self.patterns):
-            arrays[f"pattern_{i}"] = packed
-        return write_npz(path, meta, arrays)
+        return write_npz(path, meta, patterns_to_arrays(self.patterns, arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Partition2D:
@@ -186,7 +191,7 @@ class Partition2D:
         return cls(plane, sites, arrays["vertices"], arrays["face_offsets"],
                    arrays["face_vertices"], arrays["edges"], arrays["edge_faces"],
                    arrays["edge_layer"], arrays["edge_neuron"],
-                   tuple(arrays[f"pattern_{i}"] for i in range(len(sites))),
+                   patterns_from_arrays(arrays, len(sites)),
                    int(meta["n_degenerate"]), float(meta["snap_rtol"]))
 
     # ------------------------------------------------------------------ checks
