@@ -49,7 +49,7 @@ def run_job(config: ExperimentConfig, spec: RunSpec, root: str, data_dir: str | 
     run_dir = store.run_dir(run_id)
     dataset = spec.train.dataset
     probes, _ = choose_probes(dataset, config.analysis, data_dir, store.read_json(f"planes/{dataset}.json"))
-    result = train(spec.train, run_dir, data_dir=data_dir, quiet=True)
+    result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet)  # the current run's bar
     family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
     todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
     for step, path in progress_bar(todo, desc=f"analyse {run_id}", disable=quiet):
