@@ -43,7 +43,8 @@ def main() -> None:
     for name in args.objectives:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = train(TrainConfig(objective=name, epochs=args.epochs), tmp, data_dir=args.data, quiet=True)
+            config = TrainConfig(objective=name, epochs=args.epochs)
+            result = train(config, tmp, data_dir=args.data, quiet=True)
             seconds = time.perf_counter() - start
         show(name, representation_quality(result.objective, "mnist", args.data), seconds)
 
