@@ -191,19 +191,37 @@ def write_report(root: str | Path) -> Path:
         "backbone (float64): linear regions of planes through test-image triplets, breakpoints along "
         "segments between test images, and cross-polytope local complexity at test images; quality by a "
         "linear probe and kNN on frozen features.</p>",
-        "<h2>Findings</h2>", _table(findings_frame),
+        "<h2>Findings</h2>",
+        "<p>The four findings of Muthivhi &amp; van Zyl (2026) and the question they leave open, tested on "
+        "this grid. Each verdict follows the criterion in its row: <em>holds</em> when every relevant run "
+        "supports the claim, <em>does not hold</em> when none does, <em>inconclusive</em> otherwise or "
+        "when the grid lacks the runs to decide.</p>", _table(findings_frame),
         "<h2>Runs at their last checkpoint</h2>", _table(final[summary_cols]),
         "<h2>Partitions over training</h2>", _img(figures["partitions"]),
-        "<h2>Metrics over training</h2>", "<p>Dashed lines: collapse variants.</p>", _img(figures["curves"]),
+        "<h2>Metrics over training</h2>",
+        "<p><code>slice.*</code>: means over the planes of the number of linear regions in the plane's "
+        "square, their median area, mean eccentricity (0 for round regions, near 1 for slivers) and "
+        "boundary length per unit area; <code>path.n_regions</code>: regions crossed by a segment between "
+        "two test images; <code>lc.total</code>: neurons whose boundary passes through a small "
+        "cross-polytope around a test image; then linear-probe and kNN accuracy, and the collapse "
+        "indicators of the embeddings (normalised std: ~1 healthy, 0 collapsed; RankMe: effective "
+        "rank). Dashed lines: collapse variants.</p>", _img(figures["curves"]),
         "<h2>Correlation with representation quality</h2>",
         "<p>Spearman and Kendall over all runs and checkpoints (pooled; the 20 strongest), with 95% "
         "bootstrap intervals.</p>", _table(top),
         "<h3>Per objective (region count, local complexity, path regions)</h3>", _table(per_objective),
-        "<h2>Collapse timeline</h2>", _img(figures["collapse"]),
+        "<h2>Collapse timeline</h2>",
+        "<p>Each collapse variant's indicators divided by those of the same objective without the switch, "
+        "at the same step (1 = no difference). Bands mark the first step at which each indicator flags "
+        "collapse; solid lines are geometry, dotted lines the standard indicators.</p>",
+        _img(figures["collapse"]),
         _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
     ]
     if failures:
         parts += ["<h2>Failed runs</h2>", _table(pd.DataFrame(
             [{"run": k, "error": v.strip().splitlines()[-1]} for k, v in failures.items()]))]
     parts.append("</body></html>")
-    return write_bytes(out / "report.html", "\n".join(parts).encode())
+    page = "\n".join(parts)
+    for verdict, css in (("holds", "holds"), ("does not hold", "not")):
+        page = page.replace(f"<td>{verdict}</td>", f"<td class='{css}'><b>{verdict}</b></td>")
+    return write_bytes(out / "report.html", page.encode())
