@@ -194,3 +194,40 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(rs.UnsupportedModelError, match="gelu"):
         rs.path_regions(nn.Sequential(nn.Linear(2, 2), nn.GELU()),
                         rs.Path.segment(torch.zeros(2), torch.ones(2)))
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(1, 12),
+       d_in=st.integers(1, 6))
+def test_random_mlps_match_dense_sampling(seed, depth, width, d_in):
+    model = random_mlp(seed, [width] * depth, d_in=d_in)
+    gen = torch.Generator().manual_seed(seed)
+    path = rs.Path.segment(3 * torch.randn(d_in, generator=gen, dtype=torch.float64),
+                           3 * torch.randn(d_in, generator=gen, dtype=torch.float64))
+    part = rs.path_regions(model, path)
+    seg, t, patterns = sampled_patterns(model, path, 3000)
+    assert np.array_equal(all_patterns(part)[piece_of(part, seg, t)], patterns)
+    assert np.all(part.t1 > part.t0) and part.t0[0] == 0.0 and part.t1[-1] == 1.0
+
+
+@PROPERTY
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 10.0))
+def test_positive_rescaling_of_a_neuron_changes_no_breakpoint(seed, scale):
+    model = random_mlp(seed, [8, 8], d_in=3).double()  # float32 rescaling would round the weights
+    gen = torch.Generator().manual_seed(seed)
+    path = rs.Path.segment(torch.randn(3, generator=gen, dtype=torch.float64) * 3,
+                           torch.randn(3, generator=gen, dtype=torch.float64) * 3)
+    before = rs.path_regions(model, path)
+    with torch.no_grad():  # neuron 0 of the first layer: incoming x scale, outgoing / scale
+        model[0].weight[0] *= scale
+        model[0].bias[0] *= scale
+        model[2].weight[:, 0] /= scale
+    after = rs.path_regions(model, path)
+    np.testing.assert_allclose(after.t0, before.t0, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(after.output_end, before.output_end, rtol=1e-9, atol=1e-9)
