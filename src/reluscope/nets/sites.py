@@ -190,9 +190,11 @@ class SiteRecorder(TorchFunctionMode):
         elif self.masks is None:
             out = F.relu(z) if slope == 0.0 else F.leaky_relu(z, slope)
         else:
-            mask = self.masks[index].reshape(z.shape).to(z.dtype)
-            # relu(z) with a forced pattern: z on active entries, slope * z elsewhere.
-            out = z * mask if slope == 0.0 else z * (mask + slope * (1 - mask))
+            mask = self.masks[index].reshape(z.shape).to(device=z.device, dtype=torch.bool)
+            # relu(z) with a forced pattern: z on active entries, slope * z elsewhere
+            # (torch.where keeps forward-mode tangents and avoids a float copy of the mask)
+            out = torch.where(mask, z, z * slope if slope != 0.0 else torch.zeros((), dtype=z.dtype,
+                                                                                 device=z.device))
         self._last_activation = out
         if self.stop_after is not None and index >= self.stop_after:
             raise _StopForward
