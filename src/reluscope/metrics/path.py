@@ -34,30 +34,9 @@ def integral_abs_affine(e0: np.ndarray, e1: np.ndarray, length: np.ndarray) -> n
 
 
 def region_lengths(part: Partition1D) -> np.ndarray:
-    """(n_regions_total,) length of each region traversal, pieces merged across corners
-    where the pattern does not change (in path order; see ``Partition1D.region_counts``)."""
-    same = part.same_pattern_as_next()
-    corner = np.zeros(part.n_pieces, dtype=bool)
-    corner[:-1] = part.boundary_site[1:] < 0
-    ends = part.path_offsets[1:] - 1
-    corner[ends[ends >= 0]] = False
-    merge_next = same & corner
-    starts_region = np.ones(part.n_pieces, dtype=bool)
-    starts_region[1:] = ~merge_next[:-1]
-    region = np.cumsum(starts_region) - 1
-    lengths = np.bincount(region, weights=part.lengths())
-    # a closed path whose last and first pieces share a pattern: one traversal across the joint
-    offsets = part.path_offsets
-    wrap = [p for p, path in enumerate(part.paths)
-            if path.closed and offsets[p + 1] - offsets[p] > 1
-            and region[offsets[p]] != region[offsets[p + 1] - 1]
-            and all((packed[offsets[p]] == packed[offsets[p + 1] - 1]).all() for packed in part.patterns)]
-    if wrap:
-        first = region[offsets[wrap]]
-        last = region[offsets[np.array(wrap) + 1] - 1]
-        lengths[first] += lengths[last]
-        lengths = np.delete(lengths, last)
-    return lengths
+    """(n_regions_total,) length of each region traversal, in path order (the traversals of
+    ``Partition1D.piece_regions``)."""
+    return np.bincount(part.piece_regions(), weights=part.lengths())
 
 
 def path_metrics(part: Partition1D) -> dict[str, np.ndarray]:

@@ -300,10 +300,14 @@ class InstrumentedModel:
         self.state = _float64_state(model, self.device)
         self.examples = examples.to(device=self.device, dtype=torch.float64)
         self.input_shape = tuple(self.examples.shape[1:])
-        self._links: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
         probe = self.forward(self.examples[:1])
         self.sites: list[Site] = probe.sites
-        self._linear_links = probe.linear_links
+        #: Number of entries of the model's output for one sample (0 if not one tensor).
+        self.output_size = 0 if probe.output is None else int(probe.output.shape[-1])
+        # links met as a plain nn.Linear: its parameters are the map (no probing needed)
+        self._links: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {
+            site: (weight, torch.zeros_like(weight[:, 0]) if bias is None else bias)
+            for site, (weight, bias) in probe.linear_links.items()}
         for example in self.examples[1:]:  # one at a time: a branch may look at x[0]
             self.check_sites(self.forward(example[None]).sites, None, exact=True)
         if not self.sites:
@@ -412,10 +416,6 @@ class InstrumentedModel:
         """
         if site in self._links:
             return self._links[site]
-        if site in self._linear_links:  # a plain nn.Linear: its parameters are the map
-            weight, bias = self._linear_links[site]
-            self._links[site] = (weight, torch.zeros_like(weight[:, 0]) if bias is None else bias)
-            return self._links[site]
         result = None
         is_output = site == len(self.sites)
         stop = None if is_output else site
@@ -442,14 +442,6 @@ class InstrumentedModel:
                     result = (matrix, bias)
         self._links[site] = result
         return result
-
-    @property
-    def output_size(self) -> int:
-        """Number of entries of the model's output for one sample."""
-        if not hasattr(self, "_output_size"):
-            out = self.forward(self.examples[:1]).output
-            self._output_size = 0 if out is None else int(out.shape[-1])
-        return self._output_size
 
     def check_sites(self, sites: list[Site], upto: int | None, exact: bool = False) -> None:
         """Refuse a pass whose ReLU calls differ from the probe's (data-dependent control flow)."""

@@ -108,9 +108,10 @@ class Partition1D:
     def arc(self) -> tuple[np.ndarray, np.ndarray]:
         """Arc-length positions (from the path's start) of each piece's two ends, (n,) each."""
         lengths = self.segment_lengths
-        seg_start = np.zeros(len(lengths))
-        for lo, hi in zip(self.segment_offsets[:-1], self.segment_offsets[1:], strict=True):
-            seg_start[lo:hi] = np.concatenate([[0.0], np.cumsum(lengths[lo:hi])[:-1]])
+        offsets = self.segment_offsets
+        before = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])  # over all segments
+        path_of_segment = np.repeat(np.arange(self.n_paths), np.diff(offsets))
+        seg_start = before - before[offsets[:-1]][path_of_segment]  # from each path's start
         seg = self.piece_segment
         return seg_start[seg] + self.t0 * lengths[seg], seg_start[seg] + self.t1 * lengths[seg]
 
@@ -129,28 +130,38 @@ class Partition1D:
             same &= (packed[1:] == packed[:-1]).all(axis=1)
         return np.concatenate([same, [False]])
 
-    def region_counts(self) -> np.ndarray:
-        """(n_paths,) linear regions traversed along each path.
+    def piece_regions(self) -> np.ndarray:
+        """(n,) index of the region traversal each piece belongs to (dense, in path order).
 
         Pieces are merged across a path's corners when the pattern does not change there
         (and, on a closed path, across the joint of its last and first piece). A region
-        left and entered again counts twice, as a traversal.
+        left and entered again is a new traversal.
         """
+        n = self.n_pieces
         offsets = self.path_offsets
-        same = self.same_pattern_as_next()
-        corner = np.zeros(self.n_pieces, dtype=bool)
+        corner = np.zeros(n, dtype=bool)
         corner[:-1] = self.boundary_site[1:] < 0  # the next piece starts a segment
         last = offsets[1:] - 1
         corner[last[last >= 0]] = False  # the path's end is not a corner
-        merged = np.add.reduceat((same & corner).astype(np.int64), offsets[:-1]) \
-            if self.n_pieces else np.zeros(self.n_paths, dtype=np.int64)
-        counts = np.diff(offsets) - merged
-        closed = np.array([p.closed for p in self.paths])
-        for p in np.nonzero(closed & (counts > 1))[0]:
-            a, b = offsets[p], offsets[p + 1] - 1
-            if all((packed[a] == packed[b]).all() for packed in self.patterns):
-                counts[p] -= 1
-        return counts
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = ~(self.same_pattern_as_next() & corner)[:-1]
+        region = np.cumsum(starts) - 1
+        # a closed loop whose last and first pieces share a pattern: one traversal
+        closed = np.array([p.closed for p in self.paths]) & (np.diff(offsets) > 1)
+        first_piece, last_piece = offsets[:-1][closed], last[closed]
+        wrap = region[first_piece] != region[last_piece]
+        for packed in self.patterns:
+            wrap &= (packed[first_piece] == packed[last_piece]).all(axis=1)
+        remap = np.arange(n)
+        remap[region[last_piece[wrap]]] = region[first_piece[wrap]]
+        return np.unique(remap[region], return_inverse=True)[1].reshape(-1)
+
+    def region_counts(self) -> np.ndarray:
+        """(n_paths,) linear regions traversed along each path (see :meth:`piece_regions`)."""
+        region = self.piece_regions()
+        per_region_path = np.zeros(int(region.max(initial=-1)) + 1, dtype=np.int64)
+        per_region_path[region] = self.piece_path
+        return np.bincount(per_region_path, minlength=self.n_paths)
 
     # ------------------------------------------------------------------ io
     def save(self, path: str | os.PathLike[str]) -> FilePath:

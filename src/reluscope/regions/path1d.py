@@ -92,11 +92,8 @@ class _Walker:
         self.bneuron = torch.full((2 * n,), -1, dtype=torch.int64, device=dev)
         self.bcount = torch.zeros(2 * n, dtype=torch.int64, device=dev)
         self.masks: list[torch.Tensor] = []
-
-    @property
-    def piece_start(self) -> torch.Tensor:
-        """Index of the breakpoint that starts each piece, (n_pieces,)."""
-        return torch.nonzero(self.seg[1:] == self.seg[:-1], as_tuple=True)[0]
+        #: Index of the breakpoint that starts each piece, (n_pieces,); kept in step with `seg`.
+        self.piece_start = torch.arange(0, 2 * n, 2, device=dev)
 
     def run(self) -> _Walker:
         """Split by every site, then compute the outputs at the breakpoints; returns self."""
@@ -193,6 +190,7 @@ class _Walker:
         self.bsite = torch.cat([self.bsite, torch.full_like(g_piece, k)])[order]
         self.bneuron = torch.cat([self.bneuron, g_neuron])[order]
         self.bcount = torch.cat([self.bcount, g_count])[order]
+        self.piece_start = torch.nonzero(self.seg[1:] == self.seg[:-1], as_tuple=True)[0]
         # each old piece becomes 1 + (its new breakpoints) pieces with the same earlier patterns
         parent = torch.repeat_interleave(torch.arange(start.numel(), device=self.t.device),
                                          1 + torch.bincount(g_piece, minlength=start.numel()))
@@ -245,8 +243,6 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
     starts = torch.cat([p.starts for p in batch]).to(device)
     directions = torch.cat([p.directions for p in batch]).to(device)
     net = InstrumentedModel(model, torch.stack([starts[0], starts[0] + directions[0]]), "path_regions")
-    if net.input_shape != batch[0].input_shape:  # pragma: no cover - shapes come from the paths
-        raise InputValueError("input shape mismatch")
     results = []
     used = 0
     for lo in range(0, starts.shape[0], BATCH_SEGMENTS):
