@@ -114,11 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     outputs = rs.metrics.vertex_outputs(part, model)
     if outputs.shape[1] >= 2:
         boundary = rs.metrics.decision_boundary(part, model, outputs=outputs)
-    summary = rs.metrics.summary(part, anchors=anchors)
-    if boundary is not None:
-        summary.update({"decision_length": boundary.length,
-                        "decision_density": boundary.length / part.plane.area,
-                        "decision_regions": float(boundary.regions_crossed)})
+    summary = rs.metrics.summary(part, anchors=anchors, decision=boundary)
     metric_seconds = time.perf_counter() - start
     start = time.perf_counter()
     path = rs.path_regions(model, rs.Path.segment(x[0], x[1]))

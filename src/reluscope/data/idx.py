@@ -25,6 +25,7 @@ from reluscope._files import write_bytes
 from reluscope._validation import message
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError, ReluscopeError
+from reluscope.progress import progress_bar
 
 _DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -91,8 +92,6 @@ def _download(urls: list[str], target: Path, quiet: bool) -> None:
             with urllib.request.urlopen(url, timeout=30) as response:
                 total = int(response.headers.get("Content-Length") or 0)
                 chunks = []
-                from reluscope.progress import progress_bar
-
                 with progress_bar(total=total or None, desc=f"download {target.name}", unit="B",
                                   unit_scale=True, disable=quiet) as bar:
                     while chunk := response.read(1 << 16):

@@ -46,10 +46,9 @@ def geometry_metrics(table: pd.DataFrame) -> list[str]:
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return float("nan"), float("nan")
-    return float(stats.spearmanr(x[ok], y[ok])[0]), float(stats.kendalltau(x[ok], y[ok])[0])
+    """Spearman and Kendall of two vectors (NaN when undefined)."""
+    rho, tau = rank_correlations(np.asarray(x, dtype=float)[:, None], np.asarray(y, dtype=float))
+    return float(rho[0]), float(tau[0])
 
 
 def rank_correlations(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,16 +138,34 @@ class Finding:
     numbers: str
 
 
-def _base(objective: str) -> str:
+def base_objective(objective: str) -> str:
+    """The objective without its collapse switch (``simsiam-no-stopgrad`` -> ``simsiam``)."""
     for marker in ("-no-", "-invariance-only"):
         if marker in objective:
             return objective.split(marker)[0]
     return objective
 
 
+def healthy_reference(table: pd.DataFrame, run: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-step means of the run's healthy counterpart (same objective without the switch,
+    same seed), or None when the grid has none. `run` holds one run's rows."""
+    healthy = table[(table["objective"] == base_objective(run["objective"].iloc[0]))
+                    & (table["seed"] == run["seed"].iloc[0])]
+    return healthy.groupby("step").mean(numeric_only=True) if not healthy.empty else None
+
+
+def reference_values(reference: pd.DataFrame | None, run: pd.DataFrame, indicator: str) -> pd.Series:
+    """What the run's `indicator` (indexed by step) is compared with: the healthy run at the
+    same steps, or the run's own step-0 value without a counterpart."""
+    values = run[indicator]
+    if reference is not None and indicator in reference:
+        return reference[indicator].reindex(values.index)
+    return pd.Series(values.iloc[0], index=values.index)
+
+
 def is_collapse_variant(objective: str) -> bool:
     """Whether the objective is a collapse switch (``-no-...`` or ``-invariance-only``)."""
-    return _base(objective) != objective
+    return base_objective(objective) != objective
 
 
 def _final(table: pd.DataFrame) -> pd.DataFrame:
@@ -238,17 +255,13 @@ def detection_steps(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run_id, group in table[table["objective"].map(is_collapse_variant)].groupby("run_id"):
         group = group.sort_values("step").set_index("step")
-        objective, seed = group["objective"].iloc[0], group["seed"].iloc[0]
-        healthy = table[(table["objective"] == _base(objective)) & (table["seed"] == seed)]
-        reference = healthy.groupby("step").mean(numeric_only=True) if not healthy.empty else None
+        objective = group["objective"].iloc[0]
+        reference = healthy_reference(table, group)
         for indicator in COLLAPSE_GEOMETRY + COLLAPSE_STANDARD:
             if indicator not in group:
                 continue
             values = group[indicator]
-            if reference is not None and indicator in reference:
-                ref = reference[indicator].reindex(values.index)
-            else:
-                ref = pd.Series(values.iloc[0], index=values.index)
+            ref = reference_values(reference, group, indicator)
             if indicator == "probe_test_accuracy":
                 flags = values < ref - PROBE_DROP
             else:

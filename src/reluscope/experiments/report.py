@@ -25,10 +25,13 @@ from reluscope.errors import InputValueError
 from reluscope.experiments.findings import (
     COLLAPSE_GEOMETRY,
     COLLAPSE_STANDARD,
+    base_objective,
     correlations,
     detection_steps,
     findings,
+    healthy_reference,
     is_collapse_variant,
+    reference_values,
     wide,
 )
 from reluscope.experiments.store import Store, load_results
@@ -112,14 +115,11 @@ def plot_collapse(table: pd.DataFrame, steps: pd.DataFrame, out: Path) -> Path |
     for ax, run_id in zip(axes[0], runs, strict=True):
         group = table[table["run_id"] == run_id].set_index("step")
         objective = group["objective"].iloc[0]
-        base = objective.split("-no-")[0].split("-invariance-only")[0]
-        healthy = table[(table["objective"] == base) & (table["seed"] == group["seed"].iloc[0])]
-        reference = healthy.groupby("step").mean(numeric_only=True) if not healthy.empty else None
+        reference = healthy_reference(table, group)
         for indicator in COLLAPSE_GEOMETRY + COLLAPSE_STANDARD:
             if indicator not in group:
                 continue
-            ref = (reference[indicator].reindex(group.index) if reference is not None
-                   else group[indicator].iloc[0])
+            ref = reference_values(reference, group, indicator)
             style = "-" if indicator in COLLAPSE_GEOMETRY else ":"
             line = ax.plot(group.index + 1, group[indicator] / ref, style, marker=".", label=indicator)[0]
             hit = steps[(steps["run_id"] == run_id) & (steps["indicator"] == indicator)]["step"]
@@ -127,7 +127,8 @@ def plot_collapse(table: pd.DataFrame, steps: pd.DataFrame, out: Path) -> Path |
                 ax.axvline(hit.iloc[0] + 1, color=line.get_color(), alpha=0.4, linewidth=3)
         ax.axhline(1.0, color="black", linewidth=0.6)
         ax.set_xscale("log")
-        ax.set_title(f"{objective} relative to {base if reference is not None else 'step 0'}", fontsize=9)
+        against = base_objective(objective) if reference is not None else "step 0"
+        ax.set_title(f"{objective} relative to {against}", fontsize=9)
         ax.set_xlabel("step + 1 (bands: first flag of each indicator)", fontsize=8)
         ax.legend(fontsize=7)
     return _save(fig, out / "collapse.png")

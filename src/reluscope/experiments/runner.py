@@ -26,7 +26,6 @@ from reluscope.experiments.analyze import analyse, choose_probes
 from reluscope.experiments.config import ExperimentConfig, RunSpec
 from reluscope.experiments.store import Store
 from reluscope.progress import progress_bar
-from reluscope.train.checkpoints import read_sidecar
 from reluscope.train.loop import load_checkpoint, train
 from reluscope.train.objectives import OBJECTIVES
 
@@ -62,7 +61,7 @@ def run_job(config: ExperimentConfig, spec: RunSpec, root: str, data_dir: str | 
         c = spec.train
         rows = [{"run_id": run_id, "dataset": c.dataset, "objective": c.objective, "family": family,
                  "backbone": c.backbone, "width": c.width, "seed": c.seed, "step": step,
-                 "epoch": float(read_sidecar(path)["epoch"]), "metric": k, "value": float(v)}
+                 "epoch": float(meta["epoch"]), "metric": k, "value": float(v)}
                 for k, v in sorted(values.items())]
         store.write_rows(run_id, step, rows)
     store.mark_complete(run_id, {"checkpoints": [s for s, _ in result.checkpoints],

@@ -10,7 +10,7 @@ from torch import nn
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError
 from reluscope.metrics.anchors import anchor_metrics
-from reluscope.metrics.decision import decision_boundary
+from reluscope.metrics.decision import DecisionBoundary, decision_boundary
 from reluscope.metrics.polytope import (
     area_entropy,
     boundary_lengths,
@@ -49,7 +49,7 @@ def splinecam_statistics(part: Partition2D) -> dict[str, float]:
 
 
 def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = None,
-            radius: float | None = None) -> dict[str, float]:
+            radius: float | None = None, decision: DecisionBoundary | None = None) -> dict[str, float]:
     """The polytope metrics of a slice as a flat dict of scalars.
 
     Parameters
@@ -62,6 +62,8 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
         (``decision_length``, ``decision_density`` per unit area, ``decision_regions``).
     radius : float, optional
         Neighbourhood radius for ``regions_within`` (default 5% of the domain diagonal).
+    decision : DecisionBoundary, optional
+        An already computed decision boundary (used instead of computing it from `model`).
 
     Returns
     -------
@@ -107,8 +109,8 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
                 out[f"anchor{k}_{key}"] = float(v)
             finite = values[np.isfinite(values)]
             out[f"anchor_{key}_mean"] = float(finite.mean()) if len(finite) else float("nan")
-    if model is not None:
-        boundary = decision_boundary(part, model)
+    boundary = decision if decision is not None or model is None else decision_boundary(part, model)
+    if boundary is not None:
         out["decision_length"] = boundary.length
         out["decision_density"] = boundary.length / domain
         out["decision_regions"] = float(boundary.regions_crossed)

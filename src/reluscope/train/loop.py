@@ -10,6 +10,7 @@ uninterrupted run would have, and ends with the same parameters.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reluscope._files import write_json
 from reluscope._validation import message
 from reluscope.data import load_idx_images
 from reluscope.data.augment import Augment, two_views
@@ -223,12 +225,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
 
 def _check_same_config(run: Path, config: TrainConfig) -> None:
     """Write ``config.json``, or refuse a run folder that holds another config's run."""
-    from reluscope._files import write_json
-
     path = run / "config.json"
     if path.is_file():
-        import json
-
         existing = json.loads(path.read_text())
         if existing != config.to_dict():
             raise InputValueError(message(
