@@ -168,3 +168,11 @@ def test_findings_on_a_synthetic_table_with_known_answers():
                & (corr["target"] == "probe_test_accuracy")].iloc[0]
     assert row["spearman"] > 0.95 and row["resampled"] == "seeds"
     assert row["spearman_lo"] <= row["spearman"] <= row["spearman_hi"]
+
+
+def test_report_of_an_empty_folder_says_what_to_run(tmp_path):
+    from reluscope.experiments.report import write_report
+
+    with pytest.raises(ValueError, match="analysed checkpoints.*reluscope run"):
+        write_report(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2

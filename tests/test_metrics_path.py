@@ -78,3 +78,8 @@ def test_deviation_and_variation_match_dense_sampling_on_a_random_mlp():
     assert summary["path_count"] == 1.0
     assert summary["path_n_regions"] == float(m["n_regions"][0])
     assert metrics.region_lengths(part).sum() == pytest.approx(path.length)
+
+
+def test_path_metrics_refuse_what_is_not_a_partition1d():
+    with pytest.raises(TypeError, match="`part` of path_metrics must be a Partition1D.*path_regions"):
+        metrics.path_metrics("nope")  # type: ignore[arg-type]

@@ -132,3 +132,20 @@ def test_summary_refuses_what_is_not_a_partition():
         metrics.summary("nope")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"shape \(K, 2\)"):
         metrics.anchor_metrics(whole(), [1.0, 2.0, 3.0])
+
+
+def test_decision_boundary_refuses_bad_input():
+    with pytest.raises(ValueError, match="`part` of decision_boundary must be a Partition2D"):
+        metrics.decision_boundary("nope", nn.Linear(2, 2))  # type: ignore[arg-type]
+    part = rs.slice_regions(random_mlp(0, [4]), square())
+
+    class Pair(nn.Module):  # returns a tuple, not logits
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = random_mlp(0, [4])
+
+        def forward(self, x):
+            return self.body(x), x
+
+    with pytest.raises(ValueError, match="output is one tensor of logits"):
+        metrics.decision_boundary(part, Pair())

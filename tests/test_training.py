@@ -162,3 +162,12 @@ def test_proof_of_life_ssl_learns_and_simsiam_without_stop_gradient_collapses(tm
     collapsed = train(TrainConfig(objective="simsiam-no-stopgrad", **config), tmp_path / "ns",
                       data_dir=data_dir, quiet=True)
     assert embedding_std(collapsed.objective) < 0.2 < embedding_std(healthy.objective)
+
+
+def test_train_config_names_the_bad_field():
+    with pytest.raises(ValueError, match="`objective` of TrainConfig must be one of"):
+        TrainConfig(objective="simclr2")
+    with pytest.raises(ValueError, match="`epochs` of TrainConfig must be a positive integer"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"unknown fields \['epoch'\]"):
+        TrainConfig.from_dict({"epoch": 3})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reluscope._validation import describe, message
+from reluscope.errors import InputTypeError
 from reluscope.regions.partition1d import Partition1D
 
 
@@ -54,6 +56,9 @@ def path_metrics(part: Partition1D) -> dict[str, np.ndarray]:
         path's two ends (a constant on a closed path), and ``mean_abs_deviation`` (that
         integral divided by the length).
     """
+    if not isinstance(part, Partition1D):
+        raise InputTypeError(message("`part` of path_metrics", "a Partition1D", describe(part),
+                                     "Compute one with reluscope.path_regions."))
     n = part.n_pieces
     length = part.path_lengths
     counts = part.region_counts()
