@@ -69,3 +69,13 @@ def grid_patterns(model: nn.Module, plane: rs.Plane, n: int) -> tuple[np.ndarray
     net = Network(model, plane)
     pre = net.plane_preactivations(torch.from_numpy(pts))
     return pts, np.concatenate([(z > 0).cpu().numpy() for z in pre], axis=1)
+
+
+@pytest.fixture(params=["vertex values", "face maps"])
+def engine_path(request, monkeypatch):
+    """Run a slice test with each of the 2D engine's two ways to find chords."""
+    from reluscope.regions import slice2d
+
+    if request.param == "face maps":
+        monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)
+    return request.param

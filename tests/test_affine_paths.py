@@ -1,6 +1,7 @@
 """The chain fast path and the generic forward-mode path give the same affine maps."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -65,6 +66,7 @@ def test_propagated_maps_match_full_propagation(monkeypatch):
     model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.1),
                           nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
                           nn.Linear(24, 1)).eval()
+    monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)  # per-face maps, not vertex values
     monkeypatch.setattr(slice2d, "PROPAGATE_MIN_WIDTH", 1)  # propagate across edges
     fast = rs.slice_regions(model, square(2.0))
     monkeypatch.setattr(slice2d, "PROPAGATE_MIN_WIDTH", 10**9)  # every face in full
@@ -84,9 +86,36 @@ def test_sibling_updates_match_full_propagation(monkeypatch):
     torch.manual_seed(5)
     model = nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 20), nn.LeakyReLU(0.2),
                           nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
+    monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)  # per-face maps, not vertex values
     fast = rs.slice_regions(model, square(2.0))
     monkeypatch.setattr(slice2d, "SIBLING_COST", 10**9)  # every face in full
     full = rs.slice_regions(model, square(2.0))
     assert np.array_equal(fast.face_vertices, full.face_vertices)
     assert np.allclose(fast.vertices, full.vertices, rtol=0, atol=1e-12)
     assert fast.verify(model).ok
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_vertex_values_give_the_same_partition_as_face_maps(monkeypatch, kind):
+    """Chords found from values at the vertices equal those from per-face affine maps."""
+    import reluscope as rs
+    from reluscope.regions import slice2d
+
+    torch.manual_seed(6)
+    if kind == "mlp":
+        model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.LeakyReLU(0.1),
+                              nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2)).eval()
+        plane = square(2.0)
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1),
+                              nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 3)).eval()
+        x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+        plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
+    values = rs.slice_regions(model, plane)
+    assert "vertex values" in values.timings
+    monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)
+    maps = rs.slice_regions(model, plane)
+    assert "vertex values" not in maps.timings
+    assert values.n_regions == maps.n_regions
+    assert np.sort(values.areas()) == pytest.approx(np.sort(maps.areas()), rel=1e-9, abs=1e-14)
+    assert values.verify(model).ok

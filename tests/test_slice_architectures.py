@@ -8,6 +8,9 @@ from torch import nn
 import reluscope as rs
 from conftest import square
 
+# every test runs with both ways the 2D engine finds chords
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, width: int) -> None:

@@ -8,6 +8,9 @@ from torch import nn
 import reluscope as rs
 from conftest import linear_relu, square
 
+# every test runs with both ways the 2D engine finds chords
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 
 def test_one_neuron_gives_two_regions_with_exact_areas():
     # z = s - 0.5 on [-1, 1]^2: regions s < 0.5 (area 3) and s > 0.5 (area 1)

@@ -7,6 +7,9 @@ import torch
 import reluscope as rs
 from conftest import grid_patterns, random_mlp, square
 
+# every test runs with both ways the 2D engine finds chords
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 
 def _check_against_grid(model, plane, n):
     part = rs.slice_regions(model, plane)

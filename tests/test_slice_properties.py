@@ -10,8 +10,11 @@ from torch import nn
 import reluscope as rs
 from conftest import random_mlp, square
 
+# every test runs with both ways the 2D engine finds chords
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 SETTINGS = settings(max_examples=15, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @SETTINGS

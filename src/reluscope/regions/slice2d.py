@@ -57,6 +57,7 @@ from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
 from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
 from reluscope.regions._split import split_rings
+from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions.partition2d import Partition2D, build_partition
 
 #: Distance (relative to the domain diameter) within which a vertex counts as on a cut.
@@ -77,6 +78,9 @@ PROPAGATE_MIN_WIDTH = 512
 SIBLING_COST = 8
 #: Chord updates applied per batch (bounds memory: SIBLING_BATCH x 3 x size floats).
 SIBLING_BATCH = 4096
+#: Take a site's values at the vertices (see ``_vertex_values``) when the (vertices x
+#: neurons) float64 matrix has at most this many entries; otherwise per-face maps.
+VALUES_MAX_ENTRIES = 1 << 26
 
 
 @dataclass
@@ -104,10 +108,12 @@ class _Pairs:
     ds: np.ndarray
     dt: np.ndarray
     ref: np.ndarray  # (P, 2) reference point of the map
+    slack: np.ndarray | None = None  # (P,) bound on the map's error over its face, if fitted
 
     def take(self, index: np.ndarray) -> _Pairs:
         return _Pairs(self.face[index], self.neuron[index], self.value[index], self.ds[index],
-                      self.dt[index], self.ref[index])
+                      self.dt[index], self.ref[index],
+                      None if self.slack is None else self.slack[index])
 
     def evaluate(self, pair: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Value of pair ``pair[i]``'s map at point ``xy[i]``."""
@@ -130,6 +136,20 @@ class _Canonical:
     def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self.keys, vertex * self.n + neuron)
         return self.values[pos]
+
+
+class _VertexLookup:
+    """Canonical values when the site's values at every vertex are known: a table lookup."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+        return self.values[vertex, neuron]
+
+
+#: Either kind of canonical (vertex, neuron) -> value lookup.
+_CanonicalValues = _Canonical | _VertexLookup
 
 
 class _RingPool:
@@ -182,12 +202,15 @@ class _Engine:
         self.vb = Growable(None, np.int64)
         self.vt = Growable(None, np.float64)
         self.n_degenerate = 0
+        self.batches: list[int] = []  # vertex count after each creation batch of a site
         self.timings: dict[str, float] = {}
         self.cache: torch.Tensor | None = None  # previous site's maps (3, faces, size)
         # chords of the last two sites (origin form) and the parents of the last faces
         self.prev_chords: ChordTable | None = None
         self.prev2_chords: ChordTable | None = None
         self.prev_parent: np.ndarray | None = None
+        # pre-activations of the last site at every vertex (kept for a chained next site)
+        self.rows: np.ndarray | None = None
         sizes = [s.size for s in net.sites]
         self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -196,6 +219,7 @@ class _Engine:
                      b: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
         n = len(xy)
         ids = self.xy.extend(xy)
+        self.batches.append(self.xy.size)
         self.vclass.extend(np.full(n, cls, dtype=np.int8))
         self.va.extend(a if a is not None else np.full(n, -1, np.int64))
         self.vb.extend(b if b is not None else np.full(n, -1, np.int64))
@@ -216,20 +240,124 @@ class _Engine:
     def refine(self, faces: _Faces, site: Site) -> _Faces:
         """Cut every face by the neurons of `site` (whose maps are affine on each face)."""
         self.vclass.view()[:] = 0
+        first_new = self.xy.size
         clock = time.perf_counter()
-        candidates, base = self.candidate_pairs(faces, site)
-        clock = self._tick("affine maps", clock)
-        canonical, chords, base = self.crossing_pairs(faces, site, candidates, base)
+        values = self.vertex_values(site)
+        canonical: _CanonicalValues
+        if values is not None:
+            clock = self._tick("vertex values", clock)
+            canonical, chords, base, snapped = self.value_chords(faces, site, values)
+            self.cache = None
+            clock = self._tick("chords", clock)
+        else:
+            candidates, base = self.candidate_pairs(faces, site)
+            clock = self._tick("affine maps", clock)
+            canonical, chords, base = self.crossing_pairs(faces, site, candidates, base)
         faces = self.insert_edge_crossings(faces, chords, canonical)
         clock = self._tick("crossings", clock)
         self.prev_parent = faces.parent
         faces = self.cut_rounds(faces, site, chords, canonical, base)
+        self.rows = None
+        if values is not None:
+            values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
+            if self._chained_next(site):
+                self.rows = self._extend_rows(values, first_new)
         self.prev2_chords = self.prev_chords
         origin = chords.value - chords.ds * chords.ref[:, 0] - chords.dt * chords.ref[:, 1]
         self.prev_chords = ChordTable(chords.face * site.size + chords.neuron,
                                       np.stack([origin, chords.ds, chords.dt], axis=1), site.size)
         self._tick("cutting", clock)
         return faces
+
+    # ------------------------------------------------------------------ vertex values
+    def _chained_next(self, site: Site) -> bool:
+        """Will the next site's values come from this site's values by one link (GEMM)?"""
+        nxt = site.index + 1
+        if nxt >= len(self.net.sites) or self.net.link(nxt) is None:
+            return False
+        return self.xy.size * max(site.size, self.net.sites[nxt].size) <= VALUES_MAX_ENTRIES
+
+    def _extend_rows(self, values: np.ndarray, first_new: int) -> np.ndarray:
+        """Values at every vertex: those created by this site lie on an edge of one face
+        where the site is affine, so theirs interpolate their edge's end values."""
+        rows = np.empty((self.xy.size, values.shape[1]))
+        rows[:first_new] = values
+        va, vb, vt = self.va.view(), self.vb.view(), self.vt.view()
+        # a vertex only refers to vertices made before it: fill in creation batches
+        done = first_new
+        for stop in self.batches:
+            new = slice(done, stop)
+            a, b = rows[va[new]], rows[vb[new]]
+            rows[new] = a + vt[new, None] * (b - a)
+            done = stop
+        return rows
+
+    def vertex_values(self, site: Site) -> np.ndarray | None:
+        """(V, size) pre-activations of `site` at every vertex, or None if too large."""
+        self.batches = []
+        n_vertices, n = self.xy.size, site.size
+        if n_vertices * n > VALUES_MAX_ENTRIES:
+            return None
+        out = np.empty((n_vertices, n))
+        link = self.net.link(site.index) if site.index > 0 else None
+        if link is not None and self.rows is not None and len(self.rows) == n_vertices:
+            matrix, bias = link
+            slope = self.net.sites[site.index - 1].negative_slope
+            step = max(1, self.chunk_entries // max(n, self.rows.shape[1]))
+            for lo in range(0, n_vertices, step):
+                z = torch.from_numpy(self.rows[lo : lo + step]).to(matrix.device)
+                act = torch.where(z > 0, z, z * slope) if slope else z.clamp_min(0.0)
+                out[lo : lo + step] = torch.addmm(bias, act, matrix.T).cpu().numpy()
+            self.rows = None
+            return out
+        self.rows = None
+        xy = self.xy.view()
+        total = sum(s.size for s in self.net.sites[: site.index + 1])
+        step = max(1, self.chunk_entries // total)
+        for lo in range(0, n_vertices, step):
+            coords = torch.from_numpy(xy[lo : lo + step].copy())
+            out[lo : lo + step] = self.net.plane_preactivations(coords, site.index)[site.index] \
+                .cpu().numpy()
+        return out
+
+    def value_chords(self, faces: _Faces, site: Site, values: np.ndarray
+                     ) -> tuple[_VertexLookup, _Pairs, np.ndarray, tuple[np.ndarray, ...]]:
+        """Chords and base patterns from the values at the vertices (see ``_vertex_values``).
+
+        A vertex within the snap distance of a neuron's zero line, on a face that neuron
+        cuts, counts as on the line: its value is set to 0 in `values` (the original
+        values are returned in ``snapped`` to be restored after the site).
+        """
+        xy = self.xy.view()
+        n = site.size
+        signs = face_signs(faces.ptr, faces.vid, values)
+        face, neuron = mixed_pairs(signs, n)
+        box_lo, box_hi = _ring_boxes(faces.ptr, faces.vid, xy)
+        ref = 0.5 * (box_lo + box_hi)
+        fit = fit_maps(faces.ptr, faces.vid, xy, values, face, neuron, ref)
+        pair_ptr, slots = gather_rings(faces.ptr, face)
+        pair = ring_ids(pair_ptr)
+        v, k = faces.vid[slots], neuron[pair]
+        z = values[v, k]
+        near = np.flatnonzero((np.abs(z) <= self.snap * np.hypot(fit.ds, fit.dt)[pair]) & (z != 0))
+        key = np.unique(v[near] * n + k[near])
+        snapped = (key // n, key % n, values[key // n, key % n])
+        values[snapped[0], snapped[1]] = 0.0
+        sign = np.sign(values[v, k])
+        if len(sign):
+            pos = np.maximum.reduceat(sign, pair_ptr[:-1]) > 0
+            neg = np.minimum.reduceat(sign, pair_ptr[:-1]) < 0
+        else:
+            pos = neg = np.zeros(0, bool)
+        cuts = pos & neg
+        # neurons that do not cut a face: active iff positive somewhere on it
+        base = signs.pos & ~signs.neg
+        quiet_pos = ~cuts & pos
+        set_bit(base, face[quiet_pos], neuron[quiet_pos])
+        keep = np.flatnonzero(cuts)
+        chords = _Pairs(face[keep], neuron[keep], fit.value[keep], fit.ds[keep], fit.dt[keep],
+                        ref[face[keep]], fit.residual[keep])
+        return _VertexLookup(values), chords, base, snapped
 
     def _tick(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -411,7 +539,7 @@ class _Engine:
         return canonical, cand.take(np.flatnonzero(cuts)), base
 
     # ------------------------------------------------------------------ step 3
-    def insert_edge_crossings(self, faces: _Faces, chords: _Pairs, canonical: _Canonical
+    def insert_edge_crossings(self, faces: _Faces, chords: _Pairs, canonical: _CanonicalValues
                               ) -> _Faces:
         """Create the vertices where chords cross existing edges; insert them in the rings."""
         xy = self.xy.view()
@@ -462,7 +590,7 @@ class _Engine:
         return _Faces(new_ptr, vid, faces.lab[origin], faces.patterns, faces.parent)
 
     # ------------------------------------------------------------------ step 4
-    def cut_rounds(self, faces: _Faces, site: Site, chords: _Pairs, canonical: _Canonical,
+    def cut_rounds(self, faces: _Faces, site: Site, chords: _Pairs, canonical: _CanonicalValues,
                    base: np.ndarray) -> _Faces:
         """Round j cuts every piece of each face by that face's j-th chord.
 
@@ -496,6 +624,8 @@ class _Engine:
             centre = chords.value[q] + ds * offset[:, 0] + dt * offset[:, 1]
             spread = np.abs(ds) * half[:, 0] + np.abs(dt) * half[:, 1] \
                 + 2.0 * chords.tolerance(q, self.snap)
+            if chords.slack is not None:
+                spread += 2.0 * chords.slack[q]
             plus = centre > spread
             cross = np.flatnonzero(np.abs(centre) <= spread)
             set_bit(pattern, np.flatnonzero(plus), neuron[plus])
@@ -560,7 +690,7 @@ class _Engine:
             "(roughly 1 KB per region for a 3 x 1024 MLP)."))
 
     def _signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: _Pairs,
-               canonical: _Canonical) -> np.ndarray:
+               canonical: _CanonicalValues) -> np.ndarray:
         """Sign of each slot's vertex for its ring's chord, decided as described above."""
         xy = self.xy.view()
         pair = pair_of_ring[ring_ids(ptr)]
@@ -601,7 +731,7 @@ class _Engine:
             t = np.clip(za / (za - zb), 0.0, 1.0)
         t = np.nan_to_num(t, nan=0.5)
         points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
-        return self.add_vertices(points, 2)
+        return self.add_vertices(points, 2, lo, hi, t)
 
 
 def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGIONS,
