@@ -84,15 +84,26 @@ class Network(InstrumentedModel):
             return None
         n = masks[0].shape[0]
         if previous is None:
-            if self._site0 is None:
-                self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
-            maps = torch.stack(self._site0, dim=0).expand(3, n, -1)
+            maps = self.site0_maps().expand(3, n, -1)
         else:
             maps = previous.to(self.device)
         for m, link in enumerate(links, start=first):
             matrix, bias = link  # type: ignore[misc]
             maps = apply_link(maps, masks[m - 1], self.sites[m - 1], matrix, bias)
         return maps
+
+    def site0_maps(self) -> torch.Tensor:
+        """(3, 1, size_0) origin-form map of the first site: affine on the whole plane."""
+        if self._site0 is None:
+            self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
+        return torch.stack(self._site0, dim=0)
+
+    def site0_values(self, coords: torch.Tensor) -> torch.Tensor:
+        """(N, size_0) pre-activations of the first site at plane points ``coords`` (N, 2).
+
+        The same values as a forward pass (to rounding) at 2 multiply-adds per neuron.
+        """
+        return at_points(self.site0_maps(), coords.to(self.device))[0]
 
     def affine_maps(self, coords: torch.Tensor, masks: Sequence[torch.Tensor], site: int
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -257,16 +257,18 @@ class _Engine:
         clock = self._tick("crossings", clock)
         self.prev_parent = faces.parent
         faces = self.cut_rounds(faces, site, chords, canonical, base)
+        clock = self._tick("cutting", clock)
         self.rows = None
         if values is not None:
             values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
             if self._chained_next(site):
-                self.rows = self._extend_rows(values, first_new)
+                self.rows = self._site_rows(site, values, first_new)
+            clock = self._tick("vertex values", clock)
         self.prev2_chords = self.prev_chords
         origin = chords.value - chords.ds * chords.ref[:, 0] - chords.dt * chords.ref[:, 1]
         self.prev_chords = ChordTable(chords.face * site.size + chords.neuron,
                                       np.stack([origin, chords.ds, chords.dt], axis=1), site.size)
-        self._tick("cutting", clock)
+        self._tick("chords", clock)
         return faces
 
     # ------------------------------------------------------------------ vertex values
@@ -277,18 +279,31 @@ class _Engine:
             return False
         return self.xy.size * max(site.size, self.net.sites[nxt].size) <= VALUES_MAX_ENTRIES
 
-    def _extend_rows(self, values: np.ndarray, first_new: int) -> np.ndarray:
-        """Values at every vertex: those created by this site lie on an edge of one face
-        where the site is affine, so theirs interpolate their edge's end values."""
+    def _site_rows(self, site: Site, values: np.ndarray, first_new: int) -> np.ndarray:
+        """Values of `site` at every vertex, for the next site.
+
+        The first site is affine on the whole plane: evaluate it. A vertex created by a
+        later site lies on an edge of one face where that site is affine, so its values
+        interpolate the edge's end values.
+        """
+        if site.index == 0:
+            coords = torch.from_numpy(self.xy.view())
+            return self.net.site0_values(coords).cpu().numpy()
         rows = np.empty((self.xy.size, values.shape[1]))
         rows[:first_new] = values
         va, vb, vt = self.va.view(), self.vb.view(), self.vt.view()
         # a vertex only refers to vertices made before it: fill in creation batches
+        # small blocks, in place: large temporaries cost more in page faults than in flops
+        step = max(1, (1 << 16) // values.shape[1])
         done = first_new
         for stop in self.batches:
-            new = slice(done, stop)
-            a, b = rows[va[new]], rows[vb[new]]
-            rows[new] = a + vt[new, None] * (b - a)
+            for lo in range(done, stop, step):
+                new = slice(lo, min(lo + step, stop))
+                a, b = rows[va[new]], rows[vb[new]]
+                b -= a
+                b *= vt[new, None]
+                b += a
+                rows[new] = b
             done = stop
         return rows
 
@@ -303,11 +318,16 @@ class _Engine:
         if link is not None and self.rows is not None and len(self.rows) == n_vertices:
             matrix, bias = link
             slope = self.net.sites[site.index - 1].negative_slope
-            step = max(1, self.chunk_entries // max(n, self.rows.shape[1]))
+            # small blocks written in place (see _site_rows on temporaries)
+            step = max(1, (1 << 18) // max(n, self.rows.shape[1]))
+            on_cpu = matrix.device.type == "cpu"
             for lo in range(0, n_vertices, step):
                 z = torch.from_numpy(self.rows[lo : lo + step]).to(matrix.device)
-                act = torch.where(z > 0, z, z * slope) if slope else z.clamp_min(0.0)
-                out[lo : lo + step] = torch.addmm(bias, act, matrix.T).cpu().numpy()
+                act = torch.where(z > 0, z, z * slope) if slope else z.clamp_min_(0.0)
+                if on_cpu:
+                    torch.addmm(bias, act, matrix.T, out=torch.from_numpy(out[lo : lo + step]))
+                else:
+                    out[lo : lo + step] = torch.addmm(bias, act, matrix.T).cpu().numpy()
             self.rows = None
             return out
         self.rows = None
