@@ -164,3 +164,31 @@ def test_tiny_triangle_far_from_the_origin_keeps_its_area():
     part = rs.slice_regions(net, square(6.0))
     assert part.areas().min() == pytest.approx(h * h / 2, rel=1e-5)
     assert part.verify(net).ok
+
+
+def test_first_layer_arrangement_matches_cutting_in_rounds(monkeypatch):
+    """All first-layer lines at once (an arrangement) = one line per round, including
+    three lines through one point, a duplicated neuron and a line through a corner."""
+    from reluscope.regions import slice2d
+
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(20, 2, generator=gen).tolist()
+    bias = (0.5 * torch.randn(20, generator=gen)).tolist()
+    weight[:3] = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]  # concurrent at the origin
+    bias[:3] = [0.0, 0.0, 0.0]
+    weight[3], bias[3] = [2.0, 0.0], 0.0  # the same line as neuron 0, scaled
+    weight[4], bias[4] = [1.0, -1.0], 0.0  # through the corners (1, 1) and (-1, -1)
+    model = linear_relu(weight, bias)
+    arranged = rs.slice_regions(model, square())
+    monkeypatch.setattr(slice2d, "ARRANGE_MIN_CHORDS", 10**9)
+    rounds = rs.slice_regions(model, square())
+    assert arranged.n_regions == rounds.n_regions
+    assert np.sort(arranged.areas()) == pytest.approx(np.sort(rounds.areas()), abs=1e-12)
+    report, reference = arranged.verify(model), rounds.verify(model)
+    assert report.pattern_mismatches == 0 and report.nonpositive_areas == 0
+    assert report.area_relative_error < 1e-12 and report.unmatched_edges == 0
+    # across the duplicated line both copies flip (verify expects one): same count both ways
+    assert report.adjacency_mismatches == reference.adjacency_mismatches
+    # the three concurrent lines (and the duplicate) meet in one vertex at the origin
+    at_origin = np.flatnonzero(np.hypot(*arranged.vertices.T) < 1e-12)
+    assert len(at_origin) == 1

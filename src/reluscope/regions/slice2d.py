@@ -52,10 +52,11 @@ from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
+from reluscope.regions._arrangement import arrange
 from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
-from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
+from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids, shoelace, vertex_means
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions.partition2d import Partition2D, build_partition
@@ -78,6 +79,8 @@ PROPAGATE_MIN_WIDTH = 512
 SIBLING_COST = 8
 #: Chord updates applied per batch (bounds memory: SIBLING_BATCH x 3 x size floats).
 SIBLING_BATCH = 4096
+#: Cut a single face by all its chords at once (an arrangement) from this many chords on.
+ARRANGE_MIN_CHORDS = 8
 #: Take a site's values at the vertices (see ``_vertex_values``) when the (vertices x
 #: neurons) float64 matrix has at most this many entries; otherwise per-face maps.
 VALUES_MAX_ENTRIES = 1 << 26
@@ -256,7 +259,11 @@ class _Engine:
         faces = self.insert_edge_crossings(faces, chords, canonical)
         clock = self._tick("crossings", clock)
         self.prev_parent = faces.parent
-        faces = self.cut_rounds(faces, site, chords, canonical, base)
+        arranged = None
+        if faces.count == 1 and len(chords.face) >= ARRANGE_MIN_CHORDS:
+            arranged = self.arrange_one_face(faces, site, chords, canonical, base)
+        faces = arranged if arranged is not None else \
+            self.cut_rounds(faces, site, chords, canonical, base)
         clock = self._tick("cutting", clock)
         self.rows = None
         if values is not None:
@@ -699,6 +706,67 @@ class _Engine:
         patterns = [p[parents] for p in faces.patterns]
         patterns.append(np.concatenate([d[3] for d in done])[order])
         return _Faces(ptr, vid, lab, patterns, parents)
+
+    def arrange_one_face(self, faces: _Faces, site: Site, chords: _Pairs,
+                         canonical: _CanonicalValues, base: np.ndarray) -> _Faces | None:
+        """All chords of a single face at once (see ``_arrangement``); None to cut in rounds."""
+        ring, ring_lab = faces.vid, faces.lab
+        m, c = len(ring), len(chords.face)
+        ptr = np.arange(c + 1, dtype=np.int64) * m
+        vid = np.tile(ring, c)
+        sign = self._signs(ptr, vid, np.arange(c), chords, canonical).reshape(c, m)
+        pair = np.repeat(np.arange(c), m)
+        magnitude = np.abs(chords.evaluate(pair, self.xy.view()[vid])).reshape(c, m)
+
+        def make(points: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+            return self.add_vertices(points, 2, a, b, t)
+
+        first_vertex = self.xy.size
+        arr = arrange(ring, ring_lab, self.xy.view(), sign, magnitude,
+                      self.label_offset[site.index] + chords.neuron, self.snap, make)
+        xy = self.xy.view()
+        n_faces = 0 if arr is None else len(arr.ptr) - 1
+        if arr is not None:
+            area = shoelace(arr.ptr, arr.vid, xy)
+            total = float(shoelace(faces.ptr, faces.vid, xy)[0])
+            if (area <= 0).any() or abs(area.sum() - total) > 1e-9 * total:
+                arr = None
+        if arr is None:  # forget the vertices it made; cut in rounds instead
+            self._truncate_vertices(first_vertex)
+            return None
+        if n_faces > self.max_regions:
+            self._too_many(site, n_faces)
+        # chord bits: the side of each chord's line the face's vertex mean lies on ...
+        pattern = np.repeat(base, n_faces, axis=0)
+        mean = vertex_means(arr.ptr, arr.vid, xy) - chords.ref[0]
+        step = max(1, (1 << 20) // c)
+        bits = np.zeros((min(step, n_faces), site.size), dtype=bool)
+        for lo in range(0, n_faces, step):
+            hi = min(lo + step, n_faces)
+            value = chords.value[None] + mean[lo:hi, :1] * chords.ds[None] \
+                + mean[lo:hi, 1:] * chords.dt[None]
+            bits[: hi - lo, chords.neuron] = value > 0
+            pattern[lo:hi] |= pack(bits[: hi - lo])
+        # ... except for the chords it borders: left of its counter-clockwise edges
+        slot = np.flatnonzero(arr.chord_of_edge >= 0)
+        k = arr.chord_of_edge[slot]
+        zero = sign == 0
+        start = ring[np.argmax(zero, axis=1)]
+        end = ring[m - 1 - np.argmax(zero[:, ::-1], axis=1)]
+        edge_face = ring_ids(arr.ptr)[slot]
+        d = (xy[end[k]] - xy[start[k]]) * np.where(arr.forward[slot], 1.0, -1.0)[:, None]
+        positive = chords.ds[k] * -d[:, 1] + chords.dt[k] * d[:, 0] > 0
+        clear_bit(pattern, edge_face, chords.neuron[k])
+        set_bit(pattern, edge_face[positive], chords.neuron[k][positive])
+        parent = np.zeros(n_faces, dtype=np.int64)
+        return _Faces(arr.ptr, arr.vid, arr.lab, [*(p[parent] for p in faces.patterns), pattern],
+                      parent)
+
+    def _truncate_vertices(self, size: int) -> None:
+        for store in (self.xy, self.vclass, self.va, self.vb, self.vt):
+            store.size = size
+        while self.batches and self.batches[-1] > size:
+            self.batches.pop()
 
     def _too_many(self, site: Site, count: int) -> None:
         raise TooManyRegionsError(message(
