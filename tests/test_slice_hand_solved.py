@@ -180,7 +180,7 @@ def test_first_layer_arrangement_matches_cutting_in_rounds(monkeypatch):
     weight[4], bias[4] = [1.0, -1.0], 0.0  # through the corners (1, 1) and (-1, -1)
     model = linear_relu(weight, bias)
     arranged = rs.slice_regions(model, square())
-    monkeypatch.setattr(slice2d, "ARRANGE_MIN_CHORDS", 10**9)
+    monkeypatch.setattr(slice2d, "ARRANGE", False)
     rounds = rs.slice_regions(model, square())
     assert arranged.n_regions == rounds.n_regions
     assert np.sort(arranged.areas()) == pytest.approx(np.sort(rounds.areas()), abs=1e-12)

@@ -81,3 +81,30 @@ def test_neighbours_differ_exactly_across_their_shared_edge():
         flips = act[left] ^ act[right]
         assert (flips[np.arange(on.sum()), part.edge_neuron[on]]).all()
         assert (flips.sum(axis=1) == 1).all()
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(2, 12))
+def test_arrangements_equal_cutting_in_rounds(seed, depth, width):
+    """Cutting every face by all its chords at once gives the partition of one chord at a
+    time (same regions, same areas)."""
+    from reluscope.regions import slice2d
+
+    model = random_mlp(seed, [width] * depth)
+    calls: list[bool] = []
+    arrange_faces = slice2d._Engine.arrange_faces
+
+    def counted(self, *args):
+        result = arrange_faces(self, *args)
+        calls.append(result is not None)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(slice2d._Engine, "arrange_faces", counted)
+        arranged = rs.slice_regions(model, square(2.0))
+        patch.setattr(slice2d, "ARRANGE", False)
+        rounds = rs.slice_regions(model, square(2.0))
+    assert all(calls)  # no site fell back to rounds on these generic networks
+    assert arranged.n_regions == rounds.n_regions
+    assert np.sort(arranged.areas()) == pytest.approx(np.sort(rounds.areas()), rel=1e-9, abs=1e-15)
+    assert arranged.verify(model).ok

@@ -1,23 +1,28 @@
-"""All chords of one convex face at once: the arrangement of straight cuts.
+"""Cut convex faces by all their chords at once: arrangements of straight cuts.
 
-Private kernel of the 2D engine (inputs validated by the caller). Used for the first
-site, whose neurons are straight lines across the whole domain: cutting piece by
-piece would take one round per neuron, while the arrangement is built in a fixed
-number of vectorised steps.
+Private kernel of the 2D engine (inputs validated by the caller). On each face of the
+current partition a site is affine, so its neurons cut the face along straight
+chords. Cutting piece by piece takes one round per chord of the busiest face (a
+thousand rounds for the first site of a wide network); here every face's arrangement
+is built in a fixed number of vectorised steps.
 
 Combinatorics come first, so neighbouring decisions cannot disagree:
 
 * each chord's two ends are ring slots (where its sign on the ring is 0); two chords
-  cross inside the face exactly when their ends interleave along the ring;
+  of a face cross inside it exactly when their ends interleave along its ring;
 * the crossing's position along each chord comes from the other chord's values at the
   chord's ends (linear interpolation, as for edge crossings); crossings closer than the
   snap distance along a chord are one vertex;
-* faces are the cycles of the half-edge successor map (turn to the next half-edge
-  clockwise around each vertex), ordered by pointer jumping.
+* around a ring vertex, edges are ordered by ring position (the ring edge leaving it,
+  then its chords by the ring position of their other end, then the ring edge
+  arriving); around an inner vertex, by the angle of the chords' directions;
+* pieces are the cycles of the half-edge successor map (the next half-edge clockwise
+  around the vertex reached), put in order by pointer jumping.
 
-Any inconsistency (a chord whose signs are not one clean cut, a face that is not a
-positive-area polygon, areas that do not add up) returns None and the caller falls
-back to cutting piece by piece.
+Any inconsistency (a chord whose signs are not one clean cut, two edges leaving an
+inner vertex in the same direction, a successor that does not start where its
+predecessor ends, a ring that is not one outer cycle) returns None, and the caller
+cuts piece by piece instead.
 """
 
 from __future__ import annotations
@@ -29,184 +34,255 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-#: Largest number of chords arranged at once (the pair tables are chords^2).
-MAX_CHORDS = 4096
+from reluscope.regions._rings import next_slot
+
+#: Most chord pairs handled in one call (the pair tables grow with chords^2 per face).
+MAX_PAIRS = 1 << 24
 
 
 @dataclass
 class Arrangement:
-    """Faces of the arrangement: CSR rings (counter-clockwise) with edge labels."""
+    """Pieces of the cut faces: CSR rings (counter-clockwise), sorted by face.
+
+    Attributes
+    ----------
+    ptr, vid, lab : CSR rings of the pieces and the label of the edge leaving each slot.
+    face : (K,) int64
+        The input ring each piece lies in.
+    chord_of_edge : (nnz,) int64
+        Chord whose line carries each slot's edge (-1 for a piece of the input ring).
+    forward : (nnz,) bool
+        The slot's edge runs from the chord's first end to its second.
+    chord_start, chord_end : (P,) int64
+        The vertices at each chord's first and second end.
+    """
 
     ptr: np.ndarray
     vid: np.ndarray
     lab: np.ndarray
-    chord_of_edge: np.ndarray  # (nnz,) chord index of each slot's edge, -1 on the ring
-    forward: np.ndarray  # (nnz,) the slot's edge runs from the chord's first end to its second
+    face: np.ndarray
+    chord_of_edge: np.ndarray
+    forward: np.ndarray
+    chord_start: np.ndarray
+    chord_end: np.ndarray
 
 
-def _clean_ends(sign: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Ring positions (first, second) of each chord's two zeros, or None if not a clean cut."""
-    zero = sign == 0
-    if not (zero.sum(axis=1) == 2).all():
+def _chord_ends(sign: np.ndarray, chord_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Ring positions (first < second) of each chord's two zeros, or None if not clean."""
+    n_chords = len(chord_ptr) - 1
+    zero = np.flatnonzero(sign == 0)
+    if len(zero) != 2 * n_chords:
         return None
-    m = sign.shape[1]
-    first = np.argmax(zero, axis=1)
-    second = m - 1 - np.argmax(zero[:, ::-1], axis=1)
-    csum = np.concatenate([np.zeros((len(sign), 1), np.int64), np.cumsum(sign, axis=1)], axis=1)
-    rows = np.arange(len(sign))
+    owner = np.searchsorted(chord_ptr, zero, side="right") - 1
+    if not (owner.reshape(-1, 2) == np.arange(n_chords)[:, None]).all():
+        return None
+    local = (zero - chord_ptr[owner]).reshape(-1, 2)
+    first, second = local[:, 0], local[:, 1]
+    m = np.diff(chord_ptr)
+    csum = np.concatenate([[0], np.cumsum(sign, dtype=np.int64)])
+    start = chord_ptr[:-1]
     inner = second - first - 1
     outer = m - inner - 2
-    sum_in = csum[rows, second] - csum[rows, first + 1]
-    sum_out = csum[rows, m] - sum_in
+    sum_in = csum[start + second] - csum[start + first + 1]
+    sum_out = csum[chord_ptr[1:]] - csum[start] - sum_in
     ok = (inner > 0) & (outer > 0) & (np.abs(sum_in) == inner) & (np.abs(sum_out) == outer)
     ok &= np.sign(sum_in) == -np.sign(sum_out)
     return (first, second) if ok.all() else None
 
 
-def arrange(ring: np.ndarray, ring_lab: np.ndarray, xy: np.ndarray, sign: np.ndarray,
-            magnitude: np.ndarray, chord_lab: np.ndarray, snap: float,
+def _pairs_within_faces(chord_face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (p, q), p < q, of chords of the same face (chords sorted by face)."""
+    n = len(chord_face)
+    last = np.searchsorted(chord_face, chord_face, side="right")  # one past the face's chords
+    count = last - np.arange(n) - 1
+    p = np.repeat(np.arange(n), count)
+    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return p, p + 1 + offset
+
+
+def _rank_in_cycles(successor: np.ndarray, cycle: np.ndarray, n_cycles: int) -> np.ndarray:
+    """Steps from each half-edge to the end of its cycle (cut before its lowest index)."""
+    n = len(successor)
+    lowest = np.full(n_cycles, n, dtype=np.int64)
+    np.minimum.at(lowest, cycle, np.arange(n))
+    last = successor == lowest[cycle]
+    jump = np.where(last, np.arange(n), successor)
+    dist = (~last).astype(np.int64)
+    while (jump != jump[jump]).any():
+        dist = dist + dist[jump]
+        jump = jump[jump]
+    return dist
+
+
+def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
+            chord_face: np.ndarray, chord_lab: np.ndarray, sign: np.ndarray,
+            evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray], snap: float,
             make_vertices: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
             ) -> Arrangement | None:
-    """Cut one convex ring by all its chords.
+    """Cut convex rings by all their chords.
 
     Parameters
     ----------
-    ring, ring_lab : (m,) int64
-        The face's vertex ids (counter-clockwise, chord ends already inserted) and the
-        label of the edge leaving each slot.
+    ptr, vid, lab : CSR rings (F rings, counter-clockwise), chord ends already inserted.
     xy : (V, 2) float64
         Vertex coordinates.
-    sign : (c, m) int8
-        Sign of each chord's function at each ring slot (0 exactly at its two ends).
-    magnitude : (c, m) float64
-        ``|value|`` of each chord's function at each ring slot.
-    chord_lab : (c,) int64
+    chord_face : (P,) int64
+        Ring of each chord, sorted (every ring has at least one chord).
+    chord_lab : (P,) int64
         Label of the edges each chord creates.
+    sign : (sum of the chords' ring lengths,) int8
+        Sign of each chord's function at each slot of its ring (chord-major), 0 exactly
+        at the chord's two ends.
+    evaluate : callable
+        ``evaluate(chords, points (N, 2)) -> (N,)`` values of the chords' functions.
     snap : float
         Crossings closer than this (plane units) along a chord are one vertex.
     make_vertices : callable
-        ``make_vertices(points (X, 2), a, b, t) -> ids`` creates the interior vertices
+        ``make_vertices(points (X, 2), a, b, t) -> ids`` creates the inner vertices
         (``points = xy[a] + t (xy[b] - xy[a])``).
 
     Returns
     -------
     Arrangement or None
     """
-    n_chords, m = sign.shape
-    ends = _clean_ends(sign) if n_chords <= MAX_CHORDS else None
+    n_vertices = len(xy)
+    m = np.diff(ptr)
+    chord_ptr = np.concatenate([[0], np.cumsum(m[chord_face])]).astype(np.int64)
+    ends = _chord_ends(sign, chord_ptr)
     if ends is None:
         return None
     first, second = ends
+    start = vid[ptr[chord_face] + first]
+    end = vid[ptr[chord_face] + second]
     # coincident chords (the same two ends) draw one set of edges
-    _, unique = np.unique(first * m + second, return_index=True)
-    drawn = np.zeros(n_chords, dtype=bool)
+    width = int(m.max()) + 1
+    _, unique = np.unique((chord_face * width + first) * width + second, return_index=True)
+    drawn = np.zeros(len(chord_face), dtype=bool)
     drawn[unique] = True
 
-    # chords i < j cross inside the face iff their ends interleave along the ring
-    a, b = first[:, None], second[:, None]
-    inside1 = (a < first[None]) & (first[None] < b)
-    inside2 = (a < second[None]) & (second[None] < b)
-    shared = (first[None] == a) | (first[None] == b) | (second[None] == a) | (second[None] == b)
-    cross = (inside1 ^ inside2) & ~shared & drawn[:, None] & drawn[None]
-    ci, cj = np.nonzero(np.triu(cross, 1))
+    # chords of one face cross inside it iff their ends interleave along its ring
+    p, q = _pairs_within_faces(chord_face)
+    if len(p) > MAX_PAIRS:
+        return None
+    a, b, x, y = first[p], second[p], first[q], second[q]
+    shared = (x == a) | (x == b) | (y == a) | (y == b)
+    cross = (((a < x) & (x < b)) ^ ((a < y) & (y < b))) & ~shared & drawn[p] & drawn[q]
+    p, q = p[cross], q[cross]
 
-    start, end = ring[first], ring[second]
-    length = np.hypot(*(xy[end] - xy[start]).T)
-
-    def along(chord: np.ndarray, other: np.ndarray) -> np.ndarray:
+    def along(chord: np.ndarray, other: np.ndarray) -> np.ndarray | None:
         """Position (0..1) along `chord` where `other` crosses it."""
-        za = magnitude[other, first[chord]]
-        zb = magnitude[other, second[chord]]
-        return za / (za + zb)
+        za = np.abs(evaluate(other, xy[start[chord]]))
+        zb = np.abs(evaluate(other, xy[end[chord]]))
+        total = za + zb
+        if not (total > 0).all():
+            return None
+        return za / total
 
-    t_i, t_j = along(ci, cj), along(cj, ci)
-    # one entry per (chord, crossing), sorted along each chord
-    chord = np.concatenate([ci, cj])
-    t = np.concatenate([t_i, t_j])
-    pair = np.concatenate([np.arange(len(ci)), np.arange(len(ci))])
+    t_p, t_q = along(p, q), along(q, p)
+    if t_p is None or t_q is None:
+        return None
+    # one entry per (chord, crossing), sorted along each chord; near ones are one vertex
+    chord = np.concatenate([p, q])
+    t = np.concatenate([t_p, t_q])
+    pair = np.tile(np.arange(len(p)), 2)
     order = np.lexsort((t, chord))
     chord, t, pair = chord[order], t[order], pair[order]
-    same = np.zeros(len(chord), dtype=bool)
-    same[1:] = (chord[1:] == chord[:-1]) & ((t[1:] - t[:-1]) * length[chord[1:]] <= snap)
-    link = np.flatnonzero(same)
-    graph = coo_matrix((np.ones(len(link)), (pair[link], pair[link - 1])), shape=(len(ci),) * 2)
-    _, cluster = connected_components(graph, directed=False)
-    rep = np.full(cluster.max() + 1 if len(cluster) else 0, -1, dtype=np.int64)
-    rep[cluster[::-1]] = np.arange(len(cluster))[::-1]  # lowest pair of each cluster
-    points = xy[start[ci[rep]]] + t_i[rep, None] * (xy[end[ci[rep]]] - xy[start[ci[rep]]])
-    ids = make_vertices(points, start[ci[rep]], end[ci[rep]], t_i[rep])
-    node = ids[cluster[pair]]
+    length = np.hypot(*(xy[end] - xy[start]).T)
+    node = np.zeros(0, dtype=np.int64)
+    n_new = 0
+    if len(p):
+        link = np.flatnonzero((chord[1:] == chord[:-1])
+                              & ((t[1:] - t[:-1]) * length[chord[1:]] <= snap))
+        graph = coo_matrix((np.ones(len(link)), (pair[link + 1], pair[link])), shape=(len(p),) * 2)
+        n_new, cluster = connected_components(graph, directed=False)
+        rep = np.zeros(n_new, dtype=np.int64)
+        rep[cluster[::-1]] = np.arange(len(p))[::-1]  # the lowest pair of each cluster
+        rp = p[rep]
+        points = xy[start[rp]] + t_p[rep, None] * (xy[end[rp]] - xy[start[rp]])
+        node = make_vertices(points, start[rp], end[rp], t_p[rep])[cluster[pair]]
 
-    # half-edges: chords (consecutive nodes along each drawn chord), then the ring
-    keep = np.ones(len(chord), dtype=bool)
-    keep[1:] = ~((chord[1:] == chord[:-1]) & (node[1:] == node[:-1]))
-    chord, node = chord[keep], node[keep]
-    drawn_ids = np.flatnonzero(drawn)
-    seq_chord = np.concatenate([drawn_ids, chord, drawn_ids])
-    seq_node = np.concatenate([start[drawn_ids], node, end[drawn_ids]])
-    seq_rank = np.concatenate([np.zeros(len(drawn_ids)), np.ones(len(chord)), np.full(len(drawn_ids), 2)])
-    order = np.lexsort((np.arange(len(seq_chord)), seq_rank, seq_chord))
+    # chord edges: consecutive nodes along each drawn chord, from its first end to its second
+    fresh = np.ones(len(chord), dtype=bool)
+    fresh[1:] = (chord[1:] != chord[:-1]) | (node[1:] != node[:-1])
+    chord, node = chord[fresh], node[fresh]
+    ids = np.flatnonzero(drawn)
+    seq_chord = np.concatenate([ids, chord, ids])
+    seq_node = np.concatenate([start[ids], node, end[ids]])
+    seq_rank = np.concatenate([np.zeros(len(ids)), np.ones(len(chord)), np.full(len(ids), 2.0)])
+    order = np.lexsort((seq_rank, seq_chord))
     seq_chord, seq_node = seq_chord[order], seq_node[order]
     step = np.flatnonzero(seq_chord[1:] == seq_chord[:-1])
     u, v, k = seq_node[step], seq_node[step + 1], seq_chord[step]
     if (u == v).any():
         return None
-    direction = (xy[end[k]] - xy[start[k]])
-    nxt = np.roll(ring, -1)
-    ring_dir = xy[nxt] - xy[ring]
-    # half-edge 2e runs u->v, 2e+1 runs v->u; ring edges: inner then outer
-    origin = np.stack([np.concatenate([u, ring]), np.concatenate([v, nxt])], axis=1).ravel()
-    dest = np.stack([np.concatenate([v, nxt]), np.concatenate([u, ring])], axis=1).ravel()
-    dirs = np.concatenate([direction, ring_dir])
-    dx = np.stack([dirs[:, 0], -dirs[:, 0]], axis=1).ravel()
-    dy = np.stack([dirs[:, 1], -dirs[:, 1]], axis=1).ravel()
-    n_chord_edges = len(u)
-    label = np.stack([np.concatenate([chord_lab[k], ring_lab]),
-                      np.concatenate([chord_lab[k], np.full(m, -1)])], axis=1).ravel()
-    edge_chord = np.repeat(np.concatenate([k, np.full(m, -1)]), 2)
-    forward = np.tile([True, False], n_chord_edges + m)
-    outer = np.zeros(len(origin), dtype=bool)
+
+    # half-edges 2e (u -> v) and 2e + 1 (v -> u); chord edges, then ring edges (inner, outer)
+    ring_face = np.repeat(np.arange(len(m)), m)
+    ring_next = vid[next_slot(ptr)]
+    n_chord_edges, n_slots = len(u), len(vid)
+    tail = np.stack([np.concatenate([u, vid]), np.concatenate([v, ring_next])], axis=1).ravel()
+    head = np.stack([np.concatenate([v, ring_next]), np.concatenate([u, vid])], axis=1).ravel()
+    face = np.repeat(np.concatenate([chord_face[k], ring_face]), 2)
+    label = np.stack([np.concatenate([chord_lab[k], lab]),
+                      np.concatenate([chord_lab[k], np.full(n_slots, -1)])], axis=1).ravel()
+    edge_chord = np.repeat(np.concatenate([k, np.full(n_slots, -1)]), 2)
+    forward = np.tile([True, False], n_chord_edges + n_slots)
+    outer = np.zeros(len(tail), dtype=bool)
     outer[2 * n_chord_edges + 1 :: 2] = True
 
-    # successor: at the destination, the outgoing half-edge just clockwise of the twin
-    angle = np.arctan2(dy, dx)
-    by_vertex = np.lexsort((angle, origin))
-    sorted_origin = origin[by_vertex]
-    if ((sorted_origin[1:] == sorted_origin[:-1]) & (angle[by_vertex][1:] == angle[by_vertex][:-1])).any():
+    # order of the half-edges leaving each vertex (counter-clockwise), see the module doc
+    key = np.zeros(len(tail))
+    is_chord = edge_chord >= 0
+    chord_of = np.where(is_chord, edge_chord, 0)
+    at_ring = tail < n_vertices  # inner vertices are the new ones
+    from_first = forward & (tail == start[chord_of])
+    from_second = ~forward & (tail == end[chord_of])
+    m_face = m[face].astype(np.float64)
+    span = np.where(from_first, second[chord_of] - first[chord_of],
+                    first[chord_of] - second[chord_of]) % m[face]
+    ring_key = np.where(is_chord, 1.0 + span, np.where(outer, m_face + 1.0, 0.0))
+    if (at_ring & is_chord & ~(from_first | from_second)).any():
+        return None  # a chord edge leaving a ring vertex that is not its end
+    key = ring_key
+    inside = np.flatnonzero(~at_ring)  # only chord edges leave inner vertices
+    chord_dir = xy[end] - xy[start]
+    d = chord_dir[edge_chord[inside]] * np.where(forward[inside], 1.0, -1.0)[:, None]
+    key[inside] = np.arctan2(d[:, 1], d[:, 0])
+    where = face * (n_vertices + n_new) + tail
+    by_vertex = np.lexsort((key, where))
+    w_sorted, k_sorted = where[by_vertex], key[by_vertex]
+    same_vertex = w_sorted[1:] == w_sorted[:-1]
+    if (same_vertex & (k_sorted[1:] == k_sorted[:-1])).any():
         return None  # two edges leave a vertex in the same direction
-    position = np.empty(len(origin), dtype=np.int64)
-    position[by_vertex] = np.arange(len(origin))
-    group_start = np.searchsorted(sorted_origin, origin, side="left")
-    group_size = np.searchsorted(sorted_origin, origin, side="right") - group_start
-    twin = np.arange(len(origin)) ^ 1
-    tp = position[twin]
-    prev = group_start[twin] + (tp - group_start[twin] - 1) % group_size[twin]
-    successor = by_vertex[prev]
-    if not (origin[successor] == dest).all():
+    # first sorted position and size of each vertex's group, for every half-edge
+    group = np.concatenate([[0], np.cumsum(~same_vertex)])
+    group_first = np.flatnonzero(np.concatenate([[True], ~same_vertex]))
+    group_count = np.diff(np.concatenate([group_first, [len(tail)]]))
+    position = np.empty(len(tail), dtype=np.int64)
+    position[by_vertex] = np.arange(len(tail))
+    twin_pos = position[np.arange(len(tail)) ^ 1]
+    gs = group_first[group[twin_pos]]
+    successor = by_vertex[gs + (twin_pos - gs - 1) % group_count[group[twin_pos]]]
+    if not (tail[successor] == head).all():
         return None
 
-    n_half = len(origin)
+    n_half = len(tail)
     graph = coo_matrix((np.ones(n_half), (np.arange(n_half), successor)), shape=(n_half, n_half))
     n_cycles, cycle = connected_components(graph, directed=True, connection="weak")
-    outer_cycle = np.unique(cycle[outer])
-    if len(outer_cycle) != 1 or (cycle[~outer] == outer_cycle[0]).any():
+    outer_cycles = np.unique(cycle[outer])
+    kind = np.zeros(n_cycles, dtype=np.int8)  # 1 inner, 2 outer
+    kind[cycle[~outer]] |= 1
+    kind[cycle[outer]] |= 2
+    if len(outer_cycles) != len(m) or (kind == 3).any():
         return None
-    # rank half-edges along each cycle: distance to the one before the cycle's lowest id
-    lowest = np.full(n_cycles, n_half, dtype=np.int64)
-    np.minimum.at(lowest, cycle, np.arange(n_half))
-    last = successor == lowest[cycle]
-    jump = np.where(last, np.arange(n_half), successor)
-    dist = (~last).astype(np.int64)
-    while (jump != jump[jump]).any():
-        dist = dist + dist[jump]
-        jump = jump[jump]
+    dist = _rank_in_cycles(successor, cycle, n_cycles)
     inner = np.flatnonzero(~outer)
-    inner = inner[np.lexsort((-dist[inner], cycle[inner]))]
-    face = cycle[inner]
-    counts = np.bincount(face, minlength=n_cycles)
-    counts = counts[counts > 0]
-    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    if (counts < 3).any():
+    inner = inner[np.lexsort((-dist[inner], cycle[inner], face[inner]))]
+    counts = np.bincount(cycle[inner], minlength=n_cycles)
+    piece_start = np.flatnonzero(np.concatenate([[True], cycle[inner][1:] != cycle[inner][:-1]]))
+    piece_len = counts[cycle[inner][piece_start]]
+    if (piece_len < 3).any():
         return None
-    return Arrangement(ptr, origin[inner], label[inner], edge_chord[inner], forward[inner])
+    out_ptr = np.concatenate([[0], np.cumsum(piece_len)]).astype(np.int64)
+    return Arrangement(out_ptr, tail[inner], label[inner], face[inner][piece_start],
+                       edge_chord[inner], forward[inner], start, end)

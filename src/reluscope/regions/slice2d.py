@@ -52,7 +52,7 @@ from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
-from reluscope.regions._arrangement import arrange
+from reluscope.regions._arrangement import Arrangement, arrange
 from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
@@ -79,8 +79,10 @@ PROPAGATE_MIN_WIDTH = 512
 SIBLING_COST = 8
 #: Chord updates applied per batch (bounds memory: SIBLING_BATCH x 3 x size floats).
 SIBLING_BATCH = 4096
-#: Cut a single face by all its chords at once (an arrangement) from this many chords on.
-ARRANGE_MIN_CHORDS = 8
+#: Cut each face by all its chords at once (see ``_arrangement``); False: piece by piece.
+ARRANGE = True
+#: Faces with this many chords get their pieces' chord bits as one dense block.
+DENSE_CHORDS = 64
 #: Take a site's values at the vertices (see ``_vertex_values``) when the (vertices x
 #: neurons) float64 matrix has at most this many entries; otherwise per-face maps.
 VALUES_MAX_ENTRIES = 1 << 26
@@ -259,9 +261,7 @@ class _Engine:
         faces = self.insert_edge_crossings(faces, chords, canonical)
         clock = self._tick("crossings", clock)
         self.prev_parent = faces.parent
-        arranged = None
-        if faces.count == 1 and len(chords.face) >= ARRANGE_MIN_CHORDS:
-            arranged = self.arrange_one_face(faces, site, chords, canonical, base)
+        arranged = self.arrange_faces(faces, site, chords, canonical, base) if ARRANGE else None
         faces = arranged if arranged is not None else \
             self.cut_rounds(faces, site, chords, canonical, base)
         clock = self._tick("cutting", clock)
@@ -326,7 +326,7 @@ class _Engine:
             matrix, bias = link
             slope = self.net.sites[site.index - 1].negative_slope
             # small blocks written in place (see _site_rows on temporaries)
-            step = max(1, (1 << 18) // max(n, self.rows.shape[1]))
+            step = max(1, (1 << 20) // max(n, self.rows.shape[1]))
             on_cpu = matrix.device.type == "cpu"
             for lo in range(0, n_vertices, step):
                 z = torch.from_numpy(self.rows[lo : lo + step]).to(matrix.device)
@@ -707,60 +707,103 @@ class _Engine:
         patterns.append(np.concatenate([d[3] for d in done])[order])
         return _Faces(ptr, vid, lab, patterns, parents)
 
-    def arrange_one_face(self, faces: _Faces, site: Site, chords: _Pairs,
-                         canonical: _CanonicalValues, base: np.ndarray) -> _Faces | None:
-        """All chords of a single face at once (see ``_arrangement``); None to cut in rounds."""
-        ring, ring_lab = faces.vid, faces.lab
-        m, c = len(ring), len(chords.face)
-        ptr = np.arange(c + 1, dtype=np.int64) * m
-        vid = np.tile(ring, c)
-        sign = self._signs(ptr, vid, np.arange(c), chords, canonical).reshape(c, m)
-        pair = np.repeat(np.arange(c), m)
-        magnitude = np.abs(chords.evaluate(pair, self.xy.view()[vid])).reshape(c, m)
+    def arrange_faces(self, faces: _Faces, site: Site, chords: _Pairs,
+                      canonical: _CanonicalValues, base: np.ndarray) -> _Faces | None:
+        """Every face cut by all its chords at once (see ``_arrangement``).
+
+        Returns None (and forgets any vertex it made) when an arrangement is not
+        consistent; the caller then cuts piece by piece.
+        """
+        if len(chords.face) == 0:
+            return None  # nothing to arrange: the rounds just copy the faces
+        n_chords = np.bincount(chords.face, minlength=faces.count)
+        busy = np.flatnonzero(n_chords > 0)
+        quiet = np.flatnonzero(n_chords == 0)
+        sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
+        sub_vid, sub_lab = faces.vid[sub_slots], faces.lab[sub_slots]
+        local_face = np.searchsorted(busy, chords.face)
+        # each chord's signs on its face's ring (chord-major)
+        ring_ptr, slots = gather_rings(sub_ptr, local_face)
+        sign = self._signs(ring_ptr, sub_vid[slots], np.arange(len(local_face)), chords, canonical)
+
+        def evaluate(pair: np.ndarray, points: np.ndarray) -> np.ndarray:
+            return chords.evaluate(pair, points)
 
         def make(points: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
             return self.add_vertices(points, 2, a, b, t)
 
         first_vertex = self.xy.size
-        arr = arrange(ring, ring_lab, self.xy.view(), sign, magnitude,
-                      self.label_offset[site.index] + chords.neuron, self.snap, make)
+        arr = arrange(sub_ptr, sub_vid, sub_lab, self.xy.view(), local_face,
+                      self.label_offset[site.index] + chords.neuron, sign.astype(np.int8),
+                      evaluate, self.snap, make)
         xy = self.xy.view()
-        n_faces = 0 if arr is None else len(arr.ptr) - 1
         if arr is not None:
             area = shoelace(arr.ptr, arr.vid, xy)
-            total = float(shoelace(faces.ptr, faces.vid, xy)[0])
-            if (area <= 0).any() or abs(area.sum() - total) > 1e-9 * total:
+            whole = shoelace(sub_ptr, sub_vid, xy)
+            covered = np.bincount(arr.face, weights=area, minlength=len(busy))
+            if (area <= 0).any() or (np.abs(covered - whole) > 1e-9 * whole).any():
                 arr = None
-        if arr is None:  # forget the vertices it made; cut in rounds instead
+        if arr is None:
             self._truncate_vertices(first_vertex)
             return None
-        if n_faces > self.max_regions:
-            self._too_many(site, n_faces)
-        # chord bits: the side of each chord's line the face's vertex mean lies on ...
-        pattern = np.repeat(base, n_faces, axis=0)
-        mean = vertex_means(arr.ptr, arr.vid, xy) - chords.ref[0]
-        step = max(1, (1 << 20) // c)
-        bits = np.zeros((min(step, n_faces), site.size), dtype=bool)
-        for lo in range(0, n_faces, step):
-            hi = min(lo + step, n_faces)
-            value = chords.value[None] + mean[lo:hi, :1] * chords.ds[None] \
-                + mean[lo:hi, 1:] * chords.dt[None]
-            bits[: hi - lo, chords.neuron] = value > 0
-            pattern[lo:hi] |= pack(bits[: hi - lo])
-        # ... except for the chords it borders: left of its counter-clockwise edges
+        n_pieces = len(arr.ptr) - 1
+        if n_pieces + len(quiet) > self.max_regions:
+            self._too_many(site, n_pieces + len(quiet))
+        parent = busy[arr.face]
+        pattern = base[parent]
+        # chord bits: the side of each chord of its face the piece's vertex mean is on ...
+        self._chord_bits(pattern, arr, busy, n_chords, chords, site.size)
+        # ... except for the chords it borders: it lies left of its counter-clockwise edges
         slot = np.flatnonzero(arr.chord_of_edge >= 0)
-        k = arr.chord_of_edge[slot]
-        zero = sign == 0
-        start = ring[np.argmax(zero, axis=1)]
-        end = ring[m - 1 - np.argmax(zero[:, ::-1], axis=1)]
-        edge_face = ring_ids(arr.ptr)[slot]
-        d = (xy[end[k]] - xy[start[k]]) * np.where(arr.forward[slot], 1.0, -1.0)[:, None]
-        positive = chords.ds[k] * -d[:, 1] + chords.dt[k] * d[:, 0] > 0
-        clear_bit(pattern, edge_face, chords.neuron[k])
-        set_bit(pattern, edge_face[positive], chords.neuron[k][positive])
-        parent = np.zeros(n_faces, dtype=np.int64)
-        return _Faces(arr.ptr, arr.vid, arr.lab, [*(p[parent] for p in faces.patterns), pattern],
-                      parent)
+        chord = arr.chord_of_edge[slot]
+        edge_piece = ring_ids(arr.ptr)[slot]
+        d = xy[arr.chord_end[chord]] - xy[arr.chord_start[chord]]
+        d *= np.where(arr.forward[slot], 1.0, -1.0)[:, None]
+        positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
+        clear_bit(pattern, edge_piece, chords.neuron[chord])
+        set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
+        # pieces and untouched faces, sorted by parent (siblings contiguous for the next site)
+        q_ptr, q_slots = gather_rings(faces.ptr, quiet)
+        all_parent = np.concatenate([parent, quiet])
+        order = np.argsort(all_parent, kind="stable")
+        lengths = np.concatenate([np.diff(arr.ptr), np.diff(q_ptr)])[order]
+        starts = np.concatenate([arr.ptr[:-1], len(arr.vid) + q_ptr[:-1]])[order]
+        vid_all = np.concatenate([arr.vid, faces.vid[q_slots]])
+        lab_all = np.concatenate([arr.lab, faces.lab[q_slots]])
+        ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
+        parents = all_parent[order]
+        patterns = [p[parents] for p in faces.patterns]
+        patterns.append(np.concatenate([pattern, base[quiet]])[order])
+        return _Faces(ptr, vid_all[take], lab_all[take], patterns, parents)
+
+    def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, busy: np.ndarray,
+                    n_chords: np.ndarray, chords: _Pairs, size: int) -> None:
+        """Set the bits of the chords of each piece's face where its vertex mean is above."""
+        xy = self.xy.view()
+        mean = vertex_means(arr.ptr, arr.vid, xy)
+        chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
+        parent = busy[arr.face]
+        count = n_chords[parent]
+        # faces with many chords (the first site's single face): one dense block each
+        dense = np.flatnonzero(n_chords >= DENSE_CHORDS)
+        for face in dense:
+            rows = np.flatnonzero(parent == face)
+            cols = np.arange(chord_start[face], chord_start[face + 1])
+            # origin form: [1, s, t] @ [c; ds; dt] is one small matrix product
+            ref = chords.ref[cols]
+            c0 = chords.value[cols] - chords.ds[cols] * ref[:, 0] - chords.dt[cols] * ref[:, 1]
+            lhs = np.concatenate([np.ones((len(rows), 1)), mean[rows]], axis=1)
+            above = lhs @ np.stack([c0, chords.ds[cols], chords.dt[cols]]) > 0
+            bits = np.zeros((len(rows), size), dtype=bool)
+            bits[:, chords.neuron[cols]] = above
+            pattern[rows] |= pack(bits)
+        count = np.where(n_chords[parent] >= DENSE_CHORDS, 0, count)
+        piece = np.repeat(np.arange(len(parent)), count)
+        pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \
+            + np.arange(int(count.sum()))
+        above = chords.evaluate(pair, mean[piece]) > 0
+        set_bit(pattern, piece[above], chords.neuron[pair[above]])
 
     def _truncate_vertices(self, size: int) -> None:
         for store in (self.xy, self.vclass, self.va, self.vb, self.vt):
