@@ -87,7 +87,7 @@ def test_neighbours_differ_exactly_across_their_shared_edge():
 @given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(2, 12))
 def test_arrangements_equal_cutting_in_rounds(seed, depth, width):
     """Cutting every face by all its chords at once gives the partition of one chord at a
-    time (same regions, same areas)."""
+    time (same regions, same areas), at every site."""
     from reluscope.regions import slice2d
 
     model = random_mlp(seed, [width] * depth)
@@ -101,6 +101,7 @@ def test_arrangements_equal_cutting_in_rounds(seed, depth, width):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(slice2d._Engine, "arrange_faces", counted)
+        patch.setattr(slice2d, "ARRANGE_MIN_CHORDS", 1)  # every face with a chord
         arranged = rs.slice_regions(model, square(2.0))
         patch.setattr(slice2d, "ARRANGE", False)
         rounds = rs.slice_regions(model, square(2.0))

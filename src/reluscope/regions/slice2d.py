@@ -81,6 +81,8 @@ SIBLING_COST = 8
 SIBLING_BATCH = 4096
 #: Cut each face by all its chords at once (see ``_arrangement``); False: piece by piece.
 ARRANGE = True
+#: Faces with at least this many chords are arranged; fewer are cut in (few) rounds.
+ARRANGE_MIN_CHORDS = 4
 #: Faces with this many chords get their pieces' chord bits as one dense block.
 DENSE_CHORDS = 64
 #: Take a site's values at the vertices (see ``_vertex_values``) when the (vertices x
@@ -190,6 +192,22 @@ def _ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.nd
             np.maximum.reduceat(corner, ptr[:-1], axis=0))
 
 
+def _merge_faces(first: _Faces, second: _Faces) -> _Faces:
+    """Both sets of faces in one, sorted by parent (siblings contiguous for the next site)."""
+    assert first.parent is not None and second.parent is not None
+    parents = np.concatenate([first.parent, second.parent])
+    order = np.argsort(parents, kind="stable")
+    lengths = np.concatenate([np.diff(first.ptr), np.diff(second.ptr)])[order]
+    starts = np.concatenate([first.ptr[:-1], len(first.vid) + second.ptr[:-1]])[order]
+    ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
+    vid = np.concatenate([first.vid, second.vid])[take]
+    lab = np.concatenate([first.lab, second.lab])[take]
+    patterns = [np.concatenate([a, b])[order] for a, b in zip(first.patterns, second.patterns,
+                                                               strict=True)]
+    return _Faces(ptr, vid, lab, patterns, parents[order])
+
+
 class _Engine:
     """State of one slice_regions call."""
 
@@ -261,9 +279,18 @@ class _Engine:
         faces = self.insert_edge_crossings(faces, chords, canonical)
         clock = self._tick("crossings", clock)
         self.prev_parent = faces.parent
-        arranged = self.arrange_faces(faces, site, chords, canonical, base) if ARRANGE else None
-        faces = arranged if arranged is not None else \
-            self.cut_rounds(faces, site, chords, canonical, base)
+        # faces with many chords: all at once; the others: a few rounds
+        n_chords = np.bincount(chords.face, minlength=faces.count)
+        heavy = n_chords >= ARRANGE_MIN_CHORDS if ARRANGE else np.zeros(faces.count, bool)
+        arranged = None
+        if heavy.any():
+            arranged = self.arrange_faces(faces, site, chords, canonical, base,
+                                          np.flatnonzero(heavy))
+        if arranged is None:
+            faces = self.cut_rounds(faces, site, chords, canonical, base)
+        else:
+            faces = _merge_faces(self.cut_rounds(faces, site, chords, canonical, base, heavy),
+                                 arranged)
         clock = self._tick("cutting", clock)
         self.rows = None
         if values is not None:
@@ -618,12 +645,13 @@ class _Engine:
 
     # ------------------------------------------------------------------ step 4
     def cut_rounds(self, faces: _Faces, site: Site, chords: _Pairs, canonical: _CanonicalValues,
-                   base: np.ndarray) -> _Faces:
+                   base: np.ndarray, skip: np.ndarray | None = None) -> _Faces:
         """Round j cuts every piece of each face by that face's j-th chord.
 
         Pieces live in an append-only ring pool, so a round only touches the pieces its
         chords actually cross: a bounding-box test (with the snap margin) settles the
-        side of every other piece without looking at its ring.
+        side of every other piece without looking at its ring. Faces where `skip` is
+        True are left out of the result (they are cut elsewhere).
         """
         n_chords = np.bincount(chords.face, minlength=faces.count)
         chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
@@ -634,10 +662,11 @@ class _Engine:
             ptr, slots = gather_rings(faces.ptr, idx)
             return pool.add(ptr, faces.vid[slots], faces.lab[slots])
 
-        quiet = np.flatnonzero(n_chords == 0)
+        keep = np.ones(faces.count, dtype=bool) if skip is None else ~skip
+        quiet = np.flatnonzero((n_chords == 0) & keep)
         done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [
             (*add_faces(quiet), quiet, base[quiet])]
-        parent = np.flatnonzero(n_chords > 0)
+        parent = np.flatnonzero((n_chords > 0) & keep)
         start, length = add_faces(parent)
         pattern = base[parent]
         lo, hi = _ring_boxes(*pool.gather(start, length)[:2], self.xy.view())
@@ -708,17 +737,15 @@ class _Engine:
         return _Faces(ptr, vid, lab, patterns, parents)
 
     def arrange_faces(self, faces: _Faces, site: Site, chords: _Pairs,
-                      canonical: _CanonicalValues, base: np.ndarray) -> _Faces | None:
-        """Every face cut by all its chords at once (see ``_arrangement``).
+                      canonical: _CanonicalValues, base: np.ndarray, busy: np.ndarray
+                      ) -> _Faces | None:
+        """Faces `busy` cut by all their chords at once (see ``_arrangement``).
 
-        Returns None (and forgets any vertex it made) when an arrangement is not
-        consistent; the caller then cuts piece by piece.
+        Returns their pieces only, or None (forgetting any vertex it made) when an
+        arrangement is not consistent; the caller then cuts piece by piece.
         """
-        if len(chords.face) == 0:
-            return None  # nothing to arrange: the rounds just copy the faces
-        n_chords = np.bincount(chords.face, minlength=faces.count)
-        busy = np.flatnonzero(n_chords > 0)
-        quiet = np.flatnonzero(n_chords == 0)
+        chords = chords.take(np.flatnonzero(np.isin(chords.face, busy)))
+        n_chords = np.bincount(np.searchsorted(busy, chords.face), minlength=len(busy))
         sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
         sub_vid, sub_lab = faces.vid[sub_slots], faces.lab[sub_slots]
         local_face = np.searchsorted(busy, chords.face)
@@ -726,16 +753,13 @@ class _Engine:
         ring_ptr, slots = gather_rings(sub_ptr, local_face)
         sign = self._signs(ring_ptr, sub_vid[slots], np.arange(len(local_face)), chords, canonical)
 
-        def evaluate(pair: np.ndarray, points: np.ndarray) -> np.ndarray:
-            return chords.evaluate(pair, points)
-
         def make(points: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
             return self.add_vertices(points, 2, a, b, t)
 
         first_vertex = self.xy.size
         arr = arrange(sub_ptr, sub_vid, sub_lab, self.xy.view(), local_face,
                       self.label_offset[site.index] + chords.neuron, sign.astype(np.int8),
-                      evaluate, self.snap, make)
+                      chords.evaluate, self.snap, make)
         xy = self.xy.view()
         if arr is not None:
             area = shoelace(arr.ptr, arr.vid, xy)
@@ -746,13 +770,10 @@ class _Engine:
         if arr is None:
             self._truncate_vertices(first_vertex)
             return None
-        n_pieces = len(arr.ptr) - 1
-        if n_pieces + len(quiet) > self.max_regions:
-            self._too_many(site, n_pieces + len(quiet))
         parent = busy[arr.face]
         pattern = base[parent]
         # chord bits: the side of each chord of its face the piece's vertex mean is on ...
-        self._chord_bits(pattern, arr, busy, n_chords, chords, site.size)
+        self._chord_bits(pattern, arr, n_chords, chords, site.size)
         # ... except for the chords it borders: it lies left of its counter-clockwise edges
         slot = np.flatnonzero(arr.chord_of_edge >= 0)
         chord = arr.chord_of_edge[slot]
@@ -762,42 +783,41 @@ class _Engine:
         positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
         clear_bit(pattern, edge_piece, chords.neuron[chord])
         set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
-        # pieces and untouched faces, sorted by parent (siblings contiguous for the next site)
-        q_ptr, q_slots = gather_rings(faces.ptr, quiet)
-        all_parent = np.concatenate([parent, quiet])
-        order = np.argsort(all_parent, kind="stable")
-        lengths = np.concatenate([np.diff(arr.ptr), np.diff(q_ptr)])[order]
-        starts = np.concatenate([arr.ptr[:-1], len(arr.vid) + q_ptr[:-1]])[order]
-        vid_all = np.concatenate([arr.vid, faces.vid[q_slots]])
-        lab_all = np.concatenate([arr.lab, faces.lab[q_slots]])
-        ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
-        parents = all_parent[order]
-        patterns = [p[parents] for p in faces.patterns]
-        patterns.append(np.concatenate([pattern, base[quiet]])[order])
-        return _Faces(ptr, vid_all[take], lab_all[take], patterns, parents)
+        patterns = [p[parent] for p in faces.patterns]
+        patterns.append(pattern)
+        return _Faces(arr.ptr, arr.vid, arr.lab, patterns, parent)
 
-    def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, busy: np.ndarray,
-                    n_chords: np.ndarray, chords: _Pairs, size: int) -> None:
-        """Set the bits of the chords of each piece's face where its vertex mean is above."""
+    def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
+                    chords: _Pairs, size: int) -> None:
+        """Set the bits of the chords of each piece's face where its vertex mean is above.
+
+        ``n_chords`` counts the chords of each face of the arrangement (in its order).
+        """
         xy = self.xy.view()
         mean = vertex_means(arr.ptr, arr.vid, xy)
         chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
-        parent = busy[arr.face]
+        parent = arr.face
         count = n_chords[parent]
         # faces with many chords (the first site's single face): one dense block each
         dense = np.flatnonzero(n_chords >= DENSE_CHORDS)
         for face in dense:
             rows = np.flatnonzero(parent == face)
             cols = np.arange(chord_start[face], chord_start[face + 1])
-            # origin form: [1, s, t] @ [c; ds; dt] is one small matrix product
+            # origin form: [1, s, t] @ [c; ds; dt] is one small matrix product per block
             ref = chords.ref[cols]
             c0 = chords.value[cols] - chords.ds[cols] * ref[:, 0] - chords.dt[cols] * ref[:, 1]
-            lhs = np.concatenate([np.ones((len(rows), 1)), mean[rows]], axis=1)
-            above = lhs @ np.stack([c0, chords.ds[cols], chords.dt[cols]]) > 0
-            bits = np.zeros((len(rows), size), dtype=bool)
-            bits[:, chords.neuron[cols]] = above
-            pattern[rows] |= pack(bits)
+            # every neuron gets a column (-1 for those that are not chords here: bit 0)
+            rhs = np.zeros((3, size))
+            rhs[0] = -1.0
+            rhs[:, chords.neuron[cols]] = np.stack([c0, chords.ds[cols], chords.dt[cols]])
+            step = max(1, (1 << 19) // size)
+            value = np.empty((min(step, len(rows)), size))
+            for lo in range(0, len(rows), step):
+                block = rows[lo : lo + step]
+                lhs = np.concatenate([np.ones((len(block), 1)), mean[block]], axis=1)
+                out = value[: len(block)]
+                np.matmul(lhs, rhs, out=out)
+                pattern[block] |= np.packbits(out > 0, axis=1)
         count = np.where(n_chords[parent] >= DENSE_CHORDS, 0, count)
         piece = np.repeat(np.arange(len(parent)), count)
         pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \
