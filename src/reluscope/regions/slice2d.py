@@ -291,6 +291,8 @@ class _Engine:
         else:
             faces = _merge_faces(self.cut_rounds(faces, site, chords, canonical, base, heavy),
                                  arranged)
+            if faces.count > self.max_regions:
+                self._too_many(site, faces.count)
         clock = self._tick("cutting", clock)
         self.rows = None
         if values is not None:
@@ -770,6 +772,8 @@ class _Engine:
         if arr is None:
             self._truncate_vertices(first_vertex)
             return None
+        if len(arr.ptr) - 1 > self.max_regions:
+            self._too_many(site, len(arr.ptr) - 1)
         parent = busy[arr.face]
         pattern = base[parent]
         # chord bits: the side of each chord of its face the piece's vertex mean is on ...
