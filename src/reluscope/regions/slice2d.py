@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reluscope._memory import reuse_freed_memory
 from reluscope._validation import message
 from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
@@ -67,8 +68,9 @@ SNAP_RTOL = 1e-10
 CANDIDATE_RTOL = 1e-6
 #: Default memory guard of slice_regions (the 784-1024-1024-1024 benchmark MLP has ~1.8M).
 MAX_REGIONS = 5_000_000
-#: Target number of float64 entries in the per-chunk (faces x neurons) value matrix.
-CHUNK_ENTRIES = 1 << 22
+#: Target number of float64 entries in the per-chunk (faces x neurons) value matrix
+#: (three such blocks stay under glibc's 32 MB mmap ceiling, see ``reluscope._memory``).
+CHUNK_ENTRIES = 1 << 20
 #: Keep a site's maps on every face for the next site when they fit in this many entries.
 CACHE_ENTRIES = 1 << 25
 #: Propagate maps across shared edges (rank-1 updates) instead of computing each in full
@@ -946,11 +948,12 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
     net = Network(model, plane, where="slice_regions")
     engine = _Engine(net, plane, max(int(chunk_entries), 1), int(max_regions))
     engine._tick("setup", clock)
-    faces = engine.run()
-    clock = time.perf_counter()
-    part = build_partition(plane, net.sites, engine.xy.view().copy(), faces.ptr, faces.vid,
-                           faces.lab, faces.patterns, engine.label_offset, engine.n_degenerate,
-                           SNAP_RTOL)
+    with reuse_freed_memory():
+        faces = engine.run()
+        clock = time.perf_counter()
+        part = build_partition(plane, net.sites, engine.xy.view().copy(), faces.ptr, faces.vid,
+                               faces.lab, faces.patterns, engine.label_offset,
+                               engine.n_degenerate, SNAP_RTOL)
     engine._tick("assembly", clock)
     part.timings.update({k: round(v, 4) for k, v in engine.timings.items()})
     return part

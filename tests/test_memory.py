@@ -1,0 +1,23 @@
+"""The allocator setting used while the engines run is scoped and restored."""
+
+import numpy as np
+
+from reluscope import _memory
+
+
+def test_reuse_freed_memory_nests_and_restores(monkeypatch):
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(_memory, "_MALLOPT", lambda param, value: calls.append((param, value)))
+    with _memory.reuse_freed_memory():
+        with _memory.reuse_freed_memory():  # nested: set once
+            np.zeros(1 << 20).sum()
+        assert len(calls) == 3
+    assert dict(calls[3:]) == _memory._DEFAULTS
+    assert _memory._depth == 0
+
+
+def test_reuse_freed_memory_is_a_no_op_without_glibc(monkeypatch):
+    monkeypatch.setattr(_memory, "_MALLOPT", None)
+    with _memory.reuse_freed_memory():
+        pass
+    assert _memory._depth == 0
