@@ -234,8 +234,10 @@ class _Engine:
         self.prev_chords: ChordTable | None = None
         self.prev2_chords: ChordTable | None = None
         self.prev_parent: np.ndarray | None = None
-        # pre-activations of the last site at every vertex (kept for a chained next site)
+        # pre-activations of the last site at every vertex (kept for a chained next site),
+        # a view of the start of a flat store reused from site to site
         self.rows: np.ndarray | None = None
+        self.store: np.ndarray | None = None
         sizes = [s.size for s in net.sites]
         self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -301,6 +303,8 @@ class _Engine:
             values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
             if self._chained_next(site):
                 self.rows = self._site_rows(site, values, first_new)
+            else:
+                self.store = None
             clock = self._tick("vertex values", clock)
         self.prev2_chords = self.prev_chords
         origin = chords.value - chords.ds * chords.ref[:, 0] - chords.dt * chords.ref[:, 1]
@@ -317,22 +321,39 @@ class _Engine:
             return False
         return self.xy.size * max(site.size, self.net.sites[nxt].size) <= VALUES_MAX_ENTRIES
 
+    def _rows(self, count: int, width: int, spare: int = 0, keep: int = 0) -> np.ndarray:
+        """(count, width) view of the value store, grown to fit ``spare`` more rows.
+
+        The store is reused from site to site: first touches of fresh pages cost more
+        than the arithmetic here. The first `keep` rows survive a regrowth.
+        """
+        need = (count + spare) * width
+        if self.store is None or len(self.store) < count * width:
+            grown = np.empty(need)
+            if keep and self.store is not None:
+                grown[: keep * width] = self.store[: keep * width]
+            self.store = grown
+        return self.store[: count * width].reshape(count, width)
+
     def _site_rows(self, site: Site, values: np.ndarray, first_new: int) -> np.ndarray:
         """Values of `site` at every vertex, for the next site.
 
         The first site is affine on the whole plane: evaluate it. A vertex created by a
         later site lies on an edge of one face where that site is affine, so its values
-        interpolate the edge's end values.
+        interpolate the edge's end values. `values` lies at the start of the store, so
+        the old vertices' rows are already in place.
         """
+        n = values.shape[1]
         if site.index == 0:
+            rows = self._rows(self.xy.size, n)
             coords = torch.from_numpy(self.xy.view())
-            return self.net.site0_values(coords).cpu().numpy()
-        rows = np.empty((self.xy.size, values.shape[1]))
-        rows[:first_new] = values
+            rows[:] = self.net.site0_values(coords).cpu().numpy()
+            return rows
+        rows = self._rows(self.xy.size, n, keep=first_new)
         va, vb, vt = self.va.view(), self.vb.view(), self.vt.view()
-        # a vertex only refers to vertices made before it: fill in creation batches
-        # small blocks, in place: large temporaries cost more in page faults than in flops
-        step = max(1, (1 << 16) // values.shape[1])
+        # a vertex only refers to vertices made before it: fill in creation batches,
+        # in small blocks (no large temporaries)
+        step = max(1, (1 << 16) // n)
         done = first_new
         for stop in self.batches:
             for lo in range(done, stop, step):
@@ -346,29 +367,43 @@ class _Engine:
         return rows
 
     def vertex_values(self, site: Site) -> np.ndarray | None:
-        """(V, size) pre-activations of `site` at every vertex, or None if too large."""
+        """(V, size) pre-activations of `site` at every vertex, or None if too large.
+
+        The result lies at the start of the value store, with room for the vertices
+        this site will create when the next site will need them (see ``_site_rows``).
+        """
         self.batches = []
         n_vertices, n = self.xy.size, site.size
         if n_vertices * n > VALUES_MAX_ENTRIES:
+            self.rows = self.store = None
             return None
-        out = np.empty((n_vertices, n))
+        spare = 0
+        if self._chained_next(site):  # the vertices this site adds (a guess; it regrows)
+            spare = min(3 * n_vertices, VALUES_MAX_ENTRIES // n - n_vertices)
         link = self.net.link(site.index) if site.index > 0 else None
         if link is not None and self.rows is not None and len(self.rows) == n_vertices:
             matrix, bias = link
             slope = self.net.sites[site.index - 1].negative_slope
-            # small blocks written in place (see _site_rows on temporaries)
-            step = max(1, (1 << 20) // max(n, self.rows.shape[1]))
-            on_cpu = matrix.device.type == "cpu"
+            rows = self.rows
+            in_place = rows.shape[1] == n  # each block only needs its own rows
+            if in_place:
+                out = rows
+            else:
+                self.store = None
+                out = self._rows(n_vertices, n, spare)
+            step = max(1, (1 << 20) // max(n, rows.shape[1]))
             for lo in range(0, n_vertices, step):
-                z = torch.from_numpy(self.rows[lo : lo + step]).to(matrix.device)
+                z = torch.from_numpy(rows[lo : lo + step]).to(matrix.device)
                 act = torch.where(z > 0, z, z * slope) if slope else z.clamp_min_(0.0)
-                if on_cpu:
-                    torch.addmm(bias, act, matrix.T, out=torch.from_numpy(out[lo : lo + step]))
-                else:
-                    out[lo : lo + step] = torch.addmm(bias, act, matrix.T).cpu().numpy()
+                block = torch.addmm(bias, act, matrix.T).cpu().numpy()
+                out[lo : lo + step] = block
             self.rows = None
+            if in_place:
+                self.store = self._grown(out, spare)
+                out = self.store[: n_vertices * n].reshape(n_vertices, n)
             return out
-        self.rows = None
+        self.rows = self.store = None
+        out = self._rows(n_vertices, n, spare)
         xy = self.xy.view()
         total = sum(s.size for s in self.net.sites[: site.index + 1])
         step = max(1, self.chunk_entries // total)
@@ -377,6 +412,16 @@ class _Engine:
             out[lo : lo + step] = self.net.plane_preactivations(coords, site.index)[site.index] \
                 .cpu().numpy()
         return out
+
+    def _grown(self, values: np.ndarray, spare: int) -> np.ndarray:
+        """The store holding `values` at its start, with room for `spare` more rows."""
+        count, width = values.shape
+        assert self.store is not None
+        if len(self.store) >= (count + spare) * width:
+            return self.store
+        grown = np.empty((count + spare) * width)
+        grown[: count * width] = values.reshape(-1)
+        return grown
 
     def value_chords(self, faces: _Faces, site: Site, values: np.ndarray
                      ) -> tuple[_VertexLookup, _Pairs, np.ndarray, tuple[np.ndarray, ...]]:
