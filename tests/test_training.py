@@ -60,7 +60,8 @@ def test_backbones_are_analysable_by_the_engines():
     plane = rs.Plane.through(x[0], x[1], x[2])
     for backbone in (MLP([8, 8]), SmallCNN(channels=(2,), hidden=8, batchnorm=True)):
         part = rs.slice_regions(backbone.eval(), plane)
-        assert part.verify(backbone).ok
+        report = part.verify(backbone)
+        assert report.ok, (report, part.n_regions)
     with pytest.raises(ValueError, match="'mlp' or 'cnn'"):
         build_backbone("resnet")
 

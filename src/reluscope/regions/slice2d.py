@@ -3,38 +3,45 @@
 Algorithm (one pass per ReLU site, in forward order)
 ---------------------------------------------------
 The partition by sites ``0..l-1`` is refined by site ``l``. On each current face
-``R`` the pre-activations of site ``l`` are affine. Their exact maps come from
+``R`` the pre-activations of site ``l`` are affine, so each neuron that takes both
+signs on R cuts it along a straight chord.
 
-* a masked forward-mode pass per face (patterns of earlier sites forced): any
-  architecture;
-* or, when site ``l``'s input is an affine function of site ``l-1``'s output (a *link*,
-  found by probing), by pushing the maps of site ``l-1`` through the link (one GEMM
-  per face), by rank-1 updates from a sibling face (narrow layers), or by propagation
-  across shared edges (wide layers, see ``_propagate``).
+1. *Chords.* Two ways, chosen per site by memory:
 
-Then:
+   * **vertex values** (``_vertex_values``), when the (vertices x neurons) matrix fits
+     ``VALUES_MAX_ENTRIES``: the network is continuous, so site ``l`` has one value per
+     vertex, whichever face it is seen from -- canonical by construction. Values come
+     from one GEMM row per vertex when site ``l``'s input is an affine *link* of site
+     ``l-1`` (values of the previous site at the vertices, kept from step to step; the
+     first site is affine on the whole plane), otherwise from a plain forward pass at
+     the vertex. A neuron cuts R iff R's vertex values take both signs; its affine map
+     on R (needed inside R) is a least-squares fit to those values, whose residual
+     bounds its error over R.
+   * **face maps**, for sites too wide for that: exact affine maps per face from a
+     masked forward-mode pass (any architecture), or through the link -- for narrow
+     layers by rank-1 updates from a sibling face, for wide ones by propagation across
+     shared edges (``_propagate``). Neurons near zero on a face get *canonical* values
+     at its vertices (each (vertex, neuron) value computed by one face only).
 
-1. *Candidates*: neurons whose values on R's vertices come within a generous band of
-   zero. Their values at R's vertices are recomputed *canonically*: every (vertex,
-   neuron) value comes from one face only (the lowest-numbered candidate face), so
-   all faces sharing a vertex agree on its sign. A neuron with both signs on R's
-   vertices cuts R along a chord.
 2. *Edge crossings*: where a chord crosses an edge of the current partition the new
-   vertex is computed once per (edge, neuron) from the canonical endpoint values and
+   vertex is computed once per (edge, neuron) from the canonical end values and
    inserted into the rings of both faces sharing the edge, in the same order.
-3. *Rounds*: round ``j`` cuts every piece of each face ``R`` by R's ``j``-th chord
-   (vectorised over all faces). Signs at vertices on R's boundary are decided
-   combinatorially (by their order along the edge), so the topology stays consistent
-   between neighbouring faces; only vertices created inside R are evaluated with R's
-   affine map.
+3. *Cutting*: faces with at least ``ARRANGE_MIN_CHORDS`` chords (the first site's
+   single face has one per neuron) are cut by all of them at once, as an arrangement
+   of segments built from ring order alone (``_arrangement``). The others -- and any
+   face whose arrangement is inconsistent -- are cut in rounds: round ``j`` cuts every
+   piece of a face by its ``j``-th chord; signs at vertices on the face's boundary are
+   decided combinatorially (by their order along the edge), so neighbouring faces stay
+   consistent, and only vertices created inside the face use its affine map.
 
 Tolerances
 ----------
 A vertex within ``SNAP_RTOL * diameter`` (plane units, ``diameter`` = diagonal of the
-domain's bounding box) of a neuron's zero line is treated as lying on it. Regions
-thinner than that are therefore not created. Pieces with a sign pattern that cannot be
-a single straight cut (possible only at that scale) are left whole and counted in
-``Partition2D.n_degenerate``.
+domain's bounding box) of a neuron's zero line is treated as lying on it, and chord
+crossings closer than that along a chord are one vertex. Regions thinner than that are
+therefore not created (the two cutting methods may differ by such slivers). Pieces with
+a sign pattern that cannot be a single straight cut (possible only at that scale) are
+left whole and counted in ``Partition2D.n_degenerate``.
 """
 
 from __future__ import annotations
