@@ -35,7 +35,7 @@ class Network(InstrumentedModel):
         device = model_device(model, plane.origin.device) if isinstance(model, nn.Module) else "cpu"
         self.origin = plane.origin.to(device)
         self.basis = plane.basis.to(device)
-        self._site0: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._site0: torch.Tensor | None = None
         # the same ReLU calls must happen everywhere: probe the domain's corners too
         corners = torch.cat([torch.zeros(1, 2, dtype=torch.float64), torch.from_numpy(plane.polygon)])
         super().__init__(model, self._inputs(corners), where)
@@ -93,10 +93,17 @@ class Network(InstrumentedModel):
         return maps
 
     def site0_maps(self) -> torch.Tensor:
-        """(3, 1, size_0) origin-form map of the first site: affine on the whole plane."""
+        """(3, 1, size_0) origin-form map of the first site: affine on the whole plane.
+
+        Plain forward passes at the plane's origin and one unit along each direction
+        give the value and the two slopes (by differences, exact up to rounding of the
+        order of the values; no forward-mode pass, whose first use costs seconds).
+        """
         if self._site0 is None:
-            self._site0 = self._generic_maps(torch.zeros(1, 2, dtype=torch.float64), [], 0)
-        return torch.stack(self._site0, dim=0)
+            coords = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+            z = self.plane_preactivations(coords, 0)[0]
+            self._site0 = torch.stack([z[0], z[1] - z[0], z[2] - z[0]])[:, None]
+        return self._site0
 
     def site0_values(self, coords: torch.Tensor) -> torch.Tensor:
         """(N, size_0) pre-activations of the first site at plane points ``coords`` (N, 2).
