@@ -412,12 +412,21 @@ class _Engine:
         self.rows = self.store = None
         out = self._rows(n_vertices, n, spare)
         xy = self.xy.view()
-        total = sum(s.size for s in self.net.sites[: site.index + 1])
-        step = max(1, self.chunk_entries // total)
+        sizes = [s.size for s in self.net.sites[: site.index + 1]]
+        links = [self.net.link(m) for m in range(1, site.index + 1)]
+        chained = all(link is not None for link in links)
+        step = max(1, self.chunk_entries // (max(sizes) if chained else sum(sizes)))
         for lo in range(0, n_vertices, step):
             coords = torch.from_numpy(xy[lo : lo + step].copy())
-            out[lo : lo + step] = self.net.plane_preactivations(coords, site.index)[site.index] \
-                .cpu().numpy()
+            if chained:  # the first site's plane map, then the links: no input-sized layer
+                z = self.net.site0_values(coords)
+                for m, link in enumerate(links, start=1):
+                    matrix, bias = link  # type: ignore[misc]
+                    slope = self.net.sites[m - 1].negative_slope
+                    z = torch.addmm(bias, torch.where(z > 0, z, z * slope), matrix.T)
+            else:
+                z = self.net.plane_preactivations(coords, site.index)[site.index]
+            out[lo : lo + step] = z.cpu().numpy()
         return out
 
     def _grown(self, values: np.ndarray, spare: int) -> np.ndarray:
