@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reluscope.regions._bits import bit_at, xor_popcount
-from reluscope.regions._rings import edge_twins, ring_ids, site_of_label
+from reluscope.regions._rings import edge_twins, ring_ids, search_sorted, site_of_label
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ChordTable:
     size: int
 
     def lookup(self, face: np.ndarray, neuron: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self.key, face * self.size + neuron)
+        pos = search_sorted(self.key, face * self.size + neuron)
         return self.rows[np.minimum(pos, len(self.rows) - 1)]
 
 

@@ -120,3 +120,18 @@ def site_of_label(label: np.ndarray, label_offset: np.ndarray) -> tuple[np.ndarr
     layer = np.where(label >= 0, np.searchsorted(label_offset, label, side="right") - 1, -1)
     neuron = np.where(label >= 0, label - label_offset[np.maximum(layer, 0)], -1 - label)
     return layer.astype(np.int64), neuron.astype(np.int64)
+
+
+def search_sorted(keys: np.ndarray, queries: np.ndarray, side: str = "left") -> np.ndarray:
+    """``np.searchsorted(keys, queries)``, with many queries sorted first.
+
+    Random queries into a large table miss the cache at every step of the binary
+    search; in sorted order each search starts near the previous one (about 7x faster
+    for millions of queries).
+    """
+    if len(queries) < 4096:
+        return np.searchsorted(keys, queries, side=side)  # type: ignore[call-overload]
+    order = np.argsort(queries)
+    out = np.empty(len(queries), dtype=np.int64)
+    out[order] = np.searchsorted(keys, queries[order], side=side)  # type: ignore[call-overload]
+    return out

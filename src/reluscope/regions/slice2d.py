@@ -64,7 +64,15 @@ from reluscope.regions._arrangement import Arrangement, arrange
 from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
-from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids, shoelace, vertex_means
+from reluscope.regions._rings import (
+    expand_slots,
+    gather_rings,
+    next_slot,
+    ring_ids,
+    search_sorted,
+    shoelace,
+    vertex_means,
+)
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions.partition2d import Partition2D, build_partition
@@ -150,7 +158,7 @@ class _Canonical:
         self.n = n
 
     def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self.keys, vertex * self.n + neuron)
+        pos = search_sorted(self.keys, vertex * self.n + neuron)
         return self.values[pos]
 
 
@@ -699,8 +707,8 @@ class _Engine:
         sa_all = faces.vid
         sb_all = faces.vid[nxt]
         slot_key = np.minimum(sa_all, sb_all) * n_vertices + np.maximum(sa_all, sb_all)
-        first = np.searchsorted(edge_key, slot_key, side="left")
-        count = np.searchsorted(edge_key, slot_key, side="right") - first
+        first = search_sorted(edge_key, slot_key, side="left")
+        count = search_sorted(edge_key, slot_key, side="right") - first
         new_ptr, origin, rank = expand_slots(faces.ptr, count)
         forward = sa_all[origin] < sb_all[origin]
         pick = np.where(forward, first[origin] + rank - 1, first[origin] + count[origin] - rank)
