@@ -53,8 +53,9 @@ def reuse_freed_memory() -> Iterator[None]:
         return
     if _depth == 0:
         _MALLOPT(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-        _MALLOPT(_M_TRIM_THRESHOLD, 1 << 30)
-        _MALLOPT(_M_TOP_PAD, 64 << 20)
+        # keep up to 256 MB of freed memory at the top of the heap (bounds the extra RSS)
+        _MALLOPT(_M_TRIM_THRESHOLD, 256 << 20)
+        _MALLOPT(_M_TOP_PAD, 16 << 20)
     _depth += 1
     try:
         yield
