@@ -52,11 +52,15 @@ def face_signs(ptr: np.ndarray, vid: np.ndarray, values: np.ndarray) -> FaceSign
         Pre-activations at every vertex.
     """
     n_faces = len(ptr) - 1
-    pos_v = pack(values > 0)
-    neg_v = pack(values < 0)
-    width = pos_v.shape[1]
-    pos = np.zeros((n_faces, width), dtype=np.uint8)
-    neg = np.zeros((n_faces, width), dtype=np.uint8)
+    width = (values.shape[1] + 7) // 8
+    words = (width + 7) // 8  # OR 64 bits at a time: pad the packed rows to whole words
+    pos_v = np.zeros((len(values), 8 * words), dtype=np.uint8)
+    neg_v = np.zeros((len(values), 8 * words), dtype=np.uint8)
+    pos_v[:, :width] = pack(values > 0)
+    neg_v[:, :width] = pack(values < 0)
+    pos_w, neg_w = pos_v.view(np.uint64), neg_v.view(np.uint64)
+    pos = np.zeros((n_faces, words), dtype=np.uint64)
+    neg = np.zeros((n_faces, words), dtype=np.uint64)
     # whole rings per block, so reduceat never straddles a block
     face = 0
     while face < n_faces:
@@ -65,10 +69,10 @@ def face_signs(ptr: np.ndarray, vid: np.ndarray, values: np.ndarray) -> FaceSign
         lo, hi = int(ptr[face]), int(ptr[stop])
         starts = ptr[face:stop] - lo
         block = vid[lo:hi]
-        pos[face:stop] = np.bitwise_or.reduceat(pos_v[block], starts, axis=0)
-        neg[face:stop] = np.bitwise_or.reduceat(neg_v[block], starts, axis=0)
+        pos[face:stop] = np.bitwise_or.reduceat(pos_w[block], starts, axis=0)
+        neg[face:stop] = np.bitwise_or.reduceat(neg_w[block], starts, axis=0)
         face = stop
-    return FaceSigns(pos, neg)
+    return FaceSigns(pos.view(np.uint8)[:, :width], neg.view(np.uint8)[:, :width])
 
 
 def mixed_pairs(signs: FaceSigns, size: int) -> tuple[np.ndarray, np.ndarray]:
