@@ -707,8 +707,12 @@ class _Engine:
         sa_all = faces.vid
         sb_all = faces.vid[nxt]
         slot_key = np.minimum(sa_all, sb_all) * n_vertices + np.maximum(sa_all, sb_all)
-        first = search_sorted(edge_key, slot_key, side="left")
-        count = search_sorted(edge_key, slot_key, side="right") - first
+        order = np.argsort(slot_key)  # sorted queries: see search_sorted
+        first = np.empty(len(slot_key), dtype=np.int64)
+        count = np.empty(len(slot_key), dtype=np.int64)
+        first[order] = np.searchsorted(edge_key, slot_key[order], side="left")
+        count[order] = np.searchsorted(edge_key, slot_key[order], side="right")
+        count -= first
         new_ptr, origin, rank = expand_slots(faces.ptr, count)
         forward = sa_all[origin] < sb_all[origin]
         pick = np.where(forward, first[origin] + rank - 1, first[origin] + count[origin] - rank)
