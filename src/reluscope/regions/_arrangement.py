@@ -21,8 +21,9 @@ Combinatorics come first, so neighbouring decisions cannot disagree:
 
 Any inconsistency (a chord whose signs are not one clean cut, two edges leaving an
 inner vertex in the same direction, a successor that does not start where its
-predecessor ends, a ring that is not one outer cycle) returns None, and the caller
-cuts piece by piece instead.
+predecessor ends, a ring that is not one outer cycle, a piece that runs along an edge
+both ways or visits a vertex twice) returns None, and the caller cuts piece by piece
+instead.
 """
 
 from __future__ import annotations
@@ -274,6 +275,13 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     kind[cycle[~outer]] |= 1
     kind[cycle[outer]] |= 2
     if len(outer_cycles) != len(m) or (kind == 3).any():
+        return None
+    # a convex piece never runs along an edge both ways nor visits a vertex twice
+    # (a dangling edge left by inconsistent orders would do both)
+    if (cycle == cycle[np.arange(n_half) ^ 1]).any():
+        return None
+    visit = cycle.astype(np.int64) * (n_vertices + n_new) + tail
+    if len(np.unique(visit)) != n_half:
         return None
     dist = _rank_in_cycles(successor, cycle, n_cycles)
     inner = np.flatnonzero(~outer)
