@@ -1,4 +1,4 @@
-"""The allocator setting used while the engines run is scoped and restored."""
+"""The allocator setting used while the engines run is scoped and restored; sorted lookups."""
 
 import numpy as np
 
@@ -21,3 +21,15 @@ def test_reuse_freed_memory_is_a_no_op_without_glibc(monkeypatch):
     with _memory.reuse_freed_memory():
         pass
     assert _memory._depth == 0
+
+
+def test_search_sorted_equals_numpy_for_large_and_small_queries():
+    from reluscope.regions._rings import search_sorted
+
+    rng = np.random.default_rng(0)
+    keys = np.sort(rng.integers(0, 1000, 5000))
+    for size in (10, 20_000):
+        queries = rng.integers(-5, 1005, size)
+        for side in ("left", "right"):
+            assert np.array_equal(search_sorted(keys, queries, side=side),
+                                  np.searchsorted(keys, queries, side=side))
