@@ -84,6 +84,21 @@ class Objective(nn.Module):
         return batch.views
 
 
+class _Projected(Objective):
+    """An objective whose embedding is a projector head on the backbone."""
+
+    projector: nn.Module
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))
+
+    def _embedded_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings of the two views, computed in one pass: (B, d) each."""
+        v1, v2 = self._views(batch)
+        z1, z2 = self.embed(torch.cat([v1, v2])).chunk(2)
+        return z1, z2
+
+
 class Supervised(Objective):
     """Cross-entropy of a linear classifier on the backbone features."""
 
@@ -101,7 +116,7 @@ class Supervised(Objective):
         return LossOutput(loss, {"train_accuracy": float(acc)})
 
 
-class SimCLR(Objective):
+class SimCLR(_Projected):
     """NT-Xent on projections of two views (Chen et al., 2020)."""
 
     family = "contrastive"
@@ -112,17 +127,12 @@ class SimCLR(Objective):
         self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
         self.temperature = temperature
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
-
     def forward(self, batch: Batch) -> LossOutput:
-        v1, v2 = self._views(batch)
-        z = self.embed(torch.cat([v1, v2]))
-        z1, z2 = z.chunk(2)
+        z1, z2 = self._embedded_views(batch)
         return LossOutput(nt_xent(z1, z2, self.temperature))
 
 
-class MoCo(Objective):
+class MoCo(_Projected):
     """MoCo v2: momentum key encoder and a queue of negatives (He et al.; Chen et al., 2020)."""
 
     family = "contrastive"
@@ -139,9 +149,6 @@ class MoCo(Objective):
         gen = torch.Generator().manual_seed(0)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim, generator=gen), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
 
     def forward(self, batch: Batch) -> LossOutput:
         v1, v2 = self._views(batch)
@@ -165,7 +172,7 @@ class MoCo(Objective):
         ema_update(self.key_projector, self.projector, self.momentum)
 
 
-class BYOL(Objective):
+class BYOL(_Projected):
     """BYOL (Grill et al., 2020): predict an EMA target's projection of the other view.
 
     Collapse switches: ``predictor=False`` (no predictor), ``ema=False`` (the target is
@@ -182,9 +189,6 @@ class BYOL(Objective):
         self.target_backbone = frozen_copy(backbone)
         self.target_projector = frozen_copy(self.projector)
         self.tau_base, self.ema, self.tau = tau_base, ema, tau_base
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
 
     def forward(self, batch: Batch) -> LossOutput:
         v1, v2 = self._views(batch)
@@ -203,7 +207,7 @@ class BYOL(Objective):
         ema_update(self.target_projector, self.projector, self.tau)
 
 
-class SimSiam(Objective):
+class SimSiam(_Projected):
     """SimSiam (Chen & He, 2021): symmetric negative cosine with a stop-gradient.
 
     Collapse switches: ``stop_gradient=False``, ``predictor=False``. The paper ends the
@@ -223,9 +227,6 @@ class SimSiam(Objective):
         self.projector = mlp_head(self.feature_dim, hidden, proj_dim, last_bn=output_bn)
         self.predictor = mlp_head(proj_dim, pred_hidden, proj_dim) if predictor else nn.Identity()
         self.stop_gradient = stop_gradient
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
 
     def forward(self, batch: Batch) -> LossOutput:
         v1, v2 = self._views(batch)
@@ -310,7 +311,7 @@ class _L2Norm(nn.Module):
         return F.normalize(x, dim=-1)
 
 
-class VICReg(Objective):
+class VICReg(_Projected):
     """VICReg (Bardes et al., 2022). Collapse switch: ``variance=False, covariance=False``
     leaves the invariance term only."""
 
@@ -323,17 +324,13 @@ class VICReg(Objective):
         self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
         self.coeffs = (sim_coeff, std_coeff if variance else 0.0, cov_coeff if covariance else 0.0)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
-
     def forward(self, batch: Batch) -> LossOutput:
-        v1, v2 = self._views(batch)
-        z1, z2 = self.embed(torch.cat([v1, v2])).chunk(2)
+        z1, z2 = self._embedded_views(batch)
         loss, terms = vicreg_loss(z1, z2, *self.coeffs)
         return LossOutput(loss, {k: float(v.detach()) for k, v in terms.items()})
 
 
-class BarlowTwins(Objective):
+class BarlowTwins(_Projected):
     """Barlow Twins (Zbontar et al., 2021)."""
 
     family = "redundancy-reduction"
@@ -344,12 +341,8 @@ class BarlowTwins(Objective):
         self.projector = mlp_head(self.feature_dim, hidden, proj_dim)
         self.lambd = lambd
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone(x))
-
     def forward(self, batch: Batch) -> LossOutput:
-        v1, v2 = self._views(batch)
-        z1, z2 = self.embed(torch.cat([v1, v2])).chunk(2)
+        z1, z2 = self._embedded_views(batch)
         return LossOutput(barlow_twins_loss(z1, z2, self.lambd))
 
 
