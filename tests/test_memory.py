@@ -30,6 +30,6 @@ def test_search_sorted_equals_numpy_for_large_and_small_queries():
     keys = np.sort(rng.integers(0, 1000, 5000))
     for size in (10, 20_000):
         queries = rng.integers(-5, 1005, size)
-        for side in ("left", "right"):
-            assert np.array_equal(search_sorted(keys, queries, side=side),
-                                  np.searchsorted(keys, queries, side=side))
+        left, right = search_sorted(keys, queries, sides=("left", "right"))
+        assert np.array_equal(left, np.searchsorted(keys, queries, side="left"))
+        assert np.array_equal(right, np.searchsorted(keys, queries, side="right"))

@@ -232,19 +232,16 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     outer[2 * n_chord_edges + 1 :: 2] = True
 
     # order of the half-edges leaving each vertex (counter-clockwise), see the module doc
-    key = np.zeros(len(tail))
     is_chord = edge_chord >= 0
     chord_of = np.where(is_chord, edge_chord, 0)
     at_ring = tail < n_vertices  # inner vertices are the new ones
     from_first = forward & (tail == start[chord_of])
     from_second = ~forward & (tail == end[chord_of])
-    m_face = m[face].astype(np.float64)
-    span = np.where(from_first, second[chord_of] - first[chord_of],
-                    first[chord_of] - second[chord_of]) % m[face]
-    ring_key = np.where(is_chord, 1.0 + span, np.where(outer, m_face + 1.0, 0.0))
     if (at_ring & is_chord & ~(from_first | from_second)).any():
         return None  # a chord edge leaving a ring vertex that is not its end
-    key = ring_key
+    span = np.where(from_first, second[chord_of] - first[chord_of],
+                    first[chord_of] - second[chord_of]) % m[face]
+    key = np.where(is_chord, 1.0 + span, np.where(outer, m[face] + 1.0, 0.0))
     inside = np.flatnonzero(~at_ring)  # only chord edges leave inner vertices
     chord_dir = xy[end] - xy[start]
     d = chord_dir[edge_chord[inside]] * np.where(forward[inside], 1.0, -1.0)[:, None]

@@ -38,7 +38,7 @@ class ChordTable:
     size: int
 
     def lookup(self, face: np.ndarray, neuron: np.ndarray) -> np.ndarray:
-        pos = search_sorted(self.key, face * self.size + neuron)
+        (pos,) = search_sorted(self.key, face * self.size + neuron)
         return self.rows[np.minimum(pos, len(self.rows) - 1)]
 
 

@@ -158,7 +158,7 @@ class _Canonical:
         self.n = n
 
     def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
-        pos = search_sorted(self.keys, vertex * self.n + neuron)
+        (pos,) = search_sorted(self.keys, vertex * self.n + neuron)
         return self.values[pos]
 
 
@@ -207,6 +207,26 @@ def _ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.nd
     corner = xy[vid]
     return (np.minimum.reduceat(corner, ptr[:-1], axis=0),
             np.maximum.reduceat(corner, ptr[:-1], axis=0))
+
+
+def _settle_pairs(sign: np.ndarray, pair_ptr: np.ndarray, base: np.ndarray, face: np.ndarray,
+                  neuron: np.ndarray) -> np.ndarray:
+    """Which (face, neuron) pairs cut their face; set the bits of the others.
+
+    ``sign`` holds each pair's signs on its face's vertices (CSR by ``pair_ptr``). A pair
+    with both signs cuts the face (its bit is decided per piece later, so it is cleared
+    here); any other is active on the face iff it is positive somewhere on it.
+    """
+    if len(sign):
+        pos = np.maximum.reduceat(sign, pair_ptr[:-1]) > 0
+        neg = np.minimum.reduceat(sign, pair_ptr[:-1]) < 0
+    else:
+        pos = neg = np.zeros(0, bool)
+    cuts = pos & neg
+    clear_bit(base, face, neuron)
+    quiet_pos = ~cuts & pos
+    set_bit(base, face[quiet_pos], neuron[quiet_pos])
+    return cuts
 
 
 def _merge_faces(first: _Faces, second: _Faces) -> _Faces:
@@ -343,7 +363,7 @@ class _Engine:
         than the arithmetic here. The first `keep` rows survive a regrowth.
         """
         need = (count + spare) * width
-        if self.store is None or len(self.store) < count * width:
+        if self.store is None or len(self.store) < need:
             grown = np.empty(need)
             if keep and self.store is not None:
                 grown[: keep * width] = self.store[: keep * width]
@@ -413,9 +433,8 @@ class _Engine:
                 block = torch.addmm(bias, act, matrix.T).cpu().numpy()
                 out[lo : lo + step] = block
             self.rows = None
-            if in_place:
-                self.store = self._grown(out, spare)
-                out = self.store[: n_vertices * n].reshape(n_vertices, n)
+            if in_place:  # make room for this site's new vertices
+                out = self._rows(n_vertices, n, spare, keep=n_vertices)
             return out
         self.rows = self.store = None
         out = self._rows(n_vertices, n, spare)
@@ -436,16 +455,6 @@ class _Engine:
                 z = self.net.plane_preactivations(coords, site.index)[site.index]
             out[lo : lo + step] = z.cpu().numpy()
         return out
-
-    def _grown(self, values: np.ndarray, spare: int) -> np.ndarray:
-        """The store holding `values` at its start, with room for `spare` more rows."""
-        count, width = values.shape
-        assert self.store is not None
-        if len(self.store) >= (count + spare) * width:
-            return self.store
-        grown = np.empty((count + spare) * width)
-        grown[: count * width] = values.reshape(-1)
-        return grown
 
     def value_chords(self, faces: _Faces, site: Site, values: np.ndarray
                      ) -> tuple[_VertexLookup, _Pairs, np.ndarray, tuple[np.ndarray, ...]]:
@@ -470,17 +479,8 @@ class _Engine:
         key = np.unique(v[near] * n + k[near])
         snapped = (key // n, key % n, values[key // n, key % n])
         values[snapped[0], snapped[1]] = 0.0
-        sign = np.sign(values[v, k])
-        if len(sign):
-            pos = np.maximum.reduceat(sign, pair_ptr[:-1]) > 0
-            neg = np.minimum.reduceat(sign, pair_ptr[:-1]) < 0
-        else:
-            pos = neg = np.zeros(0, bool)
-        cuts = pos & neg
-        # neurons that do not cut a face: active iff positive somewhere on it
-        base = signs.pos & ~signs.neg
-        quiet_pos = ~cuts & pos
-        set_bit(base, face[quiet_pos], neuron[quiet_pos])
+        base = signs.pos & ~signs.neg  # neurons of one sign on a face
+        cuts = _settle_pairs(np.sign(values[v, k]), pair_ptr, base, face, neuron)
         keep = np.flatnonzero(cuts)
         chords = _Pairs(face[keep], neuron[keep], fit.value[keep], fit.ds[keep], fit.dt[keep],
                         ref[face[keep]], fit.residual[keep])
@@ -651,18 +651,8 @@ class _Engine:
         order = np.lexsort((cand.face[pair], key))
         keys, first = np.unique(key[order], return_index=True)
         canonical = _Canonical(keys, z[order[first]], n)
-        sign = np.sign(canonical(v, cand.neuron[pair]))
-        if len(sign):
-            pos = np.maximum.reduceat(sign, pair_ptr[:-1]) > 0
-            neg = np.minimum.reduceat(sign, pair_ptr[:-1]) < 0
-        else:
-            pos = neg = np.zeros(0, bool)
-        cuts = pos & neg
-        # candidates that do not cut: active iff positive somewhere on the face
-        # (chords get their bit per piece in the rounds)
-        clear_bit(base, cand.face, cand.neuron)
-        quiet_pos = ~cuts & pos
-        set_bit(base, cand.face[quiet_pos], cand.neuron[quiet_pos])
+        cuts = _settle_pairs(np.sign(canonical(v, cand.neuron[pair])), pair_ptr, base, cand.face,
+                             cand.neuron)
         return canonical, cand.take(np.flatnonzero(cuts)), base
 
     # ------------------------------------------------------------------ step 3
@@ -707,12 +697,8 @@ class _Engine:
         sa_all = faces.vid
         sb_all = faces.vid[nxt]
         slot_key = np.minimum(sa_all, sb_all) * n_vertices + np.maximum(sa_all, sb_all)
-        order = np.argsort(slot_key)  # sorted queries: see search_sorted
-        first = np.empty(len(slot_key), dtype=np.int64)
-        count = np.empty(len(slot_key), dtype=np.int64)
-        first[order] = np.searchsorted(edge_key, slot_key[order], side="left")
-        count[order] = np.searchsorted(edge_key, slot_key[order], side="right")
-        count -= first
+        first, stop = search_sorted(edge_key, slot_key, sides=("left", "right"))
+        count = stop - first
         new_ptr, origin, rank = expand_slots(faces.ptr, count)
         forward = sa_all[origin] < sb_all[origin]
         pick = np.where(forward, first[origin] + rank - 1, first[origin] + count[origin] - rank)
@@ -822,10 +808,10 @@ class _Engine:
         arrangement is not consistent; the caller then cuts piece by piece.
         """
         chords = chords.take(np.flatnonzero(np.isin(chords.face, busy)))
-        n_chords = np.bincount(np.searchsorted(busy, chords.face), minlength=len(busy))
+        local_face = np.searchsorted(busy, chords.face)
+        n_chords = np.bincount(local_face, minlength=len(busy))
         sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
         sub_vid, sub_lab = faces.vid[sub_slots], faces.lab[sub_slots]
-        local_face = np.searchsorted(busy, chords.face)
         # each chord's signs on its face's ring (chord-major)
         ring_ptr, slots = gather_rings(sub_ptr, local_face)
         sign = self._signs(ring_ptr, sub_vid[slots], np.arange(len(local_face)), chords, canonical)
