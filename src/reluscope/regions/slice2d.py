@@ -477,8 +477,9 @@ class _Engine:
         z = values[v, k]
         near = np.flatnonzero((np.abs(z) <= self.snap * np.hypot(fit.ds, fit.dt)[pair]) & (z != 0))
         key = np.unique(v[near] * n + k[near])
-        snapped = (key // n, key % n, values[key // n, key % n])
-        values[snapped[0], snapped[1]] = 0.0
+        sv, sk = key // n, key % n
+        snapped = (sv, sk, values[sv, sk])
+        values[sv, sk] = 0.0
         base = signs.pos & ~signs.neg  # neurons of one sign on a face
         cuts = _settle_pairs(np.sign(values[v, k]), pair_ptr, base, face, neuron)
         keep = np.flatnonzero(cuts)
@@ -883,7 +884,7 @@ class _Engine:
                 out = value[: len(block)]
                 np.matmul(lhs, rhs, out=out)
                 pattern[block] |= np.packbits(out > 0, axis=1)
-        count = np.where(n_chords[parent] >= DENSE_CHORDS, 0, count)
+        count = np.where(count >= DENSE_CHORDS, 0, count)  # done above
         piece = np.repeat(np.arange(len(parent)), count)
         pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \
             + np.arange(int(count.sum()))
