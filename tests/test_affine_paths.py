@@ -57,10 +57,20 @@ def test_skip_connections_fall_back_to_the_generic_path():
                                        _random_masks(net, 1, 4, 0), 4)[0].numpy()).all()
 
 
-def test_propagated_maps_match_full_propagation(monkeypatch):
-    """Maps propagated across shared edges (rank-1 terms) equal the full propagation."""
+@pytest.mark.parametrize("tight", [False, True])
+def test_propagated_maps_match_full_propagation(monkeypatch, tight):
+    """Maps walked across shared edges (rank-1 terms) equal the full propagation.
+
+    `tight`: anchors every few steps, a tiny pair buffer and line vectors recomputed
+    after 3 updates, so every way the walk pauses and resumes is exercised.
+    """
     import reluscope as rs
-    from reluscope.regions import slice2d
+    from reluscope.regions import _walk, slice2d
+
+    if tight:
+        monkeypatch.setattr(_walk, "ANCHOR_STEPS", 7)
+        monkeypatch.setattr(_walk, "BUFFER_PAIRS", 1)
+        monkeypatch.setattr(_walk, "LINE_REFRESH", 3)
 
     torch.manual_seed(4)
     model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.1),

@@ -20,7 +20,7 @@ signs on R cuts it along a straight chord.
    * **face maps**, for sites too wide for that: exact affine maps per face from a
      masked forward-mode pass (any architecture), or through the link -- for narrow
      layers by rank-1 updates from a sibling face, for wide ones by propagation across
-     shared edges (``_propagate``). Neurons near zero on a face get *canonical* values
+     shared edges (``_walk``). Neurons near zero on a face get *canonical* values
      at its vertices (each (vertex, neuron) value computed by one face only).
 
 2. *Edge crossings*: where a chord crosses an edge of the current partition the new
@@ -60,10 +60,10 @@ from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
+from reluscope.regions._adjacency import ChordTable, build_adjacency
 from reluscope.regions._arrangement import Arrangement, arrange
 from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
-from reluscope.regions._propagate import ChordTable, build_adjacency, propagate
 from reluscope.regions._rings import (
     expand_slots,
     gather_rings,
@@ -75,6 +75,7 @@ from reluscope.regions._rings import (
 )
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
+from reluscope.regions._walk import WalkGraph, walk_candidates
 from reluscope.regions.partition2d import Partition2D, build_partition
 
 #: Distance (relative to the domain diameter) within which a vertex counts as on a cut.
@@ -501,6 +502,8 @@ class _Engine:
         box_lo, box_hi = _ring_boxes(faces.ptr, faces.vid, xy)
         ref = 0.5 * (box_lo + box_hi)
         half = 0.5 * (box_hi - box_lo) + self.band
+        if self._walkable(faces, site):
+            return self._walk_pairs(faces, site, ref, half)
         base = np.zeros((faces.count, (n + 7) // 8), dtype=np.uint8)
         parts: list[_Pairs] = []
         keep = site.index + 1 < len(self.net.sites) and faces.count * 3 * n <= CACHE_ENTRIES
@@ -518,6 +521,49 @@ class _Engine:
                          ("face", "neuron", "value", "ds", "dt", "ref")))
         return pairs.take(np.lexsort((pairs.neuron, pairs.face))), base
 
+    def _walkable(self, faces: _Faces, site: Site) -> bool:
+        """Wide chained site with a previous one: walk the faces with one running map."""
+        return (site.index > 0 and self.net.link(site.index) is not None
+                and faces.parent is not None and self.prev_chords is not None
+                and self.net.sites[site.index - 1].size >= PROPAGATE_MIN_WIDTH)
+
+    def _walk_pairs(self, faces: _Faces, site: Site, ref: np.ndarray, half: np.ndarray
+                    ) -> tuple[_Pairs, np.ndarray]:
+        """Candidate pairs and base patterns from a depth-first walk (see ``_walk``)."""
+        assert faces.parent is not None and self.prev_chords is not None
+        index = site.index
+        prev_link = self.net.link(index - 1) if index > 1 else None
+        # edges two sites back need the previous link and that site's chords
+        cross = prev_link is not None and self.prev2_chords is not None \
+            and self.prev_parent is not None
+        slopes = [s.negative_slope for s in self.net.sites]
+        adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
+                              index, slopes, far=cross)
+        src = np.repeat(np.arange(faces.count), np.diff(adj.ptr))
+        coef = np.empty((len(src), 3))
+        cheap = np.flatnonzero(adj.cheap)
+        coef[cheap] = self.prev_chords.lookup(faces.parent[src[cheap]], adj.neuron[cheap])
+        far = np.flatnonzero(~adj.cheap)
+        if len(far):
+            assert self.prev2_chords is not None and self.prev_parent is not None
+            grandparent = self.prev_parent[faces.parent[src[far]]]
+            coef[far] = self.prev2_chords.lookup(grandparent, adj.neuron[far])
+        coef *= adj.step[:, None]
+        graph = WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, coef)
+        matrix = self.net.link(index)[0]  # type: ignore[index]
+        at_rows = matrix.T.contiguous().cpu().numpy()
+        prev_rows = prev_link[0].T.contiguous().cpu().numpy() if cross and prev_link else None
+
+        def exact(face: int) -> np.ndarray:
+            idx = np.array([face], dtype=np.int64)
+            return self._full_maps(faces, site, idx)[:, 0].cpu().numpy()
+
+        out = walk_candidates(graph, at_rows, prev_rows, faces.patterns[index - 1],
+                              self.net.sites[index - 1].negative_slope, ref, half, exact)
+        order = np.lexsort((out.neuron, out.face))
+        pairs = _Pairs(out.face, out.neuron, out.value, out.ds, out.dt, ref[out.face])
+        return pairs.take(order), out.base
+
     def _masks(self, faces: _Faces, idx: np.ndarray, upto: int) -> list[torch.Tensor]:
         return [torch.from_numpy(unpack(p[idx], s.size))
                 for p, s in zip(faces.patterns[:upto], self.net.sites, strict=False)]
@@ -527,36 +573,14 @@ class _Engine:
         """(faces, origin-form maps or None for the generic path) batches covering all faces."""
         budget = max(1, self.chunk_entries // max(site.size, 1))
         link = self.net.link(site.index) if site.index > 0 else None
-        wide = site.index > 0 and self.net.sites[site.index - 1].size >= PROPAGATE_MIN_WIDTH
-        if link is None or faces.parent is None or self.prev_chords is None or not wide:
-            for start in range(0, faces.count, budget):
-                idx = np.arange(start, min(start + budget, faces.count))
-                if link is None:
-                    yield idx, None
-                elif faces.parent is None or self.prev_chords is None:
-                    yield idx, self._full_maps(faces, site, idx)
-                else:
-                    yield idx, self._sibling_maps(faces, site, idx, link[0])
-            return
-        slopes = [s.negative_slope for s in self.net.sites]
-        adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
-                              site.index, slopes)
-        prev_link = self.net.link(site.index - 1) if site.index > 1 else None
-        use_cross = prev_link is not None and self.prev2_chords is not None \
-            and self.prev_parent is not None
-        grandparent = self.prev_parent[faces.parent] if use_cross else faces.parent  # type: ignore[index]
-        prev_site = self.net.sites[site.index - 1]
-
-        def gate_prev(idx: np.ndarray) -> torch.Tensor:
-            bits = torch.from_numpy(unpack(faces.patterns[site.index - 1][idx], prev_site.size))
-            gate = bits.to(torch.float64)
-            return gate + prev_site.negative_slope * (1.0 - gate)
-
-        yield from propagate(
-            adj, faces.count, faces.parent, grandparent, self.prev_chords,
-            self.prev2_chords if use_cross else None, link[0],
-            prev_link[0] if use_cross and prev_link is not None else None, gate_prev,
-            lambda idx: self._full_maps(faces, site, idx), budget)
+        for start in range(0, faces.count, budget):
+            idx = np.arange(start, min(start + budget, faces.count))
+            if link is None:
+                yield idx, None
+            elif faces.parent is None or self.prev_chords is None:
+                yield idx, self._full_maps(faces, site, idx)
+            else:
+                yield idx, self._sibling_maps(faces, site, idx, link[0])
 
     def _sibling_maps(self, faces: _Faces, site: Site, idx: np.ndarray, matrix: torch.Tensor
                       ) -> torch.Tensor:

@@ -1,0 +1,293 @@
+"""Affine maps of one wide site on every face, walked depth-first with one running map.
+
+Private compiled kernel of the 2D engine (inputs validated by the caller). Only used for
+*chain* links: the pre-activation of site ``l`` is ``A_l a_{l-1} + b_l``.
+
+Two faces sharing an edge differ in exactly the neuron that created the edge, so their
+maps of site ``l`` (origin form: value at the plane's origin, slope along s, along t)
+differ by a rank-1 term ``s * v (x) g``, with ``s = gate_after - gate_before`` of that
+neuron (``+-(1 - negative_slope)``) and ``g`` the neuron's own map where it cuts:
+
+* edge of site ``l-1`` (neuron k, inside one face of the partition before site l-1):
+  ``v = A_l[:, k]``;
+* edge of site ``l-2`` (neuron j, inside a face two levels up):
+  ``v = A_l (gate_{l-1} * A_{l-1}[:, j])``. The gates of site l-1 are the same on both
+  sides. Along neuron j's zero line they change only where a line of site l-1 crosses
+  it, so ``v`` is kept per neuron j and updated by one column of ``A_l`` per changed gate
+  (recomputed in full when that is cheaper, and every ``LINE_REFRESH`` updates).
+
+A depth-first walk over the faces carries one running map: stepping across an edge adds
+the edge's term, stepping back subtracts it, and every face is screened when first
+reached. Rounding therefore accumulates along the walk, so the running map is replaced
+by an exact one (computed by the caller through the links) every ``ANCHOR_STEPS``
+steps: every map used is at most that many rank-1 terms from an exact one.
+
+Screening: neuron j's range over a face's bounding box (grown by the caller's band) is
+``value +- (|ds| * half_s + |dt| * half_t)`` around the box centre. Positive everywhere
+sets the neuron's bit in the face's base pattern; a range reaching zero makes the pair a
+candidate (checked exactly at the face's vertices by the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+#: Steps of the walk between exact anchors of the running map.
+ANCHOR_STEPS = 4096
+#: Updates of a neuron's line vector before it is recomputed in full.
+LINE_REFRESH = 512
+#: Candidate pairs buffered per kernel call.
+BUFFER_PAIRS = 1 << 20
+
+_DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+@dataclass
+class WalkGraph:
+    """Usable edges between the faces, CSR by source face, with their rank-1 terms.
+
+    ``kind`` 0: edge of site l-1 (``col`` = k, term ``coef (x) A_l[:, k]``); 1: edge of
+    site l-2 (``col`` = j, term ``coef (x) v_j``). ``coef`` (E, 3) is already multiplied
+    by the gate step ``s``.
+    """
+
+    ptr: np.ndarray  # (F + 1,) int64
+    dst: np.ndarray  # (E,) int64
+    kind: np.ndarray  # (E,) int8
+    col: np.ndarray  # (E,) int64
+    coef: np.ndarray  # (E, 3) float64
+
+
+@dataclass
+class WalkResult:
+    """Candidate pairs (value and slopes at each face's box centre) and base patterns."""
+
+    face: np.ndarray
+    neuron: np.ndarray
+    value: np.ndarray
+    ds: np.ndarray
+    dt: np.ndarray
+    base: np.ndarray  # (F, ceil(n / 8)) uint8: neurons positive on the whole face
+
+
+@numba.njit(cache=True, nogil=True)
+def _screen(face: int, z: np.ndarray, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
+            out_face: np.ndarray, out_neuron: np.ndarray, out_value: np.ndarray,
+            out_ds: np.ndarray, out_dt: np.ndarray, count: int) -> int:  # pragma: no cover
+    rx, ry = ref[face, 0], ref[face, 1]
+    hx, hy = half[face, 0], half[face, 1]
+    for j in range(z.shape[1]):
+        ds = z[1, j]
+        dt = z[2, j]
+        value = z[0, j] + ds * rx + dt * ry
+        margin = abs(ds) * hx + abs(dt) * hy
+        if value > margin:
+            base[face, j >> 3] |= np.uint8(128 >> (j & 7))
+        elif value >= -margin:
+            out_face[count] = face
+            out_neuron[count] = j
+            out_value[count] = value
+            out_ds[count] = ds
+            out_dt[count] = dt
+            count += 1
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_vector(j: int, face: int, gates: np.ndarray, slope: float, at_rows: np.ndarray,
+                 prev_rows: np.ndarray, lines: np.ndarray, line_gates: np.ndarray,
+                 line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
+    """Bring ``lines[j] = A_l (gate_{l-1}(face) * A_{l-1}[:, j])`` up to date."""
+    n_bytes = gates.shape[1]
+    m = at_rows.shape[0]
+    if line_age[j] >= 0:
+        changed = 0
+        for b in range(n_bytes):
+            changed += _POPCOUNT[gates[face, b] ^ line_gates[j, b]]
+        if 4 * changed <= m and line_age[j] + changed <= refresh:
+            if changed == 0:
+                return
+            vec = lines[j]
+            for b in range(n_bytes):
+                diff = gates[face, b] ^ line_gates[j, b]
+                if diff == 0:
+                    continue
+                for t in range(8):
+                    bit = 128 >> t
+                    if diff & bit:
+                        k = 8 * b + t
+                        w = (1.0 - slope) * prev_rows[j, k]
+                        if not gates[face, b] & bit:
+                            w = -w
+                        row = at_rows[k]
+                        for i in range(vec.shape[0]):
+                            vec[i] += w * row[i]
+                line_gates[j, b] = gates[face, b]
+            line_age[j] += changed
+            return
+    vec = lines[j]
+    vec[:] = 0.0
+    for k in range(m):
+        gate = 1.0 if gates[face, k >> 3] & (128 >> (k & 7)) else slope
+        w = gate * prev_rows[j, k]
+        if w != 0.0:
+            row = at_rows[k]
+            for i in range(vec.shape[0]):
+                vec[i] += w * row[i]
+    line_gates[j, :] = gates[face, :]
+    line_age[j] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _step(edge: int, sign: float, face: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
+          coef: np.ndarray, at_rows: np.ndarray, prev_rows: np.ndarray, gates: np.ndarray,
+          slope: float, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
+          refresh: int) -> None:  # pragma: no cover
+    """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`."""
+    j = col[edge]
+    if kind[edge] == 0:
+        vec = at_rows[j]
+    else:
+        _line_vector(j, face, gates, slope, at_rows, prev_rows, lines, line_gates, line_age,
+                     refresh)
+        vec = lines[j]
+    c0 = sign * coef[edge, 0]
+    c1 = sign * coef[edge, 1]
+    c2 = sign * coef[edge, 2]
+    for i in range(vec.shape[0]):
+        v = vec[i]
+        z[0, i] += c0 * v
+        z[1, i] += c1 * v
+        z[2, i] += c2 * v
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
+          at_rows: np.ndarray, prev_rows: np.ndarray, gates: np.ndarray, slope: float,
+          lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray, refresh: int,
+          ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
+          stack_face: np.ndarray, stack_edge: np.ndarray, stack_cursor: np.ndarray,
+          state: np.ndarray, base: np.ndarray, out_face: np.ndarray, out_neuron: np.ndarray,
+          out_value: np.ndarray, out_ds: np.ndarray, out_dt: np.ndarray, max_steps: int
+          ) -> tuple[int, int]:  # pragma: no cover
+    """Walk until done, a root is needed, an anchor is due, or the buffer is full.
+
+    ``state``: [depth, next root candidate, 1 if the stack's root was just anchored].
+    Returns (pairs written, status).
+    """
+    n = z.shape[1]
+    capacity = out_face.shape[0]
+    n_faces = ptr.shape[0] - 1
+    count = 0
+    steps = 0
+    depth = state[0]
+    if state[2] == 1:
+        count = _screen(stack_face[depth - 1], z, ref, half, base, out_face, out_neuron,
+                        out_value, out_ds, out_dt, count)
+        state[2] = 0
+    while True:
+        if depth == 0:
+            root = state[1]
+            while root < n_faces and visited[root]:
+                root += 1
+            state[0] = 0
+            state[1] = root
+            return count, (_DONE if root == n_faces else _NEED_ROOT)
+        top = stack_face[depth - 1]
+        edge = stack_cursor[depth - 1]
+        end = ptr[top + 1]
+        while edge < end and visited[dst[edge]]:
+            edge += 1
+        if edge < end:
+            if count + n > capacity:
+                stack_cursor[depth - 1] = edge
+                state[0] = depth
+                return count, _FULL
+            face = dst[edge]
+            _step(edge, 1.0, face, z, kind, col, coef, at_rows, prev_rows, gates, slope, lines,
+                  line_gates, line_age, refresh)
+            visited[face] = True
+            stack_cursor[depth - 1] = edge + 1
+            stack_face[depth] = face
+            stack_edge[depth] = edge
+            stack_cursor[depth] = ptr[face]
+            depth += 1
+            count = _screen(face, z, ref, half, base, out_face, out_neuron, out_value, out_ds,
+                            out_dt, count)
+        else:
+            stack_cursor[depth - 1] = end
+            depth -= 1
+            if depth > 0:
+                _step(stack_edge[depth], -1.0, stack_face[depth], z, kind, col, coef, at_rows,
+                      prev_rows, gates, slope, lines, line_gates, line_age, refresh)
+        steps += 1
+        if steps >= max_steps and depth > 0:
+            state[0] = depth
+            return count, _ANCHOR
+
+
+def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray | None,
+                    gates: np.ndarray, slope: float, ref: np.ndarray, half: np.ndarray,
+                    exact_maps: Callable[[int], np.ndarray]) -> WalkResult:
+    """Screen every face's map of one site, walking the faces (see module docstring).
+
+    Parameters
+    ----------
+    graph : WalkGraph
+    at_rows : (size_{l-1}, size_l) float64
+        ``A_l`` transposed (row k is column k).
+    prev_rows : (size_{l-2}, size_{l-1}) float64 or None
+        ``A_{l-1}`` transposed; None when the graph has no edges of site l-2.
+    gates : (F, ceil(size_{l-1} / 8)) uint8
+        Packed patterns of site l-1 on the faces.
+    slope : float
+        Negative slope of site l-1 (0 for ReLU).
+    ref, half : (F, 2) float64
+        Centre and half-extent (grown by the band) of each face's bounding box.
+    exact_maps : callable
+        ``exact_maps(face)`` -> (3, size_l) exact origin-form map on that face.
+    """
+    n_faces = len(graph.ptr) - 1
+    n = at_rows.shape[1]
+    if prev_rows is None:
+        prev_rows = np.zeros((1, at_rows.shape[0]))
+    n_lines = prev_rows.shape[0]
+    lines = np.zeros((n_lines if (graph.kind == 1).any() else 1, n))
+    line_gates = np.zeros((len(lines), gates.shape[1]), dtype=np.uint8)
+    line_age = np.full(len(lines), -1, dtype=np.int64)
+    z = np.zeros((3, n))
+    visited = np.zeros(n_faces, dtype=np.bool_)
+    stack_face = np.zeros(n_faces, dtype=np.int64)
+    stack_edge = np.zeros(n_faces, dtype=np.int64)
+    stack_cursor = np.zeros(n_faces, dtype=np.int64)
+    state = np.zeros(3, dtype=np.int64)
+    base = np.zeros((n_faces, (n + 7) // 8), dtype=np.uint8)
+    capacity = max(BUFFER_PAIRS, 2 * n)
+    buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity),
+               np.empty(capacity), np.empty(capacity))
+    parts: list[list[np.ndarray]] = [[] for _ in buffers]
+    gates = np.ascontiguousarray(gates)
+    while True:
+        count, status = _walk(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows,
+                              prev_rows, gates, slope, lines, line_gates, line_age, LINE_REFRESH,
+                              ref, half, z, visited, stack_face, stack_edge, stack_cursor, state,
+                              base, *buffers, ANCHOR_STEPS)
+        for part, buffer in zip(parts, buffers, strict=True):
+            part.append(buffer[:count].copy())
+        if status == _DONE:
+            break
+        if status == _NEED_ROOT:
+            root = int(state[1])
+            visited[root] = True
+            stack_face[0], stack_cursor[0] = root, graph.ptr[root]
+            state[0], state[2] = 1, 1
+            z[:] = exact_maps(root)
+        elif status == _ANCHOR:
+            z[:] = exact_maps(int(stack_face[state[0] - 1]))
+    face, neuron, value, ds, dt = (np.concatenate(p) for p in parts)
+    return WalkResult(face, neuron, value, ds, dt, base)
