@@ -36,6 +36,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from reluscope.regions._rings import next_slot
+from reluscope.regions._sorting import unique_first, unique_values
 
 #: Most chord pairs handled in one call (the pair tables grow with chords^2 per face).
 MAX_PAIRS = 1 << 24
@@ -157,7 +158,7 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     end = vid[ptr[chord_face] + second]
     # coincident chords (the same two ends) draw one set of edges
     width = int(m.max()) + 1
-    _, unique = np.unique((chord_face * width + first) * width + second, return_index=True)
+    _, unique = unique_first((chord_face * width + first) * width + second)
     drawn = np.zeros(len(chord_face), dtype=bool)
     drawn[unique] = True
 
@@ -267,7 +268,7 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     n_half = len(tail)
     graph = coo_matrix((np.ones(n_half), (np.arange(n_half), successor)), shape=(n_half, n_half))
     n_cycles, cycle = connected_components(graph, directed=True, connection="weak")
-    outer_cycles = np.unique(cycle[outer])
+    outer_cycles = unique_values(cycle[outer])
     kind = np.zeros(n_cycles, dtype=np.int8)  # 1 inner, 2 outer
     kind[cycle[~outer]] |= 1
     kind[cycle[outer]] |= 2
@@ -278,7 +279,7 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     if (cycle == cycle[np.arange(n_half) ^ 1]).any():
         return None
     visit = cycle.astype(np.int64) * (n_vertices + n_new) + tail
-    if len(np.unique(visit)) != n_half:
+    if len(unique_values(visit)) != n_half:
         return None
     dist = _rank_in_cycles(successor, cycle, n_cycles)
     inner = np.flatnonzero(~outer)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reluscope.regions._sorting import argsort_int
+
 
 def ring_ids(ptr: np.ndarray) -> np.ndarray:
     """Ring index of every slot, shape (nnz,)."""
@@ -101,7 +103,7 @@ def edge_twins(ptr: np.ndarray, vid: np.ndarray) -> tuple[np.ndarray, np.ndarray
     span = int(vid.max()) + 1 if len(vid) else 1
     # slots are in ring order, so a stable sort on the edge key keeps rings ascending
     key = np.minimum(a, b) * span + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
+    order = argsort_int(key)
     sorted_key = key[order]
     start = np.ones(len(order), dtype=bool)
     start[1:] = sorted_key[1:] != sorted_key[:-1]
@@ -133,7 +135,7 @@ def search_sorted(keys: np.ndarray, queries: np.ndarray,
     if len(queries) < 4096:
         return tuple(np.searchsorted(keys, queries, side=side)  # type: ignore[call-overload]
                      for side in sides)
-    order = np.argsort(queries)
+    order = argsort_int(queries)
     ordered = queries[order]
     results = []
     for side in sides:

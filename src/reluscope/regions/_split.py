@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
+from reluscope.regions._sorting import unique_first_inverse
 
 
 @dataclass
@@ -86,10 +87,10 @@ def split_rings(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, sgn: np.ndarr
     lo = np.minimum(v, v[nxt])[crossing]
     hi = np.maximum(v, v[nxt])[crossing]
     span = int(hi.max()) + 1 if len(hi) else 1
-    _, first, inverse = np.unique(lo * span + hi, return_index=True, return_inverse=True)
+    _, first, inverse = unique_first_inverse(lo * span + hi)
     ids = make_vertices(lo[first], hi[first], cut[sub_ring[np.flatnonzero(crossing)[first]]])
     new_id = np.full(len(s), -1, dtype=np.int64)
-    new_id[crossing] = ids[inverse.reshape(-1)]
+    new_id[crossing] = ids[inverse]
 
     aug_ptr, origin, rank = expand_slots(sub_ptr, crossing.astype(np.int64))
     inserted = rank > 0

@@ -37,7 +37,7 @@ import numba
 import numpy as np
 
 #: Steps of the walk between exact anchors of the running map.
-ANCHOR_STEPS = 4096
+ANCHOR_STEPS = 16384
 #: Updates of a neuron's line vector before it is recomputed in full.
 LINE_REFRESH = 512
 #: Candidate pairs buffered per kernel call.
@@ -45,6 +45,8 @@ BUFFER_PAIRS = 1 << 20
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+#: Multiplier gathering the low bits of 8 bytes into the top byte (first byte on top).
+_PACK_BITS = np.uint64(0x8040201008040201)
 
 
 @dataclass
@@ -78,23 +80,37 @@ class WalkResult:
 @numba.njit(cache=True, nogil=True)
 def _screen(face: int, z: np.ndarray, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
             out_face: np.ndarray, out_neuron: np.ndarray, out_value: np.ndarray,
-            out_ds: np.ndarray, out_dt: np.ndarray, count: int) -> int:  # pragma: no cover
+            out_ds: np.ndarray, out_dt: np.ndarray, count: int, positive: np.ndarray,
+            near: np.ndarray) -> int:  # pragma: no cover
+    """Screen face `face` with map `z` (3, n); append its candidates; return the count.
+
+    `positive` and `near` are (8 * ceil(n / 8),) uint8 scratch arrays, zero past n. The
+    first loop has no branches (it vectorises); bits are packed 8 at a time, and the
+    rare candidates are found one 8-neuron word at a time.
+    """
     rx, ry = ref[face, 0], ref[face, 1]
     hx, hy = half[face, 0], half[face, 1]
+    z0, z1, z2 = z[0], z[1], z[2]
     for j in range(z.shape[1]):
-        ds = z[1, j]
-        dt = z[2, j]
-        value = z[0, j] + ds * rx + dt * ry
-        margin = abs(ds) * hx + abs(dt) * hy
-        if value > margin:
-            base[face, j >> 3] |= np.uint8(128 >> (j & 7))
-        elif value >= -margin:
-            out_face[count] = face
-            out_neuron[count] = j
-            out_value[count] = value
-            out_ds[count] = ds
-            out_dt[count] = dt
-            count += 1
+        value = z0[j] + z1[j] * rx + z2[j] * ry
+        margin = abs(z1[j]) * hx + abs(z2[j]) * hy
+        positive[j] = value > margin
+        near[j] = abs(value) <= margin
+    words = positive.view(np.uint64)
+    near_words = near.view(np.uint64)
+    for w in range(words.shape[0]):
+        # byte t of the word (little-endian) is neuron 8w + t; packbits puts it at bit 7 - t
+        base[face, w] = np.uint8((words[w] * _PACK_BITS) >> np.uint64(56))
+        if near_words[w]:
+            for t in range(8):
+                j = 8 * w + t
+                if near[j]:
+                    out_face[count] = face
+                    out_neuron[count] = j
+                    out_value[count] = z0[j] + z1[j] * rx + z2[j] * ry
+                    out_ds[count] = z1[j]
+                    out_dt[count] = z2[j]
+                    count += 1
     return count
 
 
@@ -173,8 +189,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
           ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
           stack_face: np.ndarray, stack_edge: np.ndarray, stack_cursor: np.ndarray,
           state: np.ndarray, base: np.ndarray, out_face: np.ndarray, out_neuron: np.ndarray,
-          out_value: np.ndarray, out_ds: np.ndarray, out_dt: np.ndarray, max_steps: int
-          ) -> tuple[int, int]:  # pragma: no cover
+          out_value: np.ndarray, out_ds: np.ndarray, out_dt: np.ndarray, max_steps: int,
+          positive: np.ndarray, near: np.ndarray) -> tuple[int, int]:  # pragma: no cover
     """Walk until done, a root is needed, an anchor is due, or the buffer is full.
 
     ``state``: [depth, next root candidate, 1 if the stack's root was just anchored].
@@ -188,7 +204,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
     depth = state[0]
     if state[2] == 1:
         count = _screen(stack_face[depth - 1], z, ref, half, base, out_face, out_neuron,
-                        out_value, out_ds, out_dt, count)
+                        out_value, out_ds, out_dt, count, positive, near)
         state[2] = 0
     while True:
         if depth == 0:
@@ -218,7 +234,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             stack_cursor[depth] = ptr[face]
             depth += 1
             count = _screen(face, z, ref, half, base, out_face, out_neuron, out_value, out_ds,
-                            out_dt, count)
+                            out_dt, count, positive, near)
         else:
             stack_cursor[depth - 1] = end
             depth -= 1
@@ -272,11 +288,13 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
                np.empty(capacity), np.empty(capacity))
     parts: list[list[np.ndarray]] = [[] for _ in buffers]
     gates = np.ascontiguousarray(gates)
+    positive = np.zeros(8 * base.shape[1], dtype=np.uint8)
+    near = np.zeros_like(positive)
     while True:
         count, status = _walk(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows,
                               prev_rows, gates, slope, lines, line_gates, line_age, LINE_REFRESH,
                               ref, half, z, visited, stack_face, stack_edge, stack_cursor, state,
-                              base, *buffers, ANCHOR_STEPS)
+                              base, *buffers, ANCHOR_STEPS, positive, near)
         for part, buffer in zip(parts, buffers, strict=True):
             part.append(buffer[:count].copy())
         if status == _DONE:

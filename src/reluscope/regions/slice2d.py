@@ -73,6 +73,7 @@ from reluscope.regions._rings import (
     shoelace,
     vertex_means,
 )
+from reluscope.regions._sorting import argsort_int, unique_first, unique_first_sorted
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions._walk import WalkGraph, walk_candidates
@@ -228,6 +229,23 @@ def _settle_pairs(sign: np.ndarray, pair_ptr: np.ndarray, base: np.ndarray, face
     quiet_pos = ~cuts & pos
     set_bit(base, face[quiet_pos], neuron[quiet_pos])
     return cuts
+
+
+def _order_along_edges(lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``np.lexsort((t, hi, lo))`` for crossings already sorted by edge (lo, hi).
+
+    Only edges crossed more than once need sorting by position.
+    """
+    order = np.arange(len(t))
+    if len(t) < 2:
+        return order
+    new_edge = np.ones(len(t), dtype=bool)
+    new_edge[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    edge = np.cumsum(new_edge) - 1
+    size = np.bincount(edge)
+    shared = np.flatnonzero(size[edge] > 1)
+    order[shared] = shared[np.lexsort((t[shared], edge[shared]))]
+    return order
 
 
 def _merge_faces(first: _Faces, second: _Faces) -> _Faces:
@@ -673,8 +691,10 @@ class _Engine:
         z = cand.evaluate(pair, xy[v])
         z[np.abs(z) <= cand.tolerance(pair, self.snap)] = 0.0
         key = v * n + cand.neuron[pair]
-        order = np.lexsort((cand.face[pair], key))
-        keys, first = np.unique(key[order], return_index=True)
+        # slots run in face order (candidates are sorted by face): a stable sort by key
+        # puts the lowest face first within each (vertex, neuron)
+        order = argsort_int(key)
+        keys, first = unique_first_sorted(key[order])
         canonical = _Canonical(keys, z[order[first]], n)
         cuts = _settle_pairs(np.sign(canonical(v, cand.neuron[pair])), pair_ptr, base, cand.face,
                              cand.neuron)
@@ -700,14 +720,14 @@ class _Engine:
         # one crossing per (edge, neuron), found from both faces of the edge
         n_vertices, n_neurons = self.xy.size, int(k.max()) + 1 if len(k) else 1
         if n_vertices * n_vertices * n_neurons < 2**62:  # one int64 key: fast
-            _, first = np.unique((lo * n_vertices + hi) * n_neurons + k, return_index=True)
+            _, first = unique_first((lo * n_vertices + hi) * n_neurons + k)
         else:
             _, first = np.unique(np.stack([lo, hi, k], axis=1), axis=0, return_index=True)
         lo, hi, k = lo[first], hi[first], k[first]
         zlo = canonical(lo, k)
         zhi = canonical(hi, k)
         t = zlo / (zlo - zhi)
-        order = np.lexsort((t, hi, lo))
+        order = _order_along_edges(lo, hi, t)
         lo, hi, t = lo[order], hi[order], t[order]
         # neurons crossing an edge at the very same point share one vertex there
         fresh = np.ones(len(t), dtype=bool)
