@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-#: Bytes of packed patterns handled per block (bounds the temporary arrays).
-_BLOCK_BYTES = 1 << 24
+#: Number of set bits of each byte value.
+POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
 def pack(bits: np.ndarray) -> np.ndarray:
@@ -36,9 +36,37 @@ def bit_at(packed: np.ndarray, rows: np.ndarray, bit: np.ndarray) -> np.ndarray:
 
 def xor_popcount(packed: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Number of differing bits between rows ``f[i]`` and ``g[i]``, (E,) int64."""
+    return _xor_popcount(np.ascontiguousarray(packed), f.astype(np.int64), g.astype(np.int64),
+                         POPCOUNT)
+
+
+@numba.njit(cache=True, nogil=True)
+def _xor_popcount(packed: np.ndarray, f: np.ndarray, g: np.ndarray, table: np.ndarray
+                  ) -> np.ndarray:  # pragma: no cover - compiled
     out = np.zeros(len(f), dtype=np.int64)
-    rows = max(1, _BLOCK_BYTES // max(packed.shape[1], 1))
-    for lo in range(0, len(f), rows):
-        sl = slice(lo, lo + rows)
-        out[sl] = _POPCOUNT[packed[f[sl]] ^ packed[g[sl]]].sum(axis=1, dtype=np.int64)
+    for e in range(len(f)):
+        a, b = packed[f[e]], packed[g[e]]
+        count = 0
+        for byte in range(packed.shape[1]):
+            count += table[a[byte] ^ b[byte]]
+        out[e] = count
+    return out
+
+
+def concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``np.concatenate([first, second])[index]`` for 2D arrays, in one pass."""
+    if first.shape[1:] != second.shape[1:] or first.ndim != 2:
+        return np.concatenate([first, second])[index]
+    return _concat_rows(np.ascontiguousarray(first), np.ascontiguousarray(second),
+                        index.astype(np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray
+                 ) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty((len(index), first.shape[1]), dtype=first.dtype)
+    split = len(first)
+    for r in range(len(index)):
+        i = index[r]
+        out[r] = first[i] if i < split else second[i - split]
     return out

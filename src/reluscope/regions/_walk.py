@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from reluscope.regions._bits import POPCOUNT
+
 #: Steps of the walk between exact anchors of the running map.
 ANCHOR_STEPS = 16384
 #: Updates of a neuron's line vector before it is recomputed in full.
@@ -44,7 +46,6 @@ LINE_REFRESH = 512
 BUFFER_PAIRS = 1 << 20
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 #: Multiplier gathering the low bits of 8 bytes into the top byte (first byte on top).
 _PACK_BITS = np.uint64(0x8040201008040201)
 
@@ -124,7 +125,7 @@ def _line_vector(j: int, face: int, gates: np.ndarray, slope: float, at_rows: np
     if line_age[j] >= 0:
         changed = 0
         for b in range(n_bytes):
-            changed += _POPCOUNT[gates[face, b] ^ line_gates[j, b]]
+            changed += POPCOUNT[gates[face, b] ^ line_gates[j, b]]
         if 4 * changed <= m and line_age[j] + changed <= refresh:
             if changed == 0:
                 return

@@ -250,7 +250,7 @@ def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.nda
 
     Compacts the vertices and pairs each ring edge with its twin in the neighbouring ring.
     """
-    used = np.unique(vid)
+    used = np.flatnonzero(np.bincount(vid, minlength=len(xy)))  # np.unique, in linear time
     remap = np.full(len(xy), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     vid = remap[vid]

@@ -62,7 +62,7 @@ from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
 from reluscope.regions._adjacency import ChordTable, build_adjacency
 from reluscope.regions._arrangement import Arrangement, arrange
-from reluscope.regions._bits import bit_at, clear_bit, pack, set_bit, unpack
+from reluscope.regions._bits import bit_at, clear_bit, concat_rows, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
 from reluscope.regions._rings import (
     expand_slots,
@@ -73,7 +73,7 @@ from reluscope.regions._rings import (
     shoelace,
     vertex_means,
 )
-from reluscope.regions._sorting import argsort_int, unique_first, unique_first_sorted
+from reluscope.regions._sorting import argsort_int, unique_first, unique_first_sorted, unique_values
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions._walk import WalkGraph, walk_candidates
@@ -252,15 +252,15 @@ def _merge_faces(first: _Faces, second: _Faces) -> _Faces:
     """Both sets of faces in one, sorted by parent (siblings contiguous for the next site)."""
     assert first.parent is not None and second.parent is not None
     parents = np.concatenate([first.parent, second.parent])
-    order = np.argsort(parents, kind="stable")
+    order = argsort_int(parents)
     lengths = np.concatenate([np.diff(first.ptr), np.diff(second.ptr)])[order]
     starts = np.concatenate([first.ptr[:-1], len(first.vid) + second.ptr[:-1]])[order]
     ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
     vid = np.concatenate([first.vid, second.vid])[take]
     lab = np.concatenate([first.lab, second.lab])[take]
-    patterns = [np.concatenate([a, b])[order] for a, b in zip(first.patterns, second.patterns,
-                                                               strict=True)]
+    patterns = [concat_rows(a, b, order) for a, b in zip(first.patterns, second.patterns,
+                                                          strict=True)]
     return _Faces(ptr, vid, lab, patterns, parents[order])
 
 
@@ -495,7 +495,7 @@ class _Engine:
         v, k = faces.vid[slots], neuron[pair]
         z = values[v, k]
         near = np.flatnonzero((np.abs(z) <= self.snap * np.hypot(fit.ds, fit.dt)[pair]) & (z != 0))
-        key = np.unique(v[near] * n + k[near])
+        key = unique_values(v[near] * n + k[near])
         sv, sk = key // n, key % n
         snapped = (sv, sk, values[sv, sk])
         values[sv, sk] = 0.0
@@ -537,7 +537,7 @@ class _Engine:
         self.cache = cache if keep else None
         pairs = _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                          ("face", "neuron", "value", "ds", "dt", "ref")))
-        return pairs.take(np.lexsort((pairs.neuron, pairs.face))), base
+        return pairs.take(argsort_int(pairs.face * n + pairs.neuron)), base
 
     def _walkable(self, faces: _Faces, site: Site) -> bool:
         """Wide chained site with a previous one: walk the faces with one running map."""
@@ -578,7 +578,7 @@ class _Engine:
 
         out = walk_candidates(graph, at_rows, prev_rows, faces.patterns[index - 1],
                               self.net.sites[index - 1].negative_slope, ref, half, exact)
-        order = np.lexsort((out.neuron, out.face))
+        order = argsort_int(out.face)  # stable: neurons stay ascending within a face
         pairs = _Pairs(out.face, out.neuron, out.value, out.ds, out.dt, ref[out.face])
         return pairs.take(order), out.base
 
@@ -852,7 +852,9 @@ class _Engine:
         Returns their pieces only, or None (forgetting any vertex it made) when an
         arrangement is not consistent; the caller then cuts piece by piece.
         """
-        chords = chords.take(np.flatnonzero(np.isin(chords.face, busy)))
+        is_busy = np.zeros(faces.count, dtype=bool)
+        is_busy[busy] = True
+        chords = chords.take(np.flatnonzero(is_busy[chords.face]))
         local_face = np.searchsorted(busy, chords.face)
         n_chords = np.bincount(local_face, minlength=len(busy))
         sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
