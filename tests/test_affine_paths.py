@@ -61,8 +61,9 @@ def test_skip_connections_fall_back_to_the_generic_path():
 def test_propagated_maps_match_full_propagation(monkeypatch, tight):
     """Maps walked across shared edges (rank-1 terms) equal the full propagation.
 
-    `tight`: anchors every few steps, a tiny pair buffer and line vectors recomputed
-    after 3 updates, so every way the walk pauses and resumes is exercised.
+    `tight`: anchors every few steps, a tiny pair buffer, line vectors recomputed after
+    3 updates and two walkers side by side, so every way the walk pauses, resumes and
+    splits is exercised.
     """
     import reluscope as rs
     from reluscope.regions import _walk, slice2d
@@ -71,6 +72,8 @@ def test_propagated_maps_match_full_propagation(monkeypatch, tight):
         monkeypatch.setattr(_walk, "ANCHOR_STEPS", 7)
         monkeypatch.setattr(_walk, "BUFFER_PAIRS", 1)
         monkeypatch.setattr(_walk, "LINE_REFRESH", 3)
+        monkeypatch.setattr(_walk, "PARALLEL_FACES", 1)
+        monkeypatch.setattr(_walk, "MAX_THREADS", 2)
 
     torch.manual_seed(4)
     model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.1),

@@ -30,7 +30,10 @@ candidate (checked exactly at the face's vertices by the caller).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -40,10 +43,14 @@ from reluscope.regions._bits import POPCOUNT
 
 #: Steps of the walk between exact anchors of the running map.
 ANCHOR_STEPS = 16384
-#: Updates of a neuron's line vector before it is recomputed in full.
-LINE_REFRESH = 512
+#: Updates of a neuron's line vector before it is recomputed in full (bounds rounding).
+LINE_REFRESH = 1 << 16
 #: Candidate pairs buffered per kernel call.
 BUFFER_PAIRS = 1 << 20
+#: Sites with at least this many faces are walked by several threads (one per core).
+PARALLEL_FACES = 20_000
+#: Most threads used.
+MAX_THREADS = 8
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
 #: Multiplier gathering the low bits of 8 bytes into the top byte (first byte on top).
@@ -250,7 +257,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
 
 def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray | None,
                     gates: np.ndarray, slope: float, ref: np.ndarray, half: np.ndarray,
-                    exact_maps: Callable[[int], np.ndarray]) -> WalkResult:
+                    exact_maps: Callable[[int], np.ndarray], threads: int | None = None
+                    ) -> WalkResult:
     """Screen every face's map of one site, walking the faces (see module docstring).
 
     Parameters
@@ -268,45 +276,86 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
         Centre and half-extent (grown by the band) of each face's bounding box.
     exact_maps : callable
         ``exact_maps(face)`` -> (3, size_l) exact origin-form map on that face.
+    threads : int, optional
+        Walks run side by side, each over one vertical strip of the faces (edges between
+        strips are not walked). Default: one per CPU core for large sites.
+
+    Returns
+    -------
+    WalkResult
+        Candidate pairs grouped by walker, in walk order (sort by face for face order).
     """
     n_faces = len(graph.ptr) - 1
-    n = at_rows.shape[1]
+    if threads is None:
+        threads = min(os.cpu_count() or 1, MAX_THREADS) if n_faces >= PARALLEL_FACES else 1
+    threads = max(1, min(threads, n_faces))
+    base = np.zeros((n_faces, (at_rows.shape[1] + 7) // 8), dtype=np.uint8)
     if prev_rows is None:
         prev_rows = np.zeros((1, at_rows.shape[0]))
-    n_lines = prev_rows.shape[0]
-    lines = np.zeros((n_lines if (graph.kind == 1).any() else 1, n))
-    line_gates = np.zeros((len(lines), gates.shape[1]), dtype=np.uint8)
-    line_age = np.full(len(lines), -1, dtype=np.int64)
-    z = np.zeros((3, n))
-    visited = np.zeros(n_faces, dtype=np.bool_)
-    stack_face = np.zeros(n_faces, dtype=np.int64)
-    stack_edge = np.zeros(n_faces, dtype=np.int64)
-    stack_cursor = np.zeros(n_faces, dtype=np.int64)
-    state = np.zeros(3, dtype=np.int64)
-    base = np.zeros((n_faces, (n + 7) // 8), dtype=np.uint8)
-    capacity = max(BUFFER_PAIRS, 2 * n)
-    buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity),
-               np.empty(capacity), np.empty(capacity))
-    parts: list[list[np.ndarray]] = [[] for _ in buffers]
-    gates = np.ascontiguousarray(gates)
-    positive = np.zeros(8 * base.shape[1], dtype=np.uint8)
-    near = np.zeros_like(positive)
-    while True:
-        count, status = _walk(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows,
-                              prev_rows, gates, slope, lines, line_gates, line_age, LINE_REFRESH,
-                              ref, half, z, visited, stack_face, stack_edge, stack_cursor, state,
-                              base, *buffers, ANCHOR_STEPS, positive, near)
-        for part, buffer in zip(parts, buffers, strict=True):
-            part.append(buffer[:count].copy())
-        if status == _DONE:
-            break
-        if status == _NEED_ROOT:
-            root = int(state[1])
-            visited[root] = True
-            stack_face[0], stack_cursor[0] = root, graph.ptr[root]
-            state[0], state[2] = 1, 1
-            z[:] = exact_maps(root)
-        elif status == _ANCHOR:
-            z[:] = exact_maps(int(stack_face[state[0] - 1]))
-    face, neuron, value, ds, dt = (np.concatenate(p) for p in parts)
+    shared = (graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows, prev_rows,
+              np.ascontiguousarray(gates), slope)
+    lock = threading.Lock()
+
+    def exact(face: int) -> np.ndarray:
+        with lock:  # anchors are rare; keep the model's own state single-threaded
+            return exact_maps(face)
+
+    strip = np.zeros(n_faces, dtype=np.int64)
+    if threads > 1:
+        edges = np.quantile(ref[:, 0], np.arange(1, threads) / threads)
+        strip = np.searchsorted(edges, ref[:, 0], side="right")
+    walkers = [_Walker(shared, ref, half, base, strip != t, exact) for t in range(threads)]
+    if threads == 1:
+        walkers[0].run()
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(w.run) for w in walkers]:
+                future.result()
+    face, neuron, value, ds, dt = (np.concatenate([p for w in walkers for p in w.parts[i]])
+                                   for i in range(5))
     return WalkResult(face, neuron, value, ds, dt, base)
+
+
+class _Walker:
+    """One depth-first walk over the faces not marked `skip` (its own running map)."""
+
+    def __init__(self, shared: tuple, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
+                 skip: np.ndarray, exact_maps: Callable[[int], np.ndarray]) -> None:
+        self.shared, self.ref, self.half, self.base = shared, ref, half, base
+        self.exact_maps = exact_maps
+        ptr, kind, at_rows, prev_rows, gates = shared[0], shared[2], shared[5], shared[6], shared[7]
+        n_faces, n = len(ptr) - 1, at_rows.shape[1]
+        self.lines = np.zeros((prev_rows.shape[0] if (kind == 1).any() else 1, n))
+        self.line_gates = np.zeros((len(self.lines), gates.shape[1]), dtype=np.uint8)
+        self.line_age = np.full(len(self.lines), -1, dtype=np.int64)
+        self.z = np.zeros((3, n))
+        self.visited = skip.copy()  # faces of other walkers count as visited
+        self.stack = [np.zeros(n_faces, dtype=np.int64) for _ in range(3)]  # face, edge, cursor
+        self.state = np.zeros(3, dtype=np.int64)
+        capacity = max(BUFFER_PAIRS, 2 * n)
+        self.buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
+                        np.empty(capacity), np.empty(capacity), np.empty(capacity))
+        self.parts: list[list[np.ndarray]] = [[] for _ in self.buffers]
+        self.scratch = (np.zeros(8 * base.shape[1], dtype=np.uint8),
+                        np.zeros(8 * base.shape[1], dtype=np.uint8))
+
+    def run(self) -> None:
+        ptr = self.shared[0]
+        stack_face, _, stack_cursor = self.stack
+        while True:
+            count, status = _walk(  # type: ignore[call-arg]
+                *self.shared, self.lines, self.line_gates, self.line_age, LINE_REFRESH, self.ref,
+                self.half, self.z, self.visited, *self.stack, self.state, self.base,
+                *self.buffers, ANCHOR_STEPS, *self.scratch)
+            for part, buffer in zip(self.parts, self.buffers, strict=True):
+                part.append(buffer[:count].copy())
+            if status == _DONE:
+                return
+            if status == _NEED_ROOT:
+                root = int(self.state[1])
+                self.visited[root] = True
+                stack_face[0], stack_cursor[0] = root, ptr[root]
+                self.state[0], self.state[2] = 1, 1
+                self.z[:] = self.exact_maps(root)
+            elif status == _ANCHOR:
+                self.z[:] = self.exact_maps(int(stack_face[self.state[0] - 1]))
