@@ -64,6 +64,7 @@ from reluscope.regions._adjacency import ChordTable, build_adjacency
 from reluscope.regions._arrangement import Arrangement, arrange
 from reluscope.regions._bits import bit_at, clear_bit, concat_rows, pack, set_bit, unpack
 from reluscope.regions._growable import Growable
+from reluscope.regions._hashing import KeyTable
 from reluscope.regions._rings import (
     expand_slots,
     gather_rings,
@@ -152,16 +153,17 @@ class _Pairs:
 
 
 class _Canonical:
-    """Canonical values of (vertex, neuron) pairs: one evaluation shared by all faces."""
+    """Canonical values of (vertex, neuron) pairs: one evaluation shared by all faces.
+
+    ``keys`` are ``vertex * n + neuron`` (repeats carry the same value).
+    """
 
     def __init__(self, keys: np.ndarray, values: np.ndarray, n: int) -> None:
-        self.keys = keys
-        self.values = values
+        self.table = KeyTable(keys, values)
         self.n = n
 
     def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
-        (pos,) = search_sorted(self.keys, vertex * self.n + neuron)
-        return self.values[pos]
+        return self.table(vertex * self.n + neuron)
 
 
 class _VertexLookup:
@@ -692,12 +694,18 @@ class _Engine:
         z[np.abs(z) <= cand.tolerance(pair, self.snap)] = 0.0
         key = v * n + cand.neuron[pair]
         # slots run in face order (candidates are sorted by face): a stable sort by key
-        # puts the lowest face first within each (vertex, neuron)
+        # puts the lowest face first within each (vertex, neuron); every slot takes the
+        # value of its key's first slot
         order = argsort_int(key)
-        keys, first = unique_first_sorted(key[order])
-        canonical = _Canonical(keys, z[order[first]], n)
-        cuts = _settle_pairs(np.sign(canonical(v, cand.neuron[pair])), pair_ptr, base, cand.face,
-                             cand.neuron)
+        _, first = unique_first_sorted(key[order])
+        group = np.zeros(len(key), dtype=np.int64)
+        group[first[1:]] = 1
+        value = np.empty(len(key))
+        value[order] = z[order[first]][np.cumsum(group)]
+        cuts = _settle_pairs(np.sign(value), pair_ptr, base, cand.face, cand.neuron)
+        # later lookups only concern the chords' own vertices
+        chord_slots = np.flatnonzero(cuts[pair])
+        canonical = _Canonical(key[chord_slots], value[chord_slots], n)
         return canonical, cand.take(np.flatnonzero(cuts)), base
 
     # ------------------------------------------------------------------ step 3
