@@ -17,7 +17,7 @@ import time
 import torch
 
 import reluscope as rs
-from _common import machine, mlp, peak_rss_mb
+from _common import machine, mlp, peak_rss_mb, reset_peak_rss
 from reluscope.data import load_idx_images
 
 TRIPLETS = [(0, 1, 2), (3, 4, 5), (6, 7, 8)]
@@ -60,6 +60,7 @@ def main() -> None:
         model = mlp(width).eval()
         for triplet in TRIPLETS[: args.planes]:
             plane = rs.Plane.through(*(x[i] for i in triplet), margin=0.2)
+            reset_peak_rss()  # peak memory of this case alone
             start = time.perf_counter()
             part = rs.slice_regions(model, plane)
             seconds = time.perf_counter() - start
@@ -76,6 +77,7 @@ def main() -> None:
             if args.plot:
                 row["plot_seconds"] = round(plot_seconds(part), 3)
             print(json.dumps(row), flush=True)
+            del part  # the next case's peak memory is its own
 
 
 if __name__ == "__main__":
