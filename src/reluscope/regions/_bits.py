@@ -68,5 +68,7 @@ def _concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray
     split = len(first)
     for r in range(len(index)):
         i = index[r]
-        out[r] = first[i] if i < split else second[i - split]
+        row = first[i] if i < split else second[i - split]
+        for c in range(out.shape[1]):  # explicit: a slice copy per row costs more
+            out[r, c] = row[c]
     return out

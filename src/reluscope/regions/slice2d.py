@@ -347,12 +347,16 @@ class _Engine:
             arranged = self.arrange_faces(faces, site, chords, canonical, base,
                                           np.flatnonzero(heavy))
         if arranged is None:
-            faces = self.cut_rounds(faces, site, chords, canonical, base)
+            pieces = self.cut_rounds(faces, site, chords, canonical, base)
         else:
-            faces = _merge_faces(self.cut_rounds(faces, site, chords, canonical, base, heavy),
-                                 arranged)
-            if faces.count > self.max_regions:
-                self._too_many(site, faces.count)
+            pieces = _merge_faces(self.cut_rounds(faces, site, chords, canonical, base, heavy),
+                                  arranged)
+            if pieces.count > self.max_regions:
+                self._too_many(site, pieces.count)
+        # pieces inherit the earlier sites' patterns of the face they came from
+        assert pieces.parent is not None
+        pieces.patterns = [p[pieces.parent] for p in faces.patterns] + pieces.patterns
+        faces = pieces
         clock = self._tick("cutting", clock)
         self.rows = None
         if values is not None:
@@ -848,9 +852,8 @@ class _Engine:
         parents = parents[order]
         ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
                                     np.concatenate([d[1] for d in done])[order])
-        patterns = [p[parents] for p in faces.patterns]
-        patterns.append(np.concatenate([d[3] for d in done])[order])
-        return _Faces(ptr, vid, lab, patterns, parents)
+        # only this site's patterns: the earlier ones are inherited once (see refine)
+        return _Faces(ptr, vid, lab, [np.concatenate([d[3] for d in done])[order]], parents)
 
     def arrange_faces(self, faces: _Faces, site: Site, chords: _Pairs,
                       canonical: _CanonicalValues, base: np.ndarray, busy: np.ndarray
@@ -903,9 +906,7 @@ class _Engine:
         positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
         clear_bit(pattern, edge_piece, chords.neuron[chord])
         set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
-        patterns = [p[parent] for p in faces.patterns]
-        patterns.append(pattern)
-        return _Faces(arr.ptr, arr.vid, arr.lab, patterns, parent)
+        return _Faces(arr.ptr, arr.vid, arr.lab, [pattern], parent)  # this site's patterns
 
     def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
                     chords: _Pairs, size: int) -> None:
