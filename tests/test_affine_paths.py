@@ -80,9 +80,9 @@ def test_propagated_maps_match_full_propagation(monkeypatch, tight):
                           nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
                           nn.Linear(24, 1)).eval()
     monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)  # per-face maps, not vertex values
-    monkeypatch.setattr(slice2d, "PROPAGATE_MIN_WIDTH", 1)  # propagate across edges
+    monkeypatch.setattr(slice2d, "WALK_MIN_WIDTH", 1)  # propagate across edges
     fast = rs.slice_regions(model, square(2.0))
-    monkeypatch.setattr(slice2d, "PROPAGATE_MIN_WIDTH", 10**9)  # every face in full
+    monkeypatch.setattr(slice2d, "WALK_MIN_WIDTH", 10**9)  # every face in full
     monkeypatch.setattr(slice2d, "CACHE_ENTRIES", 0)  # and from site 0
     full = rs.slice_regions(model, square(2.0))
     assert fast.n_regions == full.n_regions

@@ -6,22 +6,26 @@ The partition by sites ``0..l-1`` is refined by site ``l``. On each current face
 ``R`` the pre-activations of site ``l`` are affine, so each neuron that takes both
 signs on R cuts it along a straight chord.
 
-1. *Chords.* Two ways, chosen per site by memory:
+1. *Chords.* Three ways, chosen per site:
 
-   * **vertex values** (``_vertex_values``), when the (vertices x neurons) matrix fits
-     ``VALUES_MAX_ENTRIES``: the network is continuous, so site ``l`` has one value per
-     vertex, whichever face it is seen from -- canonical by construction. Values come
-     from one GEMM row per vertex when site ``l``'s input is an affine *link* of site
-     ``l-1`` (values of the previous site at the vertices, kept from step to step; the
-     first site is affine on the whole plane), otherwise from a plain forward pass at
-     the vertex. A neuron cuts R iff R's vertex values take both signs; its affine map
-     on R (needed inside R) is a least-squares fit to those values, whose residual
-     bounds its error over R.
-   * **face maps**, for sites too wide for that: exact affine maps per face from a
-     masked forward-mode pass (any architecture), or through the link -- for narrow
-     layers by rank-1 updates from a sibling face, for wide ones by propagation across
-     shared edges (``_walk``). Neurons near zero on a face get *canonical* values
-     at its vertices (each (vertex, neuron) value computed by one face only).
+   * **walk** (``_walk``), for a site whose input is an affine *link* of a previous site
+     of at least ``WALK_MIN_WIDTH`` neurons: a compiled depth-first walk over the faces
+     carries one exact affine map, updated by a rank-1 term across each shared edge
+     (re-anchored to an exactly computed map every few thousand steps), and screens
+     every neuron on every face by a bounding-box test.
+   * **vertex values** (``_vertex_values``), otherwise, when the (vertices x neurons)
+     matrix fits ``VALUES_MAX_ENTRIES``: the network is continuous, so site ``l`` has one
+     value per vertex, whichever face it is seen from -- canonical by construction.
+     Values come from one GEMM row per vertex through the link from the previous site's
+     values (kept from step to step; the first site is affine on the whole plane), or
+     from a plain forward pass at the vertex. A neuron cuts R iff R's vertex values take
+     both signs; its affine map on R (needed inside R) is a least-squares fit to those
+     values, whose residual bounds its error over R.
+   * **face maps**, for the rest: exact affine maps per face from a masked forward-mode
+     pass (any architecture), or through the link by rank-1 updates from a sibling face.
+
+   After a walk or face maps, neurons near zero on a face get *canonical* values at its
+   vertices (each (vertex, neuron) value computed by one face only).
 
 2. *Edge crossings*: where a chord crosses an edge of the current partition the new
    vertex is computed once per (edge, neuron) from the canonical end values and
@@ -91,10 +95,10 @@ MAX_REGIONS = 5_000_000
 CHUNK_ENTRIES = 1 << 20
 #: Keep a site's maps on every face for the next site when they fit in this many entries.
 CACHE_ENTRIES = 1 << 25
-#: Propagate maps across shared edges (rank-1 updates) instead of computing each in full
-#: (one GEMM row block per face) when the previous site has at least this many neurons:
-#: propagation is memory-bound, the GEMM compute-bound; they cross near a few hundred.
-PROPAGATE_MIN_WIDTH = 512
+#: Walk the faces with one running map (rank-1 terms across shared edges, ``_walk``)
+#: when the previous site has at least this many neurons and the site is chained: it
+#: then beats both the values at the vertices (a GEMM row per vertex) and full maps.
+WALK_MIN_WIDTH = 128
 #: Narrow layers: a sibling's chord update costs ~1/SIBLING_COST of a full GEMM row block.
 SIBLING_COST = 8
 #: Chord updates applied per batch (bounds memory: SIBLING_BATCH x 3 x size floats).
@@ -325,7 +329,11 @@ class _Engine:
         self.vclass.view()[:] = 0
         first_new = self.xy.size
         clock = time.perf_counter()
-        values = self.vertex_values(site)
+        if self._walkable(faces, site):
+            values = None
+            self.rows = self.store = None
+        else:
+            values = self.vertex_values(site)
         canonical: _CanonicalValues
         if values is not None:
             clock = self._tick("vertex values", clock)
@@ -378,6 +386,8 @@ class _Engine:
         """Will the next site's values come from this site's values by one link (GEMM)?"""
         nxt = site.index + 1
         if nxt >= len(self.net.sites) or self.net.link(nxt) is None:
+            return False
+        if site.size >= WALK_MIN_WIDTH:  # the next site walks the faces instead
             return False
         return self.xy.size * max(site.size, self.net.sites[nxt].size) <= VALUES_MAX_ENTRIES
 
@@ -549,7 +559,7 @@ class _Engine:
         """Wide chained site with a previous one: walk the faces with one running map."""
         return (site.index > 0 and self.net.link(site.index) is not None
                 and faces.parent is not None and self.prev_chords is not None
-                and self.net.sites[site.index - 1].size >= PROPAGATE_MIN_WIDTH)
+                and self.net.sites[site.index - 1].size >= WALK_MIN_WIDTH)
 
     def _walk_pairs(self, faces: _Faces, site: Site, ref: np.ndarray, half: np.ndarray
                     ) -> tuple[_Pairs, np.ndarray]:
