@@ -31,9 +31,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from reluscope.regions._rings import next_slot
 from reluscope.regions._sorting import unique_first, unique_values
@@ -102,18 +101,71 @@ def _pairs_within_faces(chord_face: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return p, p + 1 + offset
 
 
-def _rank_in_cycles(successor: np.ndarray, cycle: np.ndarray, n_cycles: int) -> np.ndarray:
-    """Steps from each half-edge to the end of its cycle (cut before its lowest index)."""
+@numba.njit(cache=True, nogil=True)
+def _permutation_cycles(successor: np.ndarray
+                        ) -> tuple[int, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Cycles of a permutation: (count, cycle of each element, steps to its cycle's end).
+
+    Cycles are numbered by their lowest element and cut just before it, so the lowest
+    element is the farthest from the end. A map that is not a permutation gives count -1.
+    """
     n = len(successor)
-    lowest = np.full(n_cycles, n, dtype=np.int64)
-    np.minimum.at(lowest, cycle, np.arange(n))
-    last = successor == lowest[cycle]
-    jump = np.where(last, np.arange(n), successor)
-    dist = (~last).astype(np.int64)
-    while (jump != jump[jump]).any():
-        dist = dist + dist[jump]
-        jump = jump[jump]
-    return dist
+    cycle = np.full(n, -1, dtype=np.int64)
+    dist = np.zeros(n, dtype=np.int64)
+    count = 0
+    for i in range(n):
+        if cycle[i] >= 0:
+            continue
+        length = 0
+        j = i
+        while True:
+            if j < 0 or j >= n or cycle[j] >= 0:
+                return -1, cycle, dist
+            cycle[j] = count
+            length += 1
+            j = successor[j]
+            if j == i:
+                break
+        j = i
+        for step in range(length):
+            dist[j] = length - 1 - step
+            j = successor[j]
+        count += 1
+    return count, cycle, dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _root(parent: np.ndarray, x: int) -> int:  # pragma: no cover - compiled
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def _components(n: int, a: np.ndarray, b: np.ndarray
+                ) -> tuple[int, np.ndarray]:  # pragma: no cover - compiled
+    """Connected components of the undirected graph with edges (a[i], b[i]) on n nodes.
+
+    Components are numbered in the order of their lowest node.
+    """
+    parent = np.arange(n)
+    for e in range(len(a)):
+        ra, rb = _root(parent, a[e]), _root(parent, b[e])
+        if ra < rb:
+            parent[rb] = ra
+        elif rb < ra:
+            parent[ra] = rb
+    label = np.empty(n, dtype=np.int64)
+    of_root = np.full(n, -1, dtype=np.int64)
+    count = 0
+    for i in range(n):
+        r = _root(parent, i)
+        if of_root[r] < 0:
+            of_root[r] = count
+            count += 1
+        label[i] = of_root[r]
+    return count, label
 
 
 def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
@@ -195,8 +247,7 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     if len(p):
         link = np.flatnonzero((chord[1:] == chord[:-1])
                               & ((t[1:] - t[:-1]) * length[chord[1:]] <= snap))
-        graph = coo_matrix((np.ones(len(link)), (pair[link + 1], pair[link])), shape=(len(p),) * 2)
-        n_new, cluster = connected_components(graph, directed=False)
+        n_new, cluster = _components(len(p), pair[link + 1], pair[link])
         rep = np.zeros(n_new, dtype=np.int64)
         rep[cluster[::-1]] = np.arange(len(p))[::-1]  # the lowest pair of each cluster
         rp = p[rep]
@@ -266,8 +317,9 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
         return None
 
     n_half = len(tail)
-    graph = coo_matrix((np.ones(n_half), (np.arange(n_half), successor)), shape=(n_half, n_half))
-    n_cycles, cycle = connected_components(graph, directed=True, connection="weak")
+    n_cycles, cycle, dist = _permutation_cycles(successor)
+    if n_cycles < 0:
+        return None
     outer_cycles = unique_values(cycle[outer])
     kind = np.zeros(n_cycles, dtype=np.int8)  # 1 inner, 2 outer
     kind[cycle[~outer]] |= 1
@@ -281,7 +333,6 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     visit = cycle.astype(np.int64) * (n_vertices + n_new) + tail
     if len(unique_values(visit)) != n_half:
         return None
-    dist = _rank_in_cycles(successor, cycle, n_cycles)
     inner = np.flatnonzero(~outer)
     inner = inner[np.lexsort((-dist[inner], cycle[inner], face[inner]))]
     counts = np.bincount(cycle[inner], minlength=n_cycles)

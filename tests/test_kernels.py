@@ -1,0 +1,93 @@
+"""The 2D engine's compiled and sorting kernels agree with plain numpy / scipy."""
+
+import numpy as np
+import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from reluscope.regions._arrangement import _components, _permutation_cycles
+from reluscope.regions._bits import POPCOUNT, concat_rows, xor_popcount
+from reluscope.regions._hashing import KeyTable
+from reluscope.regions._sorting import (
+    argsort_int,
+    lexsort_int,
+    unique_first,
+    unique_first_inverse,
+    unique_values,
+)
+
+
+@pytest.mark.parametrize("high", [3, 10**6, 10**13, 2**61])
+def test_integer_sorts_match_numpy(high):
+    rng = np.random.default_rng(high % 1000)
+    key = rng.integers(0, high, 50_000)
+    assert np.array_equal(argsort_int(key), np.argsort(key, kind="stable"))
+    other = rng.integers(0, 7, len(key))
+    assert np.array_equal(lexsort_int((other, key)), np.lexsort((other, key)))
+    values, first = unique_first(key)
+    expect_values, expect_first, expect_inverse = np.unique(key, return_index=True,
+                                                            return_inverse=True)
+    assert np.array_equal(values, expect_values) and np.array_equal(first, expect_first)
+    assert np.array_equal(unique_values(key), expect_values)
+    _, first2, inverse = unique_first_inverse(key)
+    assert np.array_equal(first2, expect_first) and np.array_equal(inverse, expect_inverse)
+
+
+def test_negative_keys_sort_too():
+    key = np.random.default_rng(0).integers(-10**9, 10**9, 20_000)
+    assert np.array_equal(argsort_int(key), np.argsort(key, kind="stable"))
+
+
+def test_key_table_finds_every_key_and_refuses_others():
+    rng = np.random.default_rng(1)
+    keys = np.unique(rng.integers(0, 2**40, 30_000))
+    values = rng.random(len(keys))
+    table = KeyTable(np.concatenate([keys, keys[:50]]), np.concatenate([values, values[:50]]))
+    pick = rng.integers(0, len(keys), 100_000)
+    assert np.array_equal(table(keys[pick]), values[pick])
+    missing = np.setdiff1d(np.arange(100), keys)[:1]
+    with pytest.raises(KeyError):
+        table(missing)
+
+
+def test_permutation_cycles_match_scipy_and_ranks():
+    rng = np.random.default_rng(2)
+    successor = rng.permutation(5000)
+    count, cycle, dist = _permutation_cycles(successor)
+    graph = coo_matrix((np.ones(5000), (np.arange(5000), successor)), shape=(5000, 5000))
+    expect_count, expect = connected_components(graph, directed=True, connection="weak")
+    assert count == expect_count
+    assert np.array_equal(cycle, expect)  # both number cycles by their lowest element
+    # the lowest element of each cycle is farthest from the end; each step is one closer
+    lowest = np.full(count, 5000)
+    np.minimum.at(lowest, cycle, np.arange(5000))
+    assert np.array_equal(dist[lowest], np.bincount(cycle) - 1)
+    after = successor != lowest[cycle]
+    assert np.array_equal(dist[successor[after]], dist[after] - 1)
+
+
+def test_permutation_cycles_refuse_a_map_that_is_not_a_permutation():
+    assert _permutation_cycles(np.array([1, 2, 1]))[0] == -1
+    assert _permutation_cycles(np.array([0, 5]))[0] == -1
+
+
+def test_components_match_scipy():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 3000, 2000), rng.integers(0, 3000, 2000)
+    count, label = _components(3000, a, b)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(3000, 3000))
+    expect_count, expect = connected_components(graph, directed=False)
+    assert count == expect_count
+    assert np.array_equal(label, expect)
+
+
+def test_packed_row_helpers():
+    rng = np.random.default_rng(4)
+    first = rng.integers(0, 256, (300, 5)).astype(np.uint8)
+    second = rng.integers(0, 256, (200, 5)).astype(np.uint8)
+    index = rng.permutation(500)
+    assert np.array_equal(concat_rows(first, second, index),
+                          np.concatenate([first, second])[index])
+    f, g = rng.integers(0, 300, 1000), rng.integers(0, 300, 1000)
+    expect = POPCOUNT[first[f] ^ first[g]].sum(axis=1)
+    assert np.array_equal(xor_popcount(first, f, g), expect)
