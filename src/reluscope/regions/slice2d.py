@@ -108,7 +108,7 @@ ARRANGE = True
 #: Faces with at least this many chords are arranged; fewer are cut in (few) rounds.
 ARRANGE_MIN_CHORDS = 4
 #: Faces with this many chords get their pieces' chord bits as one dense block.
-DENSE_CHORDS = 64
+DENSE_CHORDS = 16
 #: Take a site's values at the vertices (see ``_vertex_values``) when the (vertices x
 #: neurons) float64 matrix has at most this many entries; otherwise per-face maps.
 VALUES_MAX_ENTRIES = 1 << 26
