@@ -11,7 +11,7 @@ signs on R cuts it along a straight chord.
    * **walk** (``_walk``), for a site whose input is an affine *link* of a previous site
      of at least ``WALK_MIN_WIDTH`` neurons: a compiled depth-first walk over the faces
      carries one exact affine map, updated by a rank-1 term across each shared edge
-     (re-anchored to an exactly computed map every few thousand steps), and screens
+     (re-anchored to an exactly computed map every ``_walk.ANCHOR_STEPS`` steps), and screens
      every neuron on every face by a bounding-box test.
    * **vertex values** (``_vertex_values``), otherwise, when the (vertices x neurons)
      matrix fits ``VALUES_MAX_ENTRIES``: the network is continuous, so site ``l`` has one
