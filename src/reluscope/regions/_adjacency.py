@@ -13,6 +13,7 @@ import numpy as np
 
 from reluscope.regions._bits import bit_at, xor_popcount
 from reluscope.regions._rings import edge_twins, ring_ids, search_sorted, site_of_label
+from reluscope.regions._sorting import lexsort_int
 
 
 @dataclass
@@ -74,7 +75,7 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
     step = np.concatenate([gate_g - gate_f, gate_f - gate_g])
     neuron2 = np.concatenate([neuron, neuron])
     cheap = np.concatenate([layer == site - 1, layer == site - 1])
-    order = np.lexsort((~cheap, src))  # by source face, cheap edges first
+    order = lexsort_int(((~cheap).astype(np.int64), src))  # by source face, cheap edges first
     out_ptr = np.zeros(n_faces + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n_faces), out=out_ptr[1:])
     return Adjacency(out_ptr, dst[order], neuron2[order], step[order], cheap[order])

@@ -54,9 +54,7 @@ def _xor_popcount(packed: np.ndarray, f: np.ndarray, g: np.ndarray, table: np.nd
 
 
 def concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``np.concatenate([first, second])[index]`` for 2D arrays, in one pass."""
-    if first.shape[1:] != second.shape[1:] or first.ndim != 2:
-        return np.concatenate([first, second])[index]
+    """``np.concatenate([first, second])[index]`` for 2D arrays of equal width, in one pass."""
     return _concat_rows(np.ascontiguousarray(first), np.ascontiguousarray(second),
                         index.astype(np.int64))
 

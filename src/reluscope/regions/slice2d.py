@@ -78,7 +78,12 @@ from reluscope.regions._rings import (
     shoelace,
     vertex_means,
 )
-from reluscope.regions._sorting import argsort_int, unique_first, unique_first_sorted, unique_values
+from reluscope.regions._sorting import (
+    argsort_int,
+    unique_first,
+    unique_first_inverse,
+    unique_values,
+)
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions._walk import WalkGraph, walk_candidates
@@ -707,15 +712,10 @@ class _Engine:
         z = cand.evaluate(pair, xy[v])
         z[np.abs(z) <= cand.tolerance(pair, self.snap)] = 0.0
         key = v * n + cand.neuron[pair]
-        # slots run in face order (candidates are sorted by face): a stable sort by key
-        # puts the lowest face first within each (vertex, neuron); every slot takes the
-        # value of its key's first slot
-        order = argsort_int(key)
-        _, first = unique_first_sorted(key[order])
-        group = np.zeros(len(key), dtype=np.int64)
-        group[first[1:]] = 1
-        value = np.empty(len(key))
-        value[order] = z[order[first]][np.cumsum(group)]
+        # slots run in face order (candidates are sorted by face), so the first slot of
+        # each (vertex, neuron) is on its lowest face; every slot takes that slot's value
+        _, first, inverse = unique_first_inverse(key)
+        value = z[first][inverse]
         cuts = _settle_pairs(np.sign(value), pair_ptr, base, cand.face, cand.neuron)
         # later lookups only concern the chords' own vertices
         chord_slots = np.flatnonzero(cuts[pair])
