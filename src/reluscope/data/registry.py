@@ -22,6 +22,8 @@ class DatasetInfo:
         Class names by label.
     mean, std : float
         Pixel statistics of the training split (pixels in [0, 1]).
+    train_size : int
+        Images in the training split.
     """
 
     name: str
@@ -30,6 +32,7 @@ class DatasetInfo:
     classes: tuple[str, ...]
     mean: float
     std: float
+    train_size: int = 60_000
 
 
 DATASETS: dict[str, DatasetInfo] = {

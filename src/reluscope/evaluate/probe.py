@@ -25,7 +25,8 @@ def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 2
 
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 *, weight_decay: float = 1e-4, max_iter: int = 100) -> dict[str, float]:
+                 *, weight_decay: float = 1e-4, max_iter: int = 100,
+                 dtype: torch.dtype = torch.float64) -> dict[str, float]:
     """Multinomial logistic regression on frozen features, fitted by full-batch L-BFGS.
 
     Features are standardised with the training split's mean and std. The objective is
@@ -34,18 +35,22 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     Parameters
     ----------
     train_x, test_x : (N, d) features; train_y, test_y : (N,) int labels
+    weight_decay, max_iter : float, int
+    dtype : torch.dtype
+        Precision of the fit (float32 halves its cost; accuracies agree with float64 to
+        ~1e-3 on MNIST features).
 
     Returns
     -------
     dict with ``probe_train_accuracy``, ``probe_test_accuracy``, ``probe_test_loss``.
     """
-    x = train_x.double()
+    x = train_x.to(dtype)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     x = (x - mean) / std
-    test = (test_x.double() - mean) / std
+    test = (test_x.to(dtype) - mean) / std
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64)
-    bias = torch.zeros(n_classes, dtype=torch.float64)
+    weight = torch.zeros(x.shape[1], n_classes, dtype=dtype)
+    bias = torch.zeros(n_classes, dtype=dtype)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 

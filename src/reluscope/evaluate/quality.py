@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -14,18 +15,33 @@ from reluscope.train.objectives import DINO, Batch, Objective
 
 def load_split(dataset: str, split: str, data_dir: str | Path | None, limit: int | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 1, 28, 28) float32 and labels (N,) of a split, the first `limit` only."""
-    images, labels = load_idx_images(dataset, split, data_dir, quiet=True)
+    """Images (N, 1, 28, 28) float32 and labels (N,) of a split, the first `limit` only.
+
+    The decoded, checksummed split is kept for the process (an experiment analyses many
+    checkpoints of one dataset; decoding 60,000 images costs ~1 s each time).
+    """
+    images, labels = _cached_split(dataset, split, None if data_dir is None else str(data_dir))
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
+    return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_split(dataset: str, split: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = load_idx_images(dataset, split, data_dir, quiet=True)
     return torch.from_numpy(images)[:, None], torch.from_numpy(labels)
 
 
 @torch.no_grad()
 def representation_quality(objective: Objective, dataset: str, data_dir: str | Path | None = None, *,
                            train_limit: int | None = None, test_limit: int | None = None,
+                           knn_test_limit: int | None = None,
                            indicator_samples: int = 2048) -> dict[str, float]:
     """Linear probe, kNN and collapse indicators of a trained objective.
+
+    Backbone features are computed once (float32) and shared by the probe (fitted in
+    float32), the kNN (the first `knn_test_limit` test images against all training
+    features) and the collapse indicators.
 
     Returns
     -------
@@ -39,8 +55,9 @@ def representation_quality(objective: Objective, dataset: str, data_dir: str | P
     test_x, test_y = load_split(dataset, "test", data_dir, test_limit)
     features_train = extract_features(objective.backbone, train_x)
     features_test = extract_features(objective.backbone, test_x)
-    out = linear_probe(features_train, train_y, features_test, test_y)
-    out["knn_accuracy"] = knn_accuracy(features_train, train_y, features_test, test_y)
+    out = linear_probe(features_train, train_y, features_test, test_y, dtype=torch.float32)
+    queries = slice(0, knn_test_limit)
+    out["knn_accuracy"] = knn_accuracy(features_train, train_y, features_test[queries], test_y[queries])
     sample = test_x[:indicator_samples]
     was_training = objective.training
     objective.eval()

@@ -24,7 +24,10 @@ from reluscope.train.objectives import Objective
 SLICE_METRICS = ("n_regions", "region_density", "area_mean", "area_median", "area_gini", "area_entropy",
                  "eccentricity_mean", "eccentricity_median", "isoperimetric_mean", "vertices_mean",
                  "boundary_density", "anchor_area_mean", "anchor_eccentricity_mean",
-                 "anchor_boundary_distance_mean", "anchor_regions_within_mean", "sc_vol_m", "sc_ecc_m")
+                 "anchor_boundary_distance_mean", "anchor_regions_within_mean", "sc_vol_m", "sc_ecc_m",
+                 "decision_density", "decision_regions")
+#: Per-layer summary metrics kept too (``boundary_density_site{s}``, ``regions_through_site{s}``).
+LAYER_METRICS = ("boundary_density_site", "regions_through_site")
 
 
 @dataclass
@@ -74,64 +77,142 @@ def choose_probes(dataset: str, analysis: Analysis, data_dir: str | Path | None,
     return probes, stored
 
 
+#: Per-plane metrics kept in the results table as ``plane{k}.<name>`` (for per-plane log
+#: ratios and plane-level resampling).
+PLANE_METRICS = ("n_regions", "region_density", "boundary_density", "area_median", "eccentricity_mean")
+
+#: Which network each prefix of the results table measures: the backbone (no prefix), or the
+#: backbone with the head the loss trains through (``full.``; see ``Objective.trained_head``).
+NETWORK_PREFIXES = {"backbone": "", "full": "full."}
+
+
+def _has_breakpoints(module: torch.nn.Module) -> bool:
+    """Whether `module` holds a piecewise-linear unit (else it adds no region boundary)."""
+    kinds = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ReLU6, torch.nn.Hardtanh)
+    return any(isinstance(m, kinds) for m in module.modules())
+
+
+def slice_metrics(network: torch.nn.Module, probes: Probes, analysis: Analysis, *, prefix: str = "",
+                  keep: Path | None = None, reuse: list[Any] | None = None,
+                  classifier: torch.nn.Module | None = None, n_planes: int | None = None
+                  ) -> tuple[dict[str, float], list[Any]]:
+    """Exact slices of `network` on the first `n_planes` planes (default all), as
+    ``{prefix}slice.*`` and ``{prefix}plane{k}.*``.
+
+    ``slice.<m>`` is the mean over the planes that fitted the region budget of each
+    summary metric; ``slice.log_density_mean`` the mean of log(regions per unit area), i.e.
+    the log of the geometric mean density, which no single dense plane dominates.
+    `reuse` gives partitions already computed for this network's regions (a head without
+    breakpoints does not change them); `classifier` adds the decision boundary. Returns the
+    metrics and the partitions (None where the budget was exceeded).
+    """
+    out: dict[str, float] = {}
+    per_plane: list[dict[str, float]] = []
+    parts: list[Any] = []
+    failed = 0
+    for k, plane in enumerate(probes.planes(analysis.plane_margin)[:n_planes]):
+        part = reuse[k] if reuse is not None else None
+        if reuse is None:
+            try:
+                part = slice_regions(network, plane, max_regions=analysis.max_regions)
+            except TooManyRegionsError:
+                part = None
+        parts.append(part)
+        if part is None:
+            failed += 1
+            continue
+        anchors = plane.coordinates(probes.test_x[probes.triplets[k]].double()).cpu().numpy()
+        summary = metrics.summary(part, anchors=anchors, model=classifier)
+        per_plane.append(summary)
+        for name in PLANE_METRICS:
+            out[f"{prefix}plane{k}.{name}"] = summary[name]
+        if keep is not None and k < analysis.keep_partitions and reuse is None:
+            part.save(keep / f"{prefix}plane{k}.npz")
+    names = sorted({n for p in per_plane for n in p if n in SLICE_METRICS or n.startswith(LAYER_METRICS)})
+    for name in names:
+        values = [p[name] for p in per_plane if np.isfinite(p.get(name, np.nan))]
+        if values:
+            out[f"{prefix}slice.{name}"] = float(np.mean(values))
+    if per_plane:
+        out[f"{prefix}slice.log_density_mean"] = float(np.mean([np.log(p["region_density"])
+                                                                for p in per_plane]))
+    out[f"{prefix}slice.failed_planes"] = float(failed)
+    return out, parts
+
+
+def path_metrics(network: torch.nn.Module, probes: Probes, *, prefix: str = "") -> dict[str, float]:
+    """Exact regions along the segments between the probe pairs, as ``{prefix}path*.``."""
+    out: dict[str, float] = {}
+    if not probes.pairs:
+        return out
+    x = probes.test_x.double()
+    segments = [InputPath.segment(x[i], x[j]) for i, j in probes.pairs]
+    per_path = metrics.path_metrics(path_regions(network, segments))
+    same = np.array(probes.pair_same)
+    for key in ("n_regions", "boundary_density", "region_length_mean", "mean_abs_deviation"):
+        out[f"{prefix}path.{key}"] = float(np.mean(per_path[key]))
+        if same.any():
+            out[f"{prefix}path_same.{key}"] = float(np.mean(per_path[key][same]))
+        if (~same).any():
+            out[f"{prefix}path_diff.{key}"] = float(np.mean(per_path[key][~same]))
+    return out
+
+
+def local_complexity(network: torch.nn.Module, probes: Probes, analysis: Analysis, *,
+                     prefix: str = "") -> dict[str, float]:
+    """Cross-polytope local complexity at the first ``analysis.lc_points`` test images."""
+    if not analysis.lc_points:
+        return {}
+    points = probes.test_x[: analysis.lc_points].double()
+    lc = metrics.cross_polytope_lc(network, points, analysis.lc_radius, analysis.lc_directions,
+                                   generator=torch.Generator().manual_seed(0))
+    return {prefix + k.replace("lc_cross_polytope_", "lc."): v for k, v in lc.summary().items()}
+
+
 def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Probes,
             data_dir: str | Path | None, keep: Path | None = None) -> dict[str, float]:
     """Every metric of one checkpoint, as ``{metric: value}``.
 
-    Geometry is measured on the backbone (eval mode, float64 engines); `keep` is a
-    folder where the partitions of the first ``analysis.keep_partitions`` planes are saved.
+    Geometry (float64 engines, eval mode) is measured on each network of
+    ``analysis.networks``: the backbone (metrics without prefix) and the backbone with its
+    trained head (``full.``: paths and local complexity, and slices on the first
+    ``analysis.full_planes`` planes; a linear classifier keeps the backbone's regions and
+    adds the decision boundary). `keep` is
+    a folder where the partitions of the first ``analysis.keep_partitions`` planes are saved.
+    ``time.*`` gives the seconds of each stage.
     """
-    backbone = objective.backbone.eval()
+    objective.eval()
     out: dict[str, float] = {}
-    clock = time.perf_counter()
-    per_plane: list[dict[str, float]] = []
-    failed = 0
-    for k, plane in enumerate(probes.planes(analysis.plane_margin)):
-        try:
-            part = slice_regions(backbone, plane, max_regions=analysis.max_regions)
-        except TooManyRegionsError:
-            failed += 1
-            continue
-        anchors = plane.coordinates(probes.test_x[probes.triplets[k]].double()).cpu().numpy()
-        summary = metrics.summary(part, anchors=anchors)
-        per_plane.append(summary)
-        out[f"plane{k}.n_regions"] = summary["n_regions"]
-        if keep is not None and k < analysis.keep_partitions:
-            part.save(keep / f"plane{k}.npz")
-    for name in SLICE_METRICS:
-        values = [p[name] for p in per_plane if np.isfinite(p.get(name, np.nan))]
-        if values:
-            out[f"slice.{name}"] = float(np.mean(values))
-    out["slice.failed_planes"] = float(failed)
-    out["time.slices"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    if probes.pairs:
-        x = probes.test_x.double()
-        segments = [InputPath.segment(x[i], x[j]) for i, j in probes.pairs]
-        line = path_regions(backbone, segments)
-        per_path = metrics.path_metrics(line)
-        same = np.array(probes.pair_same)
-        for key in ("n_regions", "boundary_density", "region_length_mean"):
-            out[f"path.{key}"] = float(np.mean(per_path[key]))
-            if same.any():
-                out[f"path_same.{key}"] = float(np.mean(per_path[key][same]))
-            if (~same).any():
-                out[f"path_diff.{key}"] = float(np.mean(per_path[key][~same]))
-        out["path.mean_abs_deviation"] = float(np.mean(per_path["mean_abs_deviation"]))
-    out["time.paths"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    if analysis.lc_points:
-        points = probes.test_x[: analysis.lc_points].double()
-        lc = metrics.cross_polytope_lc(backbone, points, analysis.lc_radius, analysis.lc_directions,
-                                       generator=torch.Generator().manual_seed(0))
-        out.update({k.replace("lc_cross_polytope_", "lc."): v for k, v in lc.summary().items()})
-    out["time.local_complexity"] = time.perf_counter() - clock
+    backbone_parts: list[Any] | None = None
+    for name in analysis.networks:
+        prefix = NETWORK_PREFIXES[name]
+        network = objective.backbone if name == "backbone" else objective.trained_network()
+        head = None if name == "backbone" else objective.trained_head()
+        refines = head is not None and _has_breakpoints(head)
+        reuse = backbone_parts if head is not None and not refines else None
+        # a head with breakpoints refines the backbone's regions ~10x (a 512-wide projector),
+        # so the full network is sliced on the first `full_planes` planes only (a linear
+        # head keeps the backbone's regions: they are reused, and its decision boundary added)
+        n_planes = analysis.full_planes if head is not None else None
+        clock = time.perf_counter()
+        if n_planes != 0:
+            classifier = network if objective.family == "supervised" and head is not None else None
+            values, parts = slice_metrics(network, probes, analysis, prefix=prefix, keep=keep, reuse=reuse,
+                                          classifier=classifier, n_planes=n_planes)
+            out.update(values)
+            if name == "backbone":
+                backbone_parts = parts
+        out[f"time.{prefix}slices"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        out.update(path_metrics(network, probes, prefix=prefix))
+        out[f"time.{prefix}paths"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        out.update(local_complexity(network, probes, analysis, prefix=prefix))
+        out[f"time.{prefix}local_complexity"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     quality = representation_quality(objective, dataset, data_dir, train_limit=analysis.probe_train,
-                                     test_limit=analysis.probe_test)
+                                     test_limit=analysis.probe_test, knn_test_limit=analysis.knn_test)
     out.update(quality)
     out["time.quality"] = time.perf_counter() - clock
     return out

@@ -91,7 +91,12 @@ class Analysis:
         Margin of ``Plane.through`` around the three images.
     plane_seed : int
     keep_partitions : int
-        Partitions of the first planes saved per checkpoint, for the report's pictures.
+        Partitions of the first planes saved at each pictured checkpoint, for the report.
+    keep_checkpoints : int
+        Pictured checkpoints per run: the first, the end of epoch 1, the last, then more
+        spread over training (see ``runner.pictured_steps``).
+    keep_seeds : int
+        Only runs of the first ``keep_seeds`` seeds of the grid keep partitions.
     max_regions : int
         Region budget of one slice (larger slices are recorded as failed metrics).
     paths : int
@@ -104,12 +109,26 @@ class Analysis:
         Cross-polytope directions P.
     probe_train, probe_test : int or None
         Images of the train/test split used by the linear probe and kNN (None: all).
+    knn_test : int or None
+        Test images the kNN classifies (its bank is the probe's training images); None:
+        the probe's test images. The similarity matrix costs ``knn_test x probe_train x d``.
+    networks : list of {"backbone", "full"}
+        Which networks the geometry is measured on: the backbone (metrics without prefix)
+        and the backbone with the head the loss trains through (``full.`` metrics:
+        classifier, projector, or DINO head before its normalisation).
+    full_planes : int
+        Planes (the first ones) sliced for the full network. A 512-wide projector refines
+        the backbone's regions about 10x, so these slices cost about 10x the backbone's; a
+        linear classifier keeps them, and adds its decision boundary (about 1 s per plane of
+        ~60,000 regions). Paths and local complexity always cover the full network.
     """
 
     planes: int = 4
     plane_margin: float = 0.2
     plane_seed: int = 0
     keep_partitions: int = 1
+    keep_checkpoints: int = 4
+    keep_seeds: int = 1
     max_regions: int = 2_000_000
     paths: int = 32
     lc_points: int = 200
@@ -117,6 +136,9 @@ class Analysis:
     lc_directions: int = 8
     probe_train: int | None = 10_000
     probe_test: int | None = 2_000
+    knn_test: int | None = None
+    networks: list[str] = field(default_factory=lambda: ["backbone", "full"])
+    full_planes: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,12 @@ class RunSpec:
 
     train: TrainConfig
 
+    def train_steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch of this run (training images // batch size)."""
+        subset = self.train.subset
+        images = subset if subset is not None else DATASETS[self.train.dataset].train_size
+        return max(1, images // min(self.train.batch_size, images))
+
     @property
     def run_id(self) -> str:
         """``<objective>-<dataset>-<backbone><width>-s<seed>-<hash>``, stable across sessions."""
@@ -206,7 +234,8 @@ def _check(config: ExperimentConfig) -> None:
         if not isinstance(numbers, list) or not numbers or any(isinstance(v, bool) or not isinstance(v, int)
                                                                for v in numbers):
             fail(name, "a non-empty list of integers", numbers, "e.g. [64, 256].")
-    positive = {"grid.depth": g.depth, "training.epochs": t.epochs, "training.batch_size": t.batch_size,
+    positive = {"analysis.keep_checkpoints": a.keep_checkpoints, "analysis.keep_seeds": a.keep_seeds,
+                "grid.depth": g.depth, "training.epochs": t.epochs, "training.batch_size": t.batch_size,
                 "training.checkpoints_per_decade": t.checkpoints_per_decade, "analysis.planes": a.planes,
                 "analysis.max_regions": a.max_regions, "analysis.lc_directions": a.lc_directions,
                 "execution.workers": e.workers}
@@ -214,13 +243,22 @@ def _check(config: ExperimentConfig) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             fail(name, "a positive integer", value, "Use 1 or more.")
     for name, value in {"analysis.paths": a.paths, "analysis.lc_points": a.lc_points,
-                        "analysis.keep_partitions": a.keep_partitions}.items():
+                        "analysis.keep_partitions": a.keep_partitions,
+                        "analysis.full_planes": a.full_planes}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             fail(name, "a non-negative integer", value, "Use 0 to switch it off.")
     for name, real in {"training.lr": t.lr, "analysis.lc_radius": a.lc_radius,
                        "analysis.plane_margin": a.plane_margin}.items():
         if not isinstance(real, int | float) or isinstance(real, bool) or real <= 0:
             fail(name, "a positive number", real, "e.g. 0.5.")
+    if (not isinstance(a.networks, list) or not a.networks or len(set(a.networks)) != len(a.networks)
+            or any(n not in ("backbone", "full") for n in a.networks)):
+        fail("analysis.networks", "a non-empty list of distinct names from ['backbone', 'full']", a.networks,
+             'e.g. ["backbone", "full"].')
+    for name, limit in {"analysis.probe_train": a.probe_train, "analysis.probe_test": a.probe_test,
+                        "analysis.knn_test": a.knn_test}.items():
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            fail(name, "a positive integer or absent (all images)", limit, "e.g. 10000, or remove the line.")
     if e.engine not in ("local", "ray"):
         fail("execution.engine", "'local' or 'ray'", e.engine, "Use 'local' unless a Ray cluster is running.")
 

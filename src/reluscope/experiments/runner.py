@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from reluscope._validation import message
@@ -51,10 +52,13 @@ def run_job(config: ExperimentConfig, spec: RunSpec, root: str, data_dir: str | 
     result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet)  # the current run's bar
     family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
     todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
+    pictured = pictured_steps(config, spec, [s for s, _ in result.checkpoints])
     for step, path in progress_bar(todo, desc=f"analyse {run_id}", disable=quiet):
         _, objective, meta = load_checkpoint(path)
-        keep = run_dir / "partitions" / f"step_{step:08d}"
-        keep.mkdir(parents=True, exist_ok=True)
+        keep = None
+        if step in pictured:
+            keep = run_dir / "partitions" / f"step_{step:08d}"
+            keep.mkdir(parents=True, exist_ok=True)
         values = analyse(objective, dataset, config.analysis, probes, data_dir, keep=keep)
         for key, value in meta.get("metrics", {}).items():
             values[f"train.{key}"] = float(value)
@@ -67,6 +71,30 @@ def run_job(config: ExperimentConfig, spec: RunSpec, root: str, data_dir: str | 
     store.mark_complete(run_id, {"checkpoints": [s for s, _ in result.checkpoints],
                                  "train_seconds": result.seconds})
     return run_id
+
+
+def pictured_steps(config: ExperimentConfig, spec: RunSpec, steps: list[int]) -> set[int]:
+    """Checkpoints whose partitions are kept for pictures (``analysis.keep_checkpoints``).
+
+    Only runs of the first ``analysis.keep_seeds`` seeds of the grid keep any. The steps
+    are the first checkpoint, the end of the first epoch, the last, then more spread
+    evenly over the schedule, so a published store holds a few partitions per objective.
+    """
+    a = config.analysis
+    if a.keep_partitions == 0 or spec.train.seed not in sorted(config.grid.seeds)[: a.keep_seeds]:
+        return set()
+    ordered = sorted(steps)
+    if not ordered:
+        return set()
+    per_epoch = max(1, spec.train_steps_per_epoch())
+    first_epoch = min(ordered, key=lambda s: abs(s - per_epoch))
+    picks = [ordered[0], first_epoch, ordered[-1]]
+    spread = [ordered[round(i)] for i in np.linspace(0, len(ordered) - 1, max(a.keep_checkpoints, 2))]
+    for step in spread:
+        if step not in picks:
+            picks.append(step)
+    unique = list(dict.fromkeys(picks))
+    return set(unique[: a.keep_checkpoints])
 
 
 def _worker_init(threads: int) -> None:
@@ -113,6 +141,13 @@ def _record(report: GridReport, store: Store, spec: RunSpec, error: BaseExceptio
     report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
 
 
+def _log_line(bar: Any, spec: RunSpec, error: object) -> None:
+    """One line per finished run when no progress bar is shown (logs of background grids)."""
+    if getattr(bar, "disable", False):
+        state = "done" if error is None else f"FAILED ({error})"
+        print(f"{time.strftime('%H:%M:%S')} {spec.run_id} {state} [{bar.n}/{bar.total}]", flush=True)
+
+
 def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None, workers: int,
                  report: GridReport, store: Store, quiet: bool | None) -> None:
     bar = progress_bar(total=len(pending), desc=f"grid {config.name}", unit="run", disable=quiet)
@@ -125,6 +160,7 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
                 except Exception as exc:  # one failing run must not stop the grid
                     _record(report, store, spec, exc)
                 bar.update(1)
+                _log_line(bar, spec, report.failed.get(spec.run_id))
             return
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
@@ -134,6 +170,7 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
             for done in futures.as_completed(jobs):
                 _record(report, store, jobs[done], done.exception())
                 bar.update(1)
+                _log_line(bar, jobs[done], done.exception())
 
 
 def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None,

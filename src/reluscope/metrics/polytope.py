@@ -129,6 +129,27 @@ def boundary_lengths(part: Partition2D) -> dict[int, float]:
     return {i: float(v) for i, v in enumerate(per_site)}
 
 
+def regions_through_sites(part: Partition2D) -> np.ndarray:
+    """(n_sites,) regions of the network cut off after each ReLU site, on the same plane.
+
+    Entry ``s`` counts the distinct activation patterns of sites ``0..s`` over the
+    partition's regions. A pattern of the truncated network holds on an intersection of
+    half-planes (each earlier site is affine once the patterns before it are fixed), which is
+    convex, so each distinct pattern is exactly one region of the truncated network; the last
+    entry is ``part.n_regions``. This is the per-layer region count of Hanin & Rolnick
+    (2019) and Muthivhi & van Zyl (2026), read off one exact slice.
+    """
+    counts = np.zeros(len(part.sites), dtype=np.int64)
+    ids = np.zeros(part.n_regions, dtype=np.int64)
+    for s, packed in enumerate(part.patterns):
+        rows = np.column_stack([ids.view(np.uint8).reshape(-1, 8), packed])
+        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+        _, ids = np.unique(keys, return_inverse=True)
+        ids = ids.astype(np.int64).ravel()
+        counts[s] = int(ids.max()) + 1 if len(ids) else 0
+    return counts
+
+
 def gini(values: np.ndarray) -> float:
     """Gini coefficient of non-negative values (0: all equal; -> 1: one holds everything)."""
     v = np.sort(np.asarray(values, dtype=np.float64))

@@ -18,6 +18,7 @@ from reluscope.metrics.polytope import (
     gini,
     isoperimetric_quotients,
     perimeters,
+    regions_through_sites,
     vertex_counts,
     vertex_distance_ratio,
 )
@@ -71,7 +72,8 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
         Counts and density; area distribution (mean, std, median, quantiles, Gini,
         entropy and effective number); shape (eccentricity from second moments, axis
         ratio, isoperimetric quotient, vertices, perimeter); boundary length per unit
-        area, total and per site; the SplineCam-compatible ``sc_*`` statistics.
+        area, total and per site; regions of the network cut after each site
+        (``regions_through_site{s}``); the SplineCam-compatible ``sc_*`` statistics.
     """
     if not isinstance(part, Partition2D):
         raise InputTypeError(message("`part` of summary", "a Partition2D", describe(part),
@@ -100,6 +102,8 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
     out["boundary_density"] = total / domain
     for site, length in per_site.items():
         out[f"boundary_density_site{site}"] = length / domain
+    for site, count in enumerate(regions_through_sites(part)):
+        out[f"regions_through_site{site}"] = float(count)
     out.update(splinecam_statistics(part))
     if anchors is not None:
         found = anchor_metrics(part, anchors, radius)

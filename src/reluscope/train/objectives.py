@@ -1,6 +1,7 @@
 """Training objectives, each a small module holding its heads and computing its loss.
 
-Families (``Objective.family``): ``supervised`` (cross-entropy), ``contrastive``
+Families (``Objective.family``): ``supervised`` (cross-entropy, on the images or, for
+``supervised-aug``, on the same augmented views the SSL objectives see), ``contrastive``
 (SimCLR, MoCo v2), ``self-distillation`` (BYOL, SimSiam, DINO), ``redundancy-reduction``
 (VICReg, Barlow Twins). Collapse switches (``stop_gradient``, ``predictor``, ``ema``,
 ``centering``, ``sharpening``, ``variance``/``covariance``) turn off the mechanism that
@@ -77,6 +78,18 @@ class Objective(nn.Module):
         """Embedding of images (B, C, H, W) -> (B, d); default: the backbone features."""
         return self.backbone(x)
 
+    def trained_head(self) -> nn.Module:
+        """The trained head the loss reads the backbone through, up to its last piecewise-linear
+        layer: the classifier (supervised), the projector (SimCLR, MoCo, BYOL, SimSiam, VICReg,
+        Barlow Twins; BYOL's and SimSiam's predictors act on one branch only and are left out),
+        DINO's head before its l2 normalisation."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its head")
+
+    def trained_network(self) -> nn.Module:
+        """``backbone`` followed by :meth:`trained_head`: the network the loss acts on (its modules are
+        shared with the objective, not copied)."""
+        return nn.Sequential(self.backbone, self.trained_head())
+
     def _views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.views is None:
             raise InputValueError(message(f"the batch of {type(self).__name__}", "two augmented views",
@@ -91,6 +104,9 @@ class _Projected(Objective):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.backbone(x))
+
+    def trained_head(self) -> nn.Module:
+        return self.projector
 
     def _embedded_views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings of the two views, computed in one pass: (B, d) each."""
@@ -109,10 +125,31 @@ class Supervised(Objective):
         super().__init__(backbone)
         self.classifier = nn.Linear(self.feature_dim, n_classes)
 
+    def trained_head(self) -> nn.Module:
+        return self.classifier
+
     def forward(self, batch: Batch) -> LossOutput:
         logits = self.classifier(self.backbone(batch.images))
         loss = F.cross_entropy(logits, batch.labels)
         acc = (logits.argmax(1) == batch.labels).float().mean()
+        return LossOutput(loss, {"train_accuracy": float(acc)})
+
+
+class SupervisedAugmented(Supervised):
+    """Cross-entropy on both augmented views the SSL objectives see (mean over the 2B images).
+
+    The baseline that separates the effect of the objective from that of the
+    augmentations: same classifier as :class:`Supervised`, same views as SimCLR.
+    """
+
+    needs_views = True
+
+    def forward(self, batch: Batch) -> LossOutput:
+        v1, v2 = self._views(batch)
+        labels = torch.cat([batch.labels, batch.labels])
+        logits = self.classifier(self.backbone(torch.cat([v1, v2])))
+        loss = F.cross_entropy(logits, labels)
+        acc = (logits.argmax(1) == labels).float().mean()
         return LossOutput(loss, {"train_accuracy": float(acc)})
 
 
@@ -258,7 +295,7 @@ class DINO(Objective):
                  centering: bool = True, sharpening: bool = True) -> None:
         super().__init__(backbone)
         self.head = nn.Sequential(mlp_head(self.feature_dim, hidden, bottleneck), _L2Norm(),
-                                  nn.Linear(bottleneck, out_dim, bias=False))
+                                       nn.Linear(bottleneck, out_dim, bias=False))
         self.teacher_backbone = frozen_copy(backbone)
         self.teacher_head = frozen_copy(self.head)
         self.register_buffer("center", torch.zeros(out_dim))
@@ -270,6 +307,9 @@ class DINO(Objective):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    def trained_head(self) -> nn.Module:
+        return self.head[0]
 
     def forward(self, batch: Batch) -> LossOutput:
         v1, v2 = self._views(batch)
@@ -349,6 +389,7 @@ class BarlowTwins(_Projected):
 #: name -> (constructor, fixed keyword arguments); collapse variants included.
 OBJECTIVES: dict[str, tuple[Callable[..., Objective], dict[str, Any]]] = {
     "supervised": (Supervised, {}),
+    "supervised-aug": (SupervisedAugmented, {}),
     "simclr": (SimCLR, {}),
     "moco": (MoCo, {}),
     "byol": (BYOL, {}),
