@@ -1,6 +1,6 @@
 """Typed experiment configs (TOML), validated, expanded into runs with stable ids.
 
-A config has four tables; every field is documented on its dataclass below.
+A config has five tables; every field is documented on its dataclass below.
 
 ```toml
 name = "demo"
@@ -8,6 +8,7 @@ name = "demo"
 [training]   # budget and checkpoint schedule, shared by every run
 [analysis]   # what to measure at every checkpoint
 [execution]  # how to run the grid (workers, engine)
+[findings]   # how the findings read the results (pre-registered primary metric, burn-in)
 ```
 """
 
@@ -160,6 +161,53 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class Findings:
+    """How the findings read the results: fixed in the config before the runs (pre-registered).
+
+    Attributes
+    ----------
+    primary_metric : str
+        The one geometry metric the findings and the open question test (others are
+        reported with a multiple-comparison correction). Default: the mean over planes of
+        log(regions per unit area) of the backbone's slices.
+    full_network_metric : str
+        The same questions asked of the full trained network (backbone + head): default the
+        exact boundary density along the test segments (boundaries per unit length).
+    burn_in_epochs : float
+        Trends are read from this epoch on (every objective first loses most of its
+        regions during epoch 1; a trend from step 0 measures that transient).
+    confidence : float
+        Level of every interval (cluster bootstrap over runs).
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+    correction : {"holm", "bh"}
+        Multiple-comparison correction of the secondary metrics (Holm's family-wise, or
+        Benjamini–Hochberg false discovery rate).
+    comparable_gap : float
+        "Comparable accuracy": the interval of (supervised − SSL) final probe accuracy lies
+        below this many points (fraction; 0.02 = 2 points).
+    detection_z : float
+        Collapse detection: an indicator flags when its log deviation from the healthy runs
+        of the other seeds at the same step exceeds this many seed-noise units.
+    detection_persistence : int
+        ... for this many consecutive checkpoints (one-checkpoint blips do not flag).
+    """
+
+    primary_metric: str = "slice.log_density_mean"
+    burn_in_epochs: float = 1.0
+    confidence: float = 0.95
+    n_boot: int = 2000
+    seed: int = 0
+    correction: str = "holm"
+    full_network_metric: str = "full.path.boundary_density"
+    comparable_gap: float = 0.02
+    detection_z: float = 3.0
+    detection_persistence: int = 2
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment: its name and the four tables."""
 
@@ -168,6 +216,7 @@ class ExperimentConfig:
     training: Training = field(default_factory=Training)
     analysis: Analysis = field(default_factory=Analysis)
     execution: Execution = field(default_factory=Execution)
+    findings: Findings = field(default_factory=Findings)
 
     def runs(self) -> list[RunSpec]:
         """Every run of the grid, in a stable order."""
@@ -205,7 +254,8 @@ class RunSpec:
         return f"{c.objective}-{c.dataset}-{c.backbone}{c.width}-s{c.seed}-{digest}"
 
 
-_TABLES = {"grid": Grid, "training": Training, "analysis": Analysis, "execution": Execution}
+_TABLES = {"grid": Grid, "training": Training, "analysis": Analysis, "execution": Execution,
+           "findings": Findings}
 
 
 def _build(cls: Any, data: Any, where: str) -> Any:
@@ -259,6 +309,28 @@ def _check(config: ExperimentConfig) -> None:
                         "analysis.knn_test": a.knn_test}.items():
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             fail(name, "a positive integer or absent (all images)", limit, "e.g. 10000, or remove the line.")
+    f = config.findings
+    if not isinstance(f.primary_metric, str) or not f.primary_metric:
+        fail("findings.primary_metric", "a metric name", f.primary_metric, 'e.g. "slice.log_density_mean".')
+    if not isinstance(f.burn_in_epochs, int | float) or isinstance(f.burn_in_epochs, bool) \
+            or not 0 <= f.burn_in_epochs < t.epochs:
+        fail("findings.burn_in_epochs", f"a number in [0, training.epochs = {t.epochs})", f.burn_in_epochs,
+             "e.g. 1.")
+    if not isinstance(f.confidence, float) or not 0.5 <= f.confidence < 1:
+        fail("findings.confidence", "a number in [0.5, 1)", f.confidence, "e.g. 0.95.")
+    if isinstance(f.n_boot, bool) or not isinstance(f.n_boot, int) or f.n_boot < 100:
+        fail("findings.n_boot", "an integer of at least 100", f.n_boot, "e.g. 2000.")
+    if not isinstance(f.full_network_metric, str) or not f.full_network_metric:
+        fail("findings.full_network_metric", "a metric name", f.full_network_metric,
+             'e.g. "full.path.boundary_density".')
+    for name, real in {"findings.comparable_gap": f.comparable_gap, "findings.detection_z": f.detection_z}.items():
+        if not isinstance(real, int | float) or isinstance(real, bool) or not 0 < real < float("inf"):
+            fail(name, "a positive finite number", real, "e.g. 0.02 or 3.")
+    if isinstance(f.detection_persistence, bool) or not isinstance(f.detection_persistence, int) \
+            or f.detection_persistence < 1:
+        fail("findings.detection_persistence", "a positive integer", f.detection_persistence, "e.g. 2.")
+    if f.correction not in ("holm", "bh"):
+        fail("findings.correction", "'holm' or 'bh'", f.correction, "Use 'holm' (family-wise) or 'bh' (FDR).")
     if e.engine not in ("local", "ray"):
         fail("execution.engine", "'local' or 'ray'", e.engine, "Use 'local' unless a Ray cluster is running.")
 
