@@ -323,7 +323,8 @@ def _check(config: ExperimentConfig) -> None:
     if not isinstance(f.full_network_metric, str) or not f.full_network_metric:
         fail("findings.full_network_metric", "a metric name", f.full_network_metric,
              'e.g. "full.path.boundary_density".')
-    for name, real in {"findings.comparable_gap": f.comparable_gap, "findings.detection_z": f.detection_z}.items():
+    reals = {"findings.comparable_gap": f.comparable_gap, "findings.detection_z": f.detection_z}
+    for name, real in reals.items():
         if not isinstance(real, int | float) or isinstance(real, bool) or not 0 < real < float("inf"):
             fail(name, "a positive finite number", real, "e.g. 0.02 or 3.")
     if isinstance(f.detection_persistence, bool) or not isinstance(f.detection_persistence, int) \
