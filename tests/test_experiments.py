@@ -10,12 +10,10 @@ import sys
 import textwrap
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from reluscope.cli import main
 from reluscope.experiments.config import config_from_dict, load_config
-from reluscope.experiments.findings import correlations, detection_steps, findings, wide
 from reluscope.experiments.runner import run_experiment
 from reluscope.experiments.store import COLUMNS, load_results
 
@@ -125,49 +123,6 @@ def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path, data_dir, monk
     assert len(report.completed) == 2 and len(report.failed) == 1
     failed = next(iter(report.failed))
     assert "boom" in (tmp_path / "exp" / "runs" / failed / "error.txt").read_text()
-
-
-def synthetic_table() -> pd.DataFrame:
-    """Runs with known trends: supervised many regions, simclr expanding, byol merging,
-    a collapse variant whose regions move at step 10 and its std only at step 100."""
-    rows = []
-    steps = [0, 1, 10, 100]
-    specs = {"supervised": ("supervised", [100, 200, 400, 800], [0.5, 0.7, 0.9, 0.95]),
-             "simclr": ("contrastive", [100, 150, 250, 300], [0.5, 0.7, 0.88, 0.93]),
-             "byol": ("self-distillation", [100, 90, 80, 70], [0.5, 0.7, 0.9, 0.93]),
-             "byol-no-ema": ("self-distillation", [100, 90, 20, 10], [0.5, 0.7, 0.9, 0.6])}
-    for seed in (0, 1):
-        for name, (family, regions, probe) in specs.items():
-            for i, step in enumerate(steps):
-                values = {"slice.n_regions": regions[i] + seed, "slice.area_median": 1.0 / regions[i],
-                          "lc.total": regions[i] / 10, "probe_test_accuracy": probe[i],
-                          "knn_accuracy": probe[i] - 0.01, "embedding_std": 0.1 if (name == "byol-no-ema"
-                                                                                  and step == 100) else 0.8,
-                          "embedding_rankme": 20.0}
-                for metric, value in values.items():
-                    rows.append({"run_id": f"{name}-{seed}", "dataset": "mnist", "objective": name,
-                                 "family": family, "backbone": "mlp", "width": 64, "seed": seed, "step": step,
-                                 "epoch": step / 10, "metric": metric, "value": float(value)})
-    return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def test_findings_on_a_synthetic_table_with_known_answers():
-    table = wide(synthetic_table())
-    verdicts = {f.title: f.verdict for f in findings(table)}
-    assert verdicts["SSL: comparable accuracy, fewer regions"] == "holds"
-    assert verdicts["contrastive: regions multiply"] == "holds"
-    assert verdicts["self-distillation: regions merge"] == "holds"
-    assert verdicts["collapse is visible early in geometry"] == "holds"
-    assert verdicts["geometry predicts accuracy across architectures"] == "inconclusive"  # one backbone
-    steps = detection_steps(table)
-    geo = steps[(steps["indicator"] == "slice.n_regions") & (steps["run_id"] == "byol-no-ema-0")]["step"]
-    std = steps[(steps["indicator"] == "embedding_std") & (steps["run_id"] == "byol-no-ema-0")]["step"]
-    assert float(geo.iloc[0]) == 10 and float(std.iloc[0]) == 100
-    corr = correlations(table, n_boot=50)
-    row = corr[(corr["scope"] == "simclr") & (corr["metric"] == "slice.n_regions")
-               & (corr["target"] == "probe_test_accuracy")].iloc[0]
-    assert row["spearman"] > 0.95 and row["resampled"] == "seeds"
-    assert row["spearman_lo"] <= row["spearman"] <= row["spearman_hi"]
 
 
 def test_report_of_an_empty_folder_says_what_to_run(tmp_path):

@@ -313,9 +313,9 @@ def _check(config: ExperimentConfig) -> None:
     if not isinstance(f.primary_metric, str) or not f.primary_metric:
         fail("findings.primary_metric", "a metric name", f.primary_metric, 'e.g. "slice.log_density_mean".')
     if not isinstance(f.burn_in_epochs, int | float) or isinstance(f.burn_in_epochs, bool) \
-            or not 0 <= f.burn_in_epochs < t.epochs:
-        fail("findings.burn_in_epochs", f"a number in [0, training.epochs = {t.epochs})", f.burn_in_epochs,
-             "e.g. 1.")
+            or not 0 <= f.burn_in_epochs < float("inf"):
+        fail("findings.burn_in_epochs", "a non-negative number of epochs", f.burn_in_epochs,
+             "e.g. 1 (trends need 3 checkpoints after it).")
     if not isinstance(f.confidence, float) or not 0.5 <= f.confidence < 1:
         fail("findings.confidence", "a number in [0.5, 1)", f.confidence, "e.g. 0.95.")
     if isinstance(f.n_boot, bool) or not isinstance(f.n_boot, int) or f.n_boot < 100:

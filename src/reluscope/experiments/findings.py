@@ -1,7 +1,25 @@
 """From the results table to answers: correlations with quality, and the paper's findings.
 
-Every verdict states its criterion; thresholds are module constants so they are easy
-to find and to change.
+Every finding reads whole trajectories or matched points, never two hand-picked
+checkpoints; its unit of evidence is the run (intervals from a cluster bootstrap over
+seeds, :mod:`reluscope.experiments.statistics`); its thresholds are seed-noise bands
+(how much runs that differ only in their seed disagree), not fixed percentages; it tests
+the one metric pre-registered in the config's ``[findings]`` table and prints its
+criterion, numbers and intervals; "inconclusive" whenever an interval straddles.
+
+Findings (Muthivhi & van Zyl, 2026, and the question they leave open):
+
+1. SSL reaches accuracy comparable to supervised with fewer regions (final checkpoint,
+   and at matched probe accuracy along the trajectories).
+2. Contrastive objectives expand regions over training (trend after the burn-in).
+3. Self-distillation merges them (trend after the burn-in: down or flat).
+4. Collapse shows early in region geometry (lead over the standard indicators, with a
+   healthy-vs-healthy null for the false-alarm rate of every indicator).
+5. Geometry predicts quality across objectives (leave-one-objective-out) and across
+   architectures (leave-one-architecture-out); every other metric in a corrected table.
+
+Findings 1-3 are asked of the backbone (the primary metric) and of the full trained
+network (``findings.full_network_metric``).
 """
 
 from __future__ import annotations
@@ -13,24 +31,33 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from reluscope.experiments.config import Findings
+from reluscope.experiments.statistics import (
+    Estimate,
+    adjust_pvalues,
+    bootstrap,
+    classify,
+    first_crossing,
+    loo_r2,
+    persistent_onset,
+    pooled_std,
+    theil_sen,
+)
+
 #: Metric prefixes that measure geometry (candidates to predict quality).
 GEOMETRY_PREFIXES = ("slice.", "path.", "path_same.", "path_diff.", "lc.")
 #: Up to this many rows, Kendall's tau comes from the pair sign matrices (all columns at once).
 KENDALL_PAIRWISE_MAX = 300
 #: Quality targets.
 TARGETS = ("probe_test_accuracy", "knn_accuracy")
-#: Finding 1: "comparable" accuracy gap, and "substantially fewer" regions ratio.
-COMPARABLE_GAP = 0.05
-FEWER_RATIO = 0.8
-#: Findings 2/3: relative change of the region count between the first and last checkpoint.
-FLAT_BAND = 0.05
-#: Finding 4: an indicator flags collapse once it deviates this much (relative) from the
-#: healthy counterpart run at the same step (or from its own step-0 value without one);
-#: the probe flags when it is this many points below.
-COLLAPSE_DEVIATION = 0.25
-PROBE_DROP = 0.02
-COLLAPSE_GEOMETRY = ("slice.n_regions", "slice.area_median", "lc.total", "path.n_regions")
+#: Finding 4: the geometry indicators watched beside the pre-registered primary metric, and
+#: the standard collapse indicators they race against.
+COLLAPSE_GEOMETRY = ("slice.log_density_mean", "path.boundary_density", "full.path.boundary_density",
+                     "lc.total")
 COLLAPSE_STANDARD = ("embedding_std", "embedding_rankme", "probe_test_accuracy")
+#: Matched-quality comparison (finding 1): probe-accuracy levels spread over the range both
+#: trajectories reach.
+MATCHED_LEVELS = 5
 
 
 def wide(results: pd.DataFrame) -> pd.DataFrame:
@@ -130,12 +157,18 @@ def correlations(table: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) -> pd
 
 @dataclass
 class Finding:
-    """One question, its verdict, the criterion and the numbers behind it."""
+    """One question, its verdict, the criterion and the numbers behind it.
+
+    ``network`` says which network the metric measures (``"backbone"`` or ``"full"``:
+    backbone + trained head); ``metric`` names it.
+    """
 
     title: str
     verdict: str
     criterion: str
     numbers: str
+    metric: str = ""
+    network: str = "backbone"
 
 
 def base_objective(objective: str) -> str:
@@ -146,190 +179,449 @@ def base_objective(objective: str) -> str:
     return objective
 
 
-def healthy_reference(table: pd.DataFrame, run: pd.DataFrame) -> pd.DataFrame | None:
-    """Per-step means of the run's healthy counterpart (same objective without the switch,
-    same seed), or None when the grid has none. `run` holds one run's rows."""
-    healthy = table[(table["objective"] == base_objective(run["objective"].iloc[0]))
-                    & (table["seed"] == run["seed"].iloc[0])]
-    return healthy.groupby("step").mean(numeric_only=True) if not healthy.empty else None
-
-
-def reference_values(reference: pd.DataFrame | None, run: pd.DataFrame, indicator: str) -> pd.Series:
-    """What the run's `indicator` (indexed by step) is compared with: the healthy run at the
-    same steps, or the run's own step-0 value without a counterpart."""
-    values = run[indicator]
-    if reference is not None and indicator in reference:
-        return reference[indicator].reindex(values.index)
-    return pd.Series(values.iloc[0], index=values.index)
-
-
 def is_collapse_variant(objective: str) -> bool:
     """Whether the objective is a collapse switch (``-no-...`` or ``-invariance-only``)."""
     return base_objective(objective) != objective
+
+
+def is_supervised(objective: str) -> bool:
+    """Supervised baselines (``supervised``, ``supervised-aug``)."""
+    return objective.startswith("supervised")
+
+
+def network_of(metric: str) -> str:
+    """``"full"`` for metrics of the backbone + head (``full.`` prefix), else ``"backbone"``."""
+    return "full" if metric.startswith("full.") else "backbone"
+
+
+def log_values(metric: str, values: np.ndarray) -> np.ndarray:
+    """The metric on a log scale: as is when already a log (``log_`` in its name), else log."""
+    values = np.asarray(values, dtype=float)
+    if "log_" in metric:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log(values), np.nan)
+
+
+def healthy_reference(table: pd.DataFrame, run: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-step means of the healthy counterpart of `run` (same objective without its switch)
+    over the grid's other seeds, or None when there is none. `run` holds one run's rows."""
+    objective, seed = run["objective"].iloc[0], run["seed"].iloc[0]
+    healthy = table[(table["objective"] == base_objective(objective)) & (table["seed"] != seed)]
+    return healthy.groupby("step").mean(numeric_only=True) if not healthy.empty else None
 
 
 def _final(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[table.groupby("run_id")["step"].idxmax()]
 
 
-def finding_fewer_regions(table: pd.DataFrame) -> Finding:
-    """1. SSL reaches accuracy comparable to supervised with substantially fewer regions."""
+def _healthy_ssl(table: pd.DataFrame) -> list[str]:
+    names = table["objective"].unique()
+    return sorted(o for o in names if not is_supervised(o) and not is_collapse_variant(o))
+
+
+def _summarise(verdicts: dict[str, str], support: str, refute: set[str]) -> str:
+    """Overall verdict from per-objective outcomes: `support` for the claim, `refute` against."""
+    values = list(verdicts.values())
+    if not values:
+        return "inconclusive"
+    if all(v == support for v in values):
+        return "holds"
+    if all(v in refute for v in values):
+        return "does not hold"
+    if any(v == support for v in values) and any(v in refute for v in values):
+        return "mixed"
+    return "inconclusive"
+
+
+class _Resampler:
+    """Bootstrap settings of one findings pass (a seeded generator shared by all intervals)."""
+
+    def __init__(self, options: Findings) -> None:
+        self.options = options
+        self.rng = np.random.default_rng(options.seed)
+
+    def mean(self, values: np.ndarray) -> Estimate:
+        return bootstrap([values], lambda v: float(np.mean(v)), n_boot=self.options.n_boot, rng=self.rng,
+                         confidence=self.options.confidence)
+
+    def difference(self, a: np.ndarray, b: np.ndarray) -> Estimate:
+        return bootstrap([a, b], lambda u, v: float(np.mean(u) - np.mean(v)), n_boot=self.options.n_boot,
+                         rng=self.rng, confidence=self.options.confidence)
+
+
+# ---------------------------------------------------------------------------- finding 1
+def matched_quality_gap(table: pd.DataFrame, objective: str, reference: str, metric: str,
+                        target: str = "probe_test_accuracy") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log metric of each run the first time it reaches each of ``MATCHED_LEVELS`` accuracies.
+
+    The levels are spread over the accuracy range that every run of both objectives
+    reaches (from the highest starting accuracy to the lowest best accuracy). Returns the
+    levels, and the (runs, levels) log-metric arrays of `objective` and `reference` (empty
+    when the ranges do not overlap).
+    """
+    runs = {name: [g.sort_values("step") for _, g in table[table["objective"] == name].groupby("run_id")]
+            for name in (objective, reference)}
+    every = runs[objective] + runs[reference]
+    if not runs[objective] or not runs[reference] or target not in table or metric not in table:
+        return np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0))
+    low = max(float(g[target].iloc[0]) for g in every)
+    high = min(float(g[target].max()) for g in every)
+    if not high > low:
+        return np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0))
+    levels = np.linspace(low, high, MATCHED_LEVELS + 2)[1:-1]
+
+    def at_levels(group: pd.DataFrame) -> list[float]:
+        y = log_values(metric, group[metric].to_numpy(float))
+        return [first_crossing(group[target].to_numpy(float), y, a) for a in levels]
+
+    return (levels, np.array([at_levels(g) for g in runs[objective]]),
+            np.array([at_levels(g) for g in runs[reference]]))
+
+
+def finding_fewer_regions(table: pd.DataFrame, options: Findings, metric: str | None = None) -> Finding:
+    """1. SSL reaches accuracy comparable to supervised with fewer regions."""
+    metric = metric or options.primary_metric
+    gap = options.comparable_gap
+    title = "SSL: comparable accuracy, fewer regions"
+    criterion = (
+        f"per healthy SSL objective against supervised, final checkpoints, {options.confidence:.0%} "
+        f"cluster-bootstrap intervals over seeds: comparable = interval of (supervised - SSL) probe accuracy "
+        f"below {gap:.0%} points; fewer = interval of the log-ratio of {metric} below minus the seed-noise "
+        "band (pooled within-objective std of the final log metric). Supports: comparable and fewer; "
+        "refutes: gap interval above the margin, or log-ratio interval above minus the band. Also the "
+        "log-ratio at matched probe accuracy (first time each run reaches it). Accuracy gains are over "
+        "each run's untrained network (step 0)")
     final = _final(table)
-    criterion = (f"final checkpoint, means over seeds: an SSL objective supports the claim when its probe "
-                 f"accuracy is within {COMPARABLE_GAP:.0%} of supervised and its region count at most "
-                 f"{FEWER_RATIO:.0%} of supervised; holds when every non-collapse SSL objective does, "
-                 "does not hold when none does")
     sup = final[final["objective"] == "supervised"]
-    ssl = final[(final["family"] != "supervised") & ~final["objective"].map(is_collapse_variant)]
-    if sup.empty or ssl.empty or "slice.n_regions" not in final:
-        return Finding("SSL: comparable accuracy, fewer regions", "inconclusive", criterion,
-                       "needs supervised and SSL runs")
-    acc0, reg0 = sup["probe_test_accuracy"].mean(), sup["slice.n_regions"].mean()
-    parts, support = [f"supervised: probe {acc0:.3f}, {reg0:.0f} regions"], []
-    for name, group in ssl.groupby("objective"):
-        acc, reg = group["probe_test_accuracy"].mean(), group["slice.n_regions"].mean()
-        ok = (acc0 - acc) <= COMPARABLE_GAP and reg <= FEWER_RATIO * reg0
-        support.append(ok)
-        parts.append(f"{name}: probe {acc:.3f}, {reg:.0f} regions ({reg / reg0:.2f}x)")
-    return Finding("SSL: comparable accuracy, fewer regions", _verdict(support), criterion, "; ".join(parts))
+    ssl_names = _healthy_ssl(final)
+    if sup.empty or not ssl_names or metric not in final or "probe_test_accuracy" not in final:
+        return Finding(title, "inconclusive", criterion, "needs supervised and SSL runs with this metric",
+                       metric, network_of(metric))
+    start = table.loc[table.groupby("run_id")["step"].idxmin()].set_index("run_id")["probe_test_accuracy"]
+    gain = final.set_index("run_id")["probe_test_accuracy"] - start
+    healthy = final[~final["objective"].map(is_collapse_variant)]
+    band = pooled_std(log_values(metric, healthy[metric].to_numpy(float)), healthy["objective"].to_numpy())
+    band = band if np.isfinite(band) else 0.0
+    boot = _Resampler(options)
+    sup_acc = sup["probe_test_accuracy"].to_numpy(float)
+    sup_log = log_values(metric, sup[metric].to_numpy(float))
+    parts = [f"supervised: probe {boot.mean(sup_acc).text('.3f')}, gain over untrained "
+             f"{gain[sup['run_id']].mean():+.3f}; seed-noise band {band:.3f} (log units)"]
+    verdicts: dict[str, str] = {}
+    for name in ssl_names:
+        runs = final[final["objective"] == name]
+        acc = runs["probe_test_accuracy"].to_numpy(float)
+        diff_acc = boot.difference(sup_acc, acc)
+        ratio = boot.difference(log_values(metric, runs[metric].to_numpy(float)), sup_log)
+        _, mine, theirs = matched_quality_gap(table, name, "supervised", metric)
+        matched = (boot.difference(np.nanmean(mine, 1), np.nanmean(theirs, 1)) if mine.size and theirs.size
+                   else None)
+        comparable = np.isfinite(diff_acc.hi) and diff_acc.hi < gap
+        fewer = np.isfinite(ratio.hi) and ratio.hi < -band
+        if comparable and fewer:
+            verdicts[name] = "supports"
+        elif (np.isfinite(diff_acc.lo) and diff_acc.lo > gap) or (np.isfinite(ratio.lo) and ratio.lo > -band):
+            verdicts[name] = "refutes"
+        else:
+            verdicts[name] = "unclear"
+        parts.append(f"{name} ({verdicts[name]}): accuracy gap {diff_acc.text('+.3f')}, gain "
+                     f"{gain[runs['run_id']].mean():+.3f}; log-ratio {ratio.text('+.2f')} "
+                     f"(x{np.exp(ratio.value):.2f}); at matched accuracy "
+                     f"{matched.text('+.2f') if matched is not None else 'no common range'}")
+    return Finding(title, _summarise(verdicts, "supports", {"refutes"}), criterion, "; ".join(parts),
+                   metric, network_of(metric))
 
 
-def _trend(table: pd.DataFrame, family: str) -> tuple[list[str], list[float], list[float]]:
-    runs = table[(table["family"] == family) & ~table["objective"].map(is_collapse_variant)]
-    parts, counts, areas = [], [], []
-    for (name, _), group in runs.groupby(["objective", "run_id"]):
-        group = group.sort_values("step")
-        if len(group) < 2 or "slice.n_regions" not in group:
-            continue
-        count = group["slice.n_regions"].iloc[-1] / group["slice.n_regions"].iloc[0] - 1
-        area = group["slice.area_median"].iloc[-1] / group["slice.area_median"].iloc[0] - 1
-        rho = _corr(group["step"].to_numpy(float), group["slice.n_regions"].to_numpy(float))[0]
-        counts.append(count)
-        areas.append(area)
-        parts.append(f"{name}: regions {count:+.0%}, median area {area:+.0%}, "
-                     f"Spearman(step, regions) {rho:+.2f}")
-    return parts, counts, areas
+# ---------------------------------------------------------------------------- findings 2, 3
+def run_trends(table: pd.DataFrame, metric: str, burn_in_epochs: float) -> pd.DataFrame:
+    """Per run: Theil–Sen slope of the log metric against log(step) from the burn-in on.
 
-
-def _verdict(ok: list[bool]) -> str:
-    """'holds' when every case supports the claim, 'does not hold' when none does."""
-    return "holds" if all(ok) else "does not hold" if not any(ok) else "inconclusive"
-
-
-def _trend_finding(table: pd.DataFrame, family: str, title: str, criterion: str, expand: bool) -> Finding:
-    parts, counts, areas = _trend(table, family)
-    if not counts:
-        return Finding(title, "inconclusive", criterion, f"no {family} runs")
-    if expand:
-        ok = [c > FLAT_BAND and a < 0 for c, a in zip(counts, areas, strict=True)]
-    else:
-        ok = [c <= FLAT_BAND and a > 0 for c, a in zip(counts, areas, strict=True)]
-    return Finding(title, _verdict(ok), criterion, "; ".join(parts))
-
-
-def finding_contrastive_expand(table: pd.DataFrame) -> Finding:
-    """2. Contrastive objectives expand regions over training (count up, area down)."""
-    criterion = (f"first vs last checkpoint of each contrastive run: region count up by more than "
-                 f"{FLAT_BAND:.0%} and median region area down; holds when all runs do, does not hold when "
-                 "none does")
-    return _trend_finding(table, "contrastive", "contrastive: regions multiply", criterion, expand=True)
-
-
-def finding_distillation_merge(table: pd.DataFrame) -> Finding:
-    """3. Self-distillation consolidates (count down or flat, mean area up)."""
-    criterion = (f"first vs last checkpoint of each self-distillation run (collapse variants excluded): "
-                 f"region count down or within {FLAT_BAND:.0%} and median area up; holds when all runs do, "
-                 "does not hold when none does")
-    return _trend_finding(table, "self-distillation", "self-distillation: regions merge", criterion,
-                          expand=False)
-
-
-def detection_steps(table: pd.DataFrame) -> pd.DataFrame:
-    """For each collapse-variant run and indicator, the first step that flags collapse.
-
-    Rule: relative deviation above ``COLLAPSE_DEVIATION`` from the healthy counterpart
-    (same objective without the switch, same seed) at the same step, or from the run's
-    own step-0 value when there is no counterpart; the probe flags at ``PROBE_DROP``
-    below. Returns rows (run_id, objective, indicator, kind, step) with step NaN if never.
+    Columns: run_id, objective, family, seed, slope, change (slope x the span of
+    log(step) read, i.e. the fitted change of the log metric over the window), final
+    (log metric at the last checkpoint), checkpoints (how many were read).
     """
     rows = []
-    for run_id, group in table[table["objective"].map(is_collapse_variant)].groupby("run_id"):
+    if metric not in table:
+        return pd.DataFrame(columns=["run_id", "objective", "family", "seed", "slope", "change", "final",
+                                     "checkpoints"])
+    for run_id, group in table.groupby("run_id"):
+        group = group.sort_values("step")
+        window = group[(group["epoch"] >= burn_in_epochs) & (group["step"] > 0)]
+        y = log_values(metric, window[metric].to_numpy(float))
+        x = np.log(window["step"].to_numpy(float))
+        slope = theil_sen(x, y) if len(window) >= 3 else float("nan")
+        span = float(x.max() - x.min()) if len(x) else float("nan")
+        rows.append({"run_id": run_id, "objective": group["objective"].iloc[0],
+                     "family": group["family"].iloc[0], "seed": group["seed"].iloc[0], "slope": slope,
+                     "change": slope * span, "final": log_values(metric, group[metric].to_numpy(float))[-1],
+                     "checkpoints": len(window)})
+    return pd.DataFrame(rows)
+
+
+def _trend_finding(table: pd.DataFrame, options: Findings, metric: str, family: str, title: str,
+                   expand: bool) -> Finding:
+    claim = "up (expand)" if expand else "down or flat (merge)"
+    criterion = (
+        f"per {family} objective (collapse variants excluded): Theil-Sen slope of log {metric} against "
+        f"log step from epoch {options.burn_in_epochs:g} on, times the span read = fitted log change over "
+        f"the window; mean over seeds with a {options.confidence:.0%} cluster-bootstrap interval, against "
+        "the seed-noise band (pooled within-objective std of the final log metric). Claim: " + claim
+        + "; holds when every objective's interval says so, does not hold when every one says the "
+        "opposite, mixed or inconclusive otherwise")
+    trends = run_trends(table, metric, options.burn_in_epochs)
+    healthy = trends[~trends["objective"].map(is_collapse_variant)]
+    picked = healthy[healthy["family"] == family]
+    if picked.empty or picked["change"].isna().all():
+        return Finding(title, "inconclusive", criterion, f"no {family} runs with {metric} after the burn-in",
+                       metric, network_of(metric))
+    band = pooled_std(healthy["final"].to_numpy(float), healthy["objective"].to_numpy())
+    band = band if np.isfinite(band) else 0.0
+    boot = _Resampler(options)
+    verdicts, parts = {}, [f"seed-noise band {band:.3f}"]
+    for name, runs in picked.groupby("objective"):
+        change = boot.mean(runs["change"].dropna().to_numpy(float))
+        direction = classify(change, band)
+        verdicts[str(name)] = direction
+        parts.append(f"{name}: log change {change.text('+.2f')} (x{np.exp(change.value):.2f}), {direction}")
+    others = healthy[(healthy["family"] != family)].groupby("family")["change"].mean()
+    parts.append("other families: " + ", ".join(f"{f} {v:+.2f}" for f, v in others.items()))
+    if expand:
+        verdict = _summarise(verdicts, "up", {"down", "flat"})
+    else:
+        merged = {k: ("merge" if v in ("down", "flat") else v) for k, v in verdicts.items()}
+        verdict = _summarise(merged, "merge", {"up"})
+    return Finding(title, verdict, criterion, "; ".join(parts), metric, network_of(metric))
+
+
+def finding_contrastive_expand(table: pd.DataFrame, options: Findings, metric: str | None = None) -> Finding:
+    """2. Contrastive objectives expand regions over training."""
+    return _trend_finding(table, options, metric or options.primary_metric, "contrastive",
+                          "contrastive: regions multiply", expand=True)
+
+
+def finding_distillation_merge(table: pd.DataFrame, options: Findings, metric: str | None = None) -> Finding:
+    """3. Self-distillation merges regions over training (down or flat)."""
+    return _trend_finding(table, options, metric or options.primary_metric, "self-distillation",
+                          "self-distillation: regions merge", expand=False)
+
+
+# ---------------------------------------------------------------------------- finding 4
+def detection_steps(table: pd.DataFrame, options: Findings | None = None,
+                    indicators: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """When each indicator flags collapse, in every collapse-variant run and in a null.
+
+    For a tested run of seed s, the reference is the healthy objective (the variant
+    without its switch) in the grid's other seeds, at the same checkpoints. An indicator
+    deviates by ``|log x - mean(log x_ref)| / noise``, ``noise`` being the median over
+    checkpoints of the reference runs' std of log x; it flags at the first checkpoint of
+    ``detection_persistence`` consecutive deviations above ``detection_z``. The null tests
+    every healthy run of an objective that has a collapse variant the same way against its
+    own other seeds: a flag there is a false alarm.
+
+    Returns
+    -------
+    DataFrame
+        run_id, objective, seed, null (bool), indicator, kind ("geometry"/"standard"),
+        step, epoch (of the flagging checkpoint; NaN if never), epoch_before (the
+        checkpoint before it: detection happened in ``(epoch_before, epoch]``).
+    """
+    options = options or Findings()
+    indicators = indicators or tuple(dict.fromkeys((options.primary_metric, *COLLAPSE_GEOMETRY,
+                                                    *COLLAPSE_STANDARD)))
+    columns = ["run_id", "objective", "seed", "null", "indicator", "kind", "step", "epoch", "epoch_before"]
+    variants = [o for o in table["objective"].unique() if is_collapse_variant(o)]
+    bases = {base_objective(o) for o in variants}
+    tested = table[table["objective"].isin(variants) | table["objective"].isin(bases)]
+    rows = []
+    for run_id, group in tested.groupby("run_id"):
         group = group.sort_values("step").set_index("step")
-        objective = group["objective"].iloc[0]
-        reference = healthy_reference(table, group)
-        for indicator in COLLAPSE_GEOMETRY + COLLAPSE_STANDARD:
-            if indicator not in group:
+        objective, seed = group["objective"].iloc[0], group["seed"].iloc[0]
+        base = base_objective(objective)
+        reference = table[(table["objective"] == base) & (table["seed"] != seed)]
+        if reference["seed"].nunique() < 2:
+            continue
+        for indicator in indicators:
+            if indicator not in group or indicator not in reference:
                 continue
-            values = group[indicator]
-            ref = reference_values(reference, group, indicator)
-            if indicator == "probe_test_accuracy":
-                flags = values < ref - PROBE_DROP
-            else:
-                flags = (values / ref - 1).abs() > COLLAPSE_DEVIATION
-            hit = flags[flags.fillna(False)].index
-            rows.append({"run_id": run_id, "objective": objective, "indicator": indicator,
-                         "kind": "geometry" if indicator in COLLAPSE_GEOMETRY else "standard",
-                         "step": float(hit[0]) if len(hit) else float("nan")})
-    return pd.DataFrame(rows, columns=["run_id", "objective", "indicator", "kind", "step"])
+            ref = reference.pivot_table(index="step", columns="seed", values=indicator)
+            ref_log = pd.DataFrame(log_values(indicator, ref.to_numpy()), index=ref.index)
+            noise = float(np.nanmedian(ref_log.std(axis=1, ddof=1)))
+            x = pd.Series(log_values(indicator, group[indicator].to_numpy(float)), index=group.index)
+            centre = ref_log.mean(axis=1).reindex(x.index)
+            z = ((x - centre).abs() / max(noise, 1e-12)).to_numpy()
+            onset = persistent_onset(np.nan_to_num(z, nan=0.0) > options.detection_z,
+                                     options.detection_persistence)
+            epochs = group["epoch"].to_numpy(float)
+            rows.append({"run_id": run_id, "objective": objective, "seed": seed,
+                         "null": not is_collapse_variant(objective), "indicator": indicator,
+                         "kind": "standard" if indicator in COLLAPSE_STANDARD else "geometry",
+                         "step": float(group.index[onset]) if onset >= 0 else float("nan"),
+                         "epoch": float(epochs[onset]) if onset >= 0 else float("nan"),
+                         "epoch_before": float(epochs[onset - 1]) if onset > 0 else
+                         (float(epochs[0]) if onset == 0 else float("nan"))})
+    return pd.DataFrame(rows, columns=columns)
 
 
-def finding_collapse_early(table: pd.DataFrame) -> Finding:
-    """4. Collapse shows early in region geometry (lead time over std, RankMe, probe)."""
-    criterion = ("per collapse-variant run, the first step at which any geometry metric "
-                 f"({', '.join(COLLAPSE_GEOMETRY)}) flags versus the first at which embedding std, RankMe or "
-                 f"the probe flag (relative deviation > {COLLAPSE_DEVIATION:.0%} from the healthy run at the "
-                 f"same step; probe: {PROBE_DROP:.0%} points below); holds when geometry is strictly "
-                 "first in every run, does not hold when it is never first")
-    steps = detection_steps(table)
-    if steps.empty:
-        return Finding("collapse is visible early in geometry", "inconclusive", criterion,
-                       "no collapse variants")
-    parts, ok = [], []
-    for _, group in steps.groupby("run_id"):
-        geo = group[group["kind"] == "geometry"]["step"].min()
-        std = group[group["kind"] == "standard"]["step"].min()
-        first = group.dropna().sort_values("step")
-        who = ", ".join(f"{r.indicator}@{int(r.step)}" for r in first.itertuples()) or "none flagged"
-        lead = std - geo if np.isfinite(geo) and np.isfinite(std) else float("nan")
-        parts.append(f"{group['objective'].iloc[0]}: geometry {geo:.0f}, standard {std:.0f}, lead "
-                     f"{lead:+.0f} steps ({who})")
-        if np.isfinite(geo) and (not np.isfinite(std) or geo < std):
-            ok.append(True)
-        elif np.isfinite(std) and (not np.isfinite(geo) or geo > std):
-            ok.append(False)
-    verdict = ("holds" if ok and all(ok) else "does not hold" if ok and not any(ok) else "inconclusive")
-    return Finding("collapse is visible early in geometry", verdict, criterion, "; ".join(parts))
+def false_alarm_rates(steps: pd.DataFrame) -> pd.Series:
+    """Share of null (healthy) runs in which each indicator flagged, by indicator."""
+    null = steps[steps["null"].astype(bool)]
+    if null.empty:
+        return pd.Series(dtype=float, name="epoch")
+    return null.groupby("indicator")["epoch"].apply(lambda e: float(np.isfinite(e).mean()))
 
 
-def finding_across_architectures(table: pd.DataFrame) -> Finding:
-    """Open question: do the metrics predict accuracy across objectives and architectures?"""
+def finding_collapse_early(table: pd.DataFrame, options: Findings) -> Finding:
+    """4. Collapse shows early in region geometry (lead time over std, RankMe and the probe)."""
+    primary = options.primary_metric
+    title = "collapse is visible early in geometry"
+    criterion = (
+        f"per collapse-variant run: {primary} flags when its log deviation from the healthy objective's "
+        f"other seeds exceeds {options.detection_z:g} seed-noise units for {options.detection_persistence} "
+        "consecutive checkpoints; the standard detector is the first of embedding std, RankMe and probe "
+        "accuracy under the same rule. Lead = standard epoch - geometry epoch, as an interval over the "
+        "checkpoint spacing (each detection lies in (previous checkpoint, flagging checkpoint]). Null: each "
+        "healthy run against its own other seeds gives every indicator's false-alarm rate. Holds when in "
+        "every variant run the lead interval is above 0 and the primary metric's false-alarm rate is 0; "
+        "does not hold when in every run it is at most 0 (or geometry never flags)")
+    steps = detection_steps(table, options)
+    variants = steps[~steps["null"]]
+    if variants.empty:
+        return Finding(title, "inconclusive", criterion,
+                       "no collapse variants with two healthy reference seeds", primary)
+    alarms = false_alarm_rates(steps)
+    parts = ["false alarms in healthy runs: " + ", ".join(f"{k} {v:.0%}" for k, v in alarms.items())]
+    outcome = []
+    for run_id, group in variants.groupby("run_id"):
+        geo = group[group["indicator"] == primary]
+        std = group[group["kind"] == "standard"].dropna(subset=["epoch"]).sort_values("epoch")
+        geo_hi = float(geo["epoch"].iloc[0]) if len(geo) else float("nan")
+        geo_lo = float(geo["epoch_before"].iloc[0]) if len(geo) else float("nan")
+        if std.empty:
+            parts.append(f"{run_id}: no standard indicator flags (no collapse to detect)")
+            outcome.append("unclear")
+            continue
+        std_hi, std_lo, who = float(std["epoch"].iloc[0]), float(std["epoch_before"].iloc[0]), \
+            str(std["indicator"].iloc[0])
+        if not np.isfinite(geo_hi):
+            parts.append(f"{run_id}: geometry never flags; {who} at epoch {std_hi:.2f}")
+            outcome.append("late")
+            continue
+        lead_lo, lead_hi = std_lo - geo_hi, std_hi - geo_lo
+        parts.append(f"{run_id}: geometry epoch {geo_hi:.2f}, {who} {std_hi:.2f}, lead in "
+                     f"[{lead_lo:+.2f}, {lead_hi:+.2f}] epochs")
+        outcome.append("early" if lead_lo > 0 else "late" if lead_hi <= 0 else "unclear")
+    clean = alarms.get(primary, np.nan) == 0
+    if outcome and all(o == "early" for o in outcome) and clean:
+        verdict = "holds"
+    elif outcome and all(o == "late" for o in outcome):
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
+    return Finding(title, verdict, criterion, "; ".join(parts), primary)
+
+
+# ---------------------------------------------------------------------------- finding 5
+def _prediction(final: pd.DataFrame, metric: str, target: str, by: str, boot: _Resampler) -> Estimate:
+    """Leave-one-`by`-out R² of `target` on `metric` with a bootstrap over runs within each group."""
+    data = final[[metric, target, by]].dropna()
+    names = sorted(data[by].unique())
+    groups = [data[data[by] == g][[metric, target]].to_numpy(float) for g in names]
+
+    def statistic(*arrays: np.ndarray) -> float:
+        x = np.concatenate([a[:, 0] for a in arrays])
+        y = np.concatenate([a[:, 1] for a in arrays])
+        labels = np.concatenate([np.full(len(a), i) for i, a in enumerate(arrays)])
+        return loo_r2(x, y, labels, min_groups=2 if by == "backbone" else 3)
+
+    return bootstrap(groups, statistic, n_boot=boot.options.n_boot, rng=boot.rng,
+                     confidence=boot.options.confidence)
+
+
+def secondary_metrics(table: pd.DataFrame, options: Findings,
+                      target: str = "probe_test_accuracy") -> pd.DataFrame:
+    """Every geometry metric against `target` across objectives, corrected for multiplicity.
+
+    Final checkpoints of healthy runs, averaged per objective (the objectives are the
+    independent units); Spearman over those means with its p-value, adjusted by
+    ``options.correction`` across all metrics; and the leave-one-objective-out R² over runs.
+    """
     final = _final(table)
-    criterion = ("final checkpoints of all non-collapse runs: |Spearman| of the best geometry metric with "
-                 "probe accuracy >= 0.5 pooled over objectives and backbones, and the same sign within each "
-                 "backbone; needs at least two backbones and five runs")
     final = final[~final["objective"].map(is_collapse_variant)]
-    if final["backbone"].nunique() < 2 or len(final) < 5:
-        return Finding("geometry predicts accuracy across architectures", "inconclusive", criterion,
-                       f"{final['backbone'].nunique()} backbone(s), {len(final)} runs")
-    best, best_rho = None, 0.0
+    rows = []
+    if target not in final:
+        return pd.DataFrame(columns=["metric", "network", "spearman", "p", "p_adjusted", "loo_r2"])
+    means = final.groupby("objective").mean(numeric_only=True)
     for metric in geometry_metrics(final):
-        rho = _corr(final[metric].to_numpy(float), final["probe_test_accuracy"].to_numpy(float))[0]
-        if np.isfinite(rho) and abs(rho) > abs(best_rho):
-            best, best_rho = metric, rho
-    if best is None:
-        return Finding("geometry predicts accuracy across architectures", "inconclusive", criterion,
-                       "no data")
-    within = {b: _corr(g[best].to_numpy(float), g["probe_test_accuracy"].to_numpy(float))[0]
-              for b, g in final.groupby("backbone")}
-    same_sign = all(np.sign(r) == np.sign(best_rho) for r in within.values() if np.isfinite(r))
-    verdict = "holds" if abs(best_rho) >= 0.5 and same_sign else "does not hold"
-    detail = ", ".join(f"{b} {r:+.2f}" for b, r in within.items())
-    return Finding("geometry predicts accuracy across architectures", verdict, criterion,
-                   f"best metric {best}: pooled Spearman {best_rho:+.2f}; within backbones: {detail}")
+        pair = means[[metric, target]].dropna()
+        if len(pair) < 3 or np.ptp(pair[metric]) == 0:
+            continue
+        rho, p = stats.spearmanr(pair[metric], pair[target])
+        data = final[[metric, target, "objective"]].dropna()
+        r2 = loo_r2(data[metric].to_numpy(float), data[target].to_numpy(float), data["objective"].to_numpy())
+        rows.append({"metric": metric, "network": network_of(metric), "spearman": float(rho), "p": float(p),
+                     "loo_r2": r2})
+    frame = pd.DataFrame(rows, columns=["metric", "network", "spearman", "p", "loo_r2"])
+    frame["p_adjusted"] = adjust_pvalues(frame["p"].to_numpy(float), options.correction)
+    return frame.sort_values("p").reset_index(drop=True)
 
 
-def findings(table: pd.DataFrame) -> list[Finding]:
-    """The paper's four findings and the open question, in order."""
-    return [finding_fewer_regions(table), finding_contrastive_expand(table),
-            finding_distillation_merge(table), finding_collapse_early(table),
-            finding_across_architectures(table)]
+def finding_across_architectures(table: pd.DataFrame, options: Findings) -> Finding:
+    """5. Does the primary metric predict accuracy across objectives and architectures?"""
+    metric = options.primary_metric
+    title = "geometry predicts accuracy across objectives and architectures"
+    criterion = (
+        f"final checkpoints of healthy runs: leave-one-objective-out R² of probe accuracy on {metric} (a "
+        "line fitted on the other objectives predicts the held-out one; 0 = no better than their mean), "
+        f"{options.confidence:.0%} interval from a bootstrap of runs within objectives; the same leaving one "
+        "backbone out. Holds when both intervals are above 0, does not hold when either lies at or below 0, "
+        f"else inconclusive. Secondary metrics: Spearman over objective means, {options.correction} "
+        "correction (table in the report)")
+    final = _final(table)
+    final = final[~final["objective"].map(is_collapse_variant)]
+    if metric not in final or "probe_test_accuracy" not in final or final["objective"].nunique() < 3:
+        return Finding(title, "inconclusive", criterion, "needs >= 3 healthy objectives with the metric",
+                       metric)
+    boot = _Resampler(options)
+    by_objective = _prediction(final, metric, "probe_test_accuracy", "objective", boot)
+    parts = [f"leave-one-objective-out R² {by_objective.text('+.2f')} over {len(final)} runs, "
+             f"{final['objective'].nunique()} objectives"]
+    if "knn_accuracy" in final:
+        parts.append(f"kNN: {_prediction(final, metric, 'knn_accuracy', 'objective', boot).text('+.2f')}")
+    means = final.groupby("objective")[[metric, "probe_test_accuracy"]].mean()
+    rho = stats.spearmanr(means[metric], means["probe_test_accuracy"])[0]
+    parts.append(f"Spearman over objective means {rho:+.2f}")
+    secondary = secondary_metrics(table, options)
+    significant = secondary[secondary["p_adjusted"] < 1 - options.confidence]
+    parts.append(f"secondary metrics significant after {options.correction}: "
+                 + (", ".join(significant["metric"]) if len(significant) else "none")
+                 + f" of {len(secondary)}")
+    backbones = final["backbone"].nunique()
+    if backbones < 2:
+        parts.append(f"leave-one-architecture-out needs >= 2 backbones; this grid has {backbones} "
+                     f"({', '.join(sorted(final['backbone'].unique()))})")
+        by_backbone = None
+    else:
+        by_backbone = _prediction(final, metric, "probe_test_accuracy", "backbone", boot)
+        parts.append(f"leave-one-backbone-out R² {by_backbone.text('+.2f')}")
+    lows = [e.lo for e in (by_objective, by_backbone) if e is not None]
+    highs = [e.hi for e in (by_objective, by_backbone) if e is not None]
+    if any(np.isfinite(h) and h <= 0 for h in highs):
+        verdict = "does not hold"
+    elif by_backbone is not None and all(np.isfinite(lo) and lo > 0 for lo in lows):
+        verdict = "holds"
+    else:
+        verdict = "inconclusive"
+    return Finding(title, verdict, criterion, "; ".join(parts), metric)
+
+
+def findings(table: pd.DataFrame, options: Findings | None = None) -> list[Finding]:
+    """The paper's four findings and the open question, in order; 1-3 also for the full network."""
+    options = options or Findings()
+    full = options.full_network_metric
+    out = [finding_fewer_regions(table, options), finding_contrastive_expand(table, options),
+           finding_distillation_merge(table, options)]
+    if full in table:
+        out += [finding_fewer_regions(table, options, full), finding_contrastive_expand(table, options, full),
+                finding_distillation_merge(table, options, full)]
+    return [*out, finding_collapse_early(table, options), finding_across_architectures(table, options)]

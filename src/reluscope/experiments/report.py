@@ -22,16 +22,18 @@ import pandas as pd
 from reluscope._files import write_bytes
 from reluscope._validation import message
 from reluscope.errors import InputValueError
+from reluscope.experiments.config import Findings, config_from_dict
 from reluscope.experiments.findings import (
     COLLAPSE_GEOMETRY,
     COLLAPSE_STANDARD,
     base_objective,
     correlations,
     detection_steps,
+    false_alarm_rates,
     findings,
     healthy_reference,
     is_collapse_variant,
-    reference_values,
+    secondary_metrics,
     wide,
 )
 from reluscope.experiments.store import Store, load_results
@@ -119,18 +121,24 @@ def plot_collapse(table: pd.DataFrame, steps: pd.DataFrame, out: Path) -> Path |
         for indicator in COLLAPSE_GEOMETRY + COLLAPSE_STANDARD:
             if indicator not in group:
                 continue
-            ref = reference_values(reference, group, indicator)
+            if reference is None or indicator not in reference:
+                continue
+            ref = reference[indicator].reindex(group.index)
             style = "-" if indicator in COLLAPSE_GEOMETRY else ":"
             line = ax.plot(group.index + 1, group[indicator] / ref, style, marker=".", label=indicator)[0]
             hit = steps[(steps["run_id"] == run_id) & (steps["indicator"] == indicator)]["step"]
+            hit = hit.dropna()
             if len(hit) and np.isfinite(hit.iloc[0]):
                 ax.axvline(hit.iloc[0] + 1, color=line.get_color(), alpha=0.4, linewidth=3)
         ax.axhline(1.0, color="black", linewidth=0.6)
         ax.set_xscale("log")
-        against = base_objective(objective) if reference is not None else "step 0"
-        ax.set_title(f"{objective} relative to {against}", fontsize=9)
+        ax.set_title(f"{objective} relative to {base_objective(objective)} (other seeds)", fontsize=9)
         ax.set_xlabel("step + 1 (bands: first flag of each indicator)", fontsize=8)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no healthy run of another seed to compare with", ha="center",
+                    transform=ax.transAxes, fontsize=8)
     return _save(fig, out / "collapse.png")
 
 
@@ -153,6 +161,13 @@ def _table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def findings_options(experiment: dict[str, object] | None) -> Findings:
+    """The ``[findings]`` table of a stored experiment config (defaults for older stores)."""
+    if not experiment:
+        return Findings()
+    return config_from_dict(dict(experiment)).findings
+
+
 def write_report(root: str | Path) -> Path:
     """Write ``report/report.html`` (self-contained) and its PNGs under an experiment's root."""
     root = Path(root)
@@ -168,16 +183,20 @@ def write_report(root: str | Path) -> Path:
                                 "probe_test_accuracy", "knn_accuracy", "slice.n_regions", "slice.area_median",
                                 "lc.total", "path.n_regions", "embedding_std", "embedding_rankme")
                     if c in final]
-    found = findings(table)
-    findings_frame = pd.DataFrame([{"finding": f.title, "verdict": f.verdict, "numbers": f.numbers,
-                                    "criterion": f.criterion} for f in found])
+    options = findings_options(Store(root).read_json("experiment.json"))
+    found = findings(table, options)
+    findings_frame = pd.DataFrame([{"finding": f.title, "network": f.network, "metric": f.metric,
+                                    "verdict": f.verdict, "numbers": f.numbers, "criterion": f.criterion}
+                                   for f in found])
+    secondary = secondary_metrics(table, options)
     corr = correlations(table)
     pooled = corr[corr["scope"] == "pooled"].copy()
     pooled["abs"] = pooled["spearman"].abs()
     top = pooled.sort_values("abs", ascending=False).drop(columns="abs").head(20)
     per_objective = corr[(corr["scope"] != "pooled") & corr["metric"].isin(["slice.n_regions", "lc.total",
                                                                             "path.n_regions"])]
-    steps = detection_steps(table)
+    steps = detection_steps(table, options)
+    alarms = false_alarm_rates(steps).rename("false-alarm rate").reset_index()
     figures = {"partitions": plot_partitions(root, table, out), "curves": plot_curves(table, out),
                "collapse": plot_collapse(table, steps, out)}
     failures = Store(root).failures()
@@ -194,9 +213,17 @@ def write_report(root: str | Path) -> Path:
         "linear probe and kNN on frozen features.</p>",
         "<h2>Findings</h2>",
         "<p>The four findings of Muthivhi &amp; van Zyl (2026) and the question they leave open, tested on "
-        "this grid. Each verdict follows the criterion in its row: <em>holds</em> when every relevant run "
-        "supports the claim, <em>does not hold</em> when none does, <em>inconclusive</em> otherwise or "
-        "when the grid lacks the runs to decide.</p>", _table(findings_frame),
+        "this grid with the pre-registered primary metric "
+        f"<code>{html.escape(options.primary_metric)}</code> "
+        f"(backbone) and <code>{html.escape(options.full_network_metric)}</code> (full trained network). "
+        "Each verdict follows the criterion in its row, with "
+        f"{options.confidence:.0%} cluster-bootstrap intervals over seeds: <em>holds</em> when every "
+        "objective's interval supports the claim, <em>does not hold</em> when every one contradicts it, "
+        "<em>mixed</em> when some do each, <em>inconclusive</em> when an interval straddles or the grid "
+        "lacks the runs to decide.</p>", _table(findings_frame),
+        "<h3>Every geometry metric against probe accuracy across objectives</h3>",
+        "<p>Spearman over objective means of the final checkpoints (healthy runs), p-values adjusted by "
+        f"{html.escape(options.correction)}; leave-one-objective-out R² over runs.</p>", _table(secondary),
         "<h2>Runs at their last checkpoint</h2>", _table(final[summary_cols]),
         "<h2>Partitions over training</h2>", _img(figures["partitions"]),
         "<h2>Metrics over training</h2>",
@@ -212,10 +239,12 @@ def write_report(root: str | Path) -> Path:
         "bootstrap intervals.</p>", _table(top),
         "<h3>Per objective (region count, local complexity, path regions)</h3>", _table(per_objective),
         "<h2>Collapse timeline</h2>",
-        "<p>Each collapse variant's indicators divided by those of the same objective without the switch, "
-        "at the same step (1 = no difference). Bands mark the first step at which each indicator flags "
-        "collapse; solid lines are geometry, dotted lines the standard indicators.</p>",
+        "<p>Each collapse variant's indicators divided by the mean of the same objective without the switch "
+        "over the other seeds, at the same step (1 = no difference). Bands mark where each indicator flags "
+        "collapse (see finding 4); solid lines are geometry, dotted lines the standard indicators. The "
+        "null rows test healthy runs against their own other seeds: their flags are false alarms.</p>",
         _img(figures["collapse"]),
+        _table(alarms) if not alarms.empty else "",
         _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
     ]
     if failures:

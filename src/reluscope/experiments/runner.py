@@ -26,7 +26,7 @@ from reluscope.errors import InputValueError
 from reluscope.experiments.analyze import analyse, choose_probes
 from reluscope.experiments.config import ExperimentConfig, RunSpec
 from reluscope.experiments.store import Store
-from reluscope.progress import progress_bar
+from reluscope.progress import progress_bar, quiet_by_default
 from reluscope.train.loop import load_checkpoint, train
 from reluscope.train.objectives import OBJECTIVES
 
@@ -141,11 +141,14 @@ def _record(report: GridReport, store: Store, spec: RunSpec, error: BaseExceptio
     report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
 
 
-def _log_line(bar: Any, spec: RunSpec, error: object) -> None:
+def _log_line(report: GridReport, total: int, spec: RunSpec, quiet: bool | None) -> None:
     """One line per finished run when no progress bar is shown (logs of background grids)."""
-    if getattr(bar, "disable", False):
-        state = "done" if error is None else f"FAILED ({error})"
-        print(f"{time.strftime('%H:%M:%S')} {spec.run_id} {state} [{bar.n}/{bar.total}]", flush=True)
+    if quiet is False or (quiet is None and not quiet_by_default()):
+        return
+    error = report.failed.get(spec.run_id)
+    state = "done" if error is None else f"FAILED ({error})"
+    finished = len(report.completed) + len(report.failed)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.run_id} {state} [{finished}/{total}]", flush=True)
 
 
 def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None, workers: int,
@@ -160,7 +163,7 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
                 except Exception as exc:  # one failing run must not stop the grid
                     _record(report, store, spec, exc)
                 bar.update(1)
-                _log_line(bar, spec, report.failed.get(spec.run_id))
+                _log_line(report, len(pending), spec, quiet)
             return
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
@@ -170,7 +173,7 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
             for done in futures.as_completed(jobs):
                 _record(report, store, jobs[done], done.exception())
                 bar.update(1)
-                _log_line(bar, jobs[done], done.exception())
+                _log_line(report, len(pending), jobs[done], quiet)
 
 
 def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None,
