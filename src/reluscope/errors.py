@@ -36,3 +36,11 @@ class TooManyRegionsError(ReluscopeError, ValueError):
 
 class PartitionFileError(ReluscopeError, ValueError):
     """A saved partition file is missing, truncated or not a reluscope partition."""
+
+
+class CheckpointError(ReluscopeError, ValueError):
+    """A checkpoint file is truncated, corrupt or not a reluscope checkpoint."""
+
+
+class RunLockedError(ReluscopeError, RuntimeError):
+    """Another live process holds the lock of a run (it is being trained or analysed there)."""

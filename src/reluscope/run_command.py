@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
           f"{len(report.failed)} failed ({report.seconds:.0f}s); results in {root}")
     for run_id, error in report.failed.items():
         print(f"  failed {run_id}: {error} (details: {root}/runs/{run_id}/error.txt)")
+    for run_id in report.busy:
+        print(f"  left to another process: {run_id} (its lock is held; rerun later to pick up its results)")
     if args.report:
         print(f"report: {write_report(root)}")
     return 1 if report.failed else 0

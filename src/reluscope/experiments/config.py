@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +358,12 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
         raise InputValueError(message("the experiment config", f"the keys name, {', '.join(_TABLES)}",
                                       f"unknown keys {unknown}", "Fix the spelling or remove them."))
     tables = {key: _build(cls, data.get(key, {}), key) for key, cls in _TABLES.items()}
-    config = ExperimentConfig(name=str(data.get("name", "experiment")), **tables)
+    name = data.get("name", "experiment")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise InputValueError(message("`name` of the experiment config",
+                                      "a folder name of letters, digits, '.', '_' and '-' (no path "
+                                      "separators, not starting with '.')", repr(name),
+                                      'e.g. name = "mnist-study"; choose where it is written with --root.'))
+    config = ExperimentConfig(name=name, **tables)
     _check(config)
     return config

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from reluscope._validation import message
-from reluscope.errors import InputValueError
+from reluscope.errors import InputValueError, RunLockedError
 from reluscope.experiments.analyze import analyse, choose_probes
 from reluscope.experiments.config import ExperimentConfig, RunSpec
 from reluscope.experiments.store import Store
@@ -38,13 +38,31 @@ class GridReport:
     completed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    #: runs another live process holds the lock of (left to it)
+    busy: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
 def run_job(config: ExperimentConfig, spec: RunSpec, root: str, data_dir: str | None,
             quiet: bool | None = None) -> str:
-    """Train and analyse one run (safe to call again after an interruption); returns its id."""
+    """Train and analyse one run (safe to call again after an interruption); returns its id.
+
+    The run's lock is held throughout (:meth:`Store.lock`): a second process on the same
+    store gets :class:`RunLockedError` for it instead of doing the work twice.
+    """
     store = Store(root)
+    with store.lock(spec.run_id):
+        if store.is_complete(spec.run_id) and store.verify_run(spec.run_id):
+            raise _AlreadyComplete(spec.run_id)  # finished by another process meanwhile
+        return _train_and_analyse(config, spec, store, data_dir, quiet)
+
+
+class _AlreadyComplete(Exception):
+    """The run was completed by another process between scheduling and taking its lock."""
+
+
+def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, data_dir: str | None,
+                       quiet: bool | None) -> str:
     run_id = spec.run_id
     run_dir = store.run_dir(run_id)
     dataset = spec.train.dataset
@@ -119,7 +137,7 @@ def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str 
     report = GridReport()
     pending = []
     for spec in config.runs():
-        if store.is_complete(spec.run_id):
+        if store.is_complete(spec.run_id) and store.verify_run(spec.run_id):
             report.skipped.append(spec.run_id)
         else:
             pending.append(spec)
@@ -136,6 +154,12 @@ def _record(report: GridReport, store: Store, spec: RunSpec, error: BaseExceptio
     if error is None:
         report.completed.append(spec.run_id)
         return
+    if isinstance(error, RunLockedError):
+        report.busy.append(spec.run_id)
+        return
+    if isinstance(error, _AlreadyComplete):
+        report.skipped.append(spec.run_id)
+        return
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     store.mark_failed(spec.run_id, text)
     report.failed[spec.run_id] = f"{type(error).__name__}: {error}"
@@ -146,8 +170,9 @@ def _log_line(report: GridReport, total: int, spec: RunSpec, quiet: bool | None)
     if quiet is False or (quiet is None and not quiet_by_default()):
         return
     error = report.failed.get(spec.run_id)
-    state = "done" if error is None else f"FAILED ({error})"
-    finished = len(report.completed) + len(report.failed)
+    state = ("busy in another process" if spec.run_id in report.busy else "already complete"
+             if spec.run_id in report.skipped else "done" if error is None else f"FAILED ({error})")
+    finished = len(report.completed) + len(report.failed) + len(report.busy) + len(report.skipped)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.run_id} {state} [{finished}/{total}]", flush=True)
 
 

@@ -172,10 +172,18 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     done = completed_checkpoints(run)
+    present = {s for s, _ in done}
+    # resume after the last checkpoint of the unbroken prefix of the schedule, so a checkpoint
+    # set aside as corrupt is trained again and rewritten
+    prefix = []
+    for point in sorted(schedule):
+        if point not in present:
+            break
+        prefix.append(point)
     resumed = None
     step = 0
-    if done:
-        resumed, path = done[-1]
+    if prefix:
+        resumed, path = prefix[-1], dict(done)[prefix[-1]]
         state = load_state(path)
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
@@ -189,7 +197,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
                 "seed": config.seed, "total_steps": total, "metrics": logs}
         save_checkpoint(run, step, state, meta)
 
-    if step == 0 and 0 in schedule and not done:
+    if step == 0 and 0 in schedule and 0 not in present:
         checkpoint(0, {})
     objective.train()
     bar = progress_bar(total=total, initial=step, desc=f"{config.objective} {config.dataset}", unit="step",

@@ -1,0 +1,158 @@
+"""A finished store survives corruption and concurrency: corrupt or truncated result parts
+and checkpoints are named, set aside and recomputed with nothing else lost; two processes
+on one store never do a run twice; stale locks are taken over; names cannot escape."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from reluscope.errors import RunLockedError
+from reluscope.experiments.config import config_from_dict
+from reluscope.experiments.runner import run_experiment
+from reluscope.experiments.store import Store, load_results
+
+SMALL = {
+    "name": "integrity",
+    "grid": {"objectives": ["supervised", "simclr"], "widths": [8], "depth": 1},
+    "training": {"epochs": 1, "batch_size": 128, "subset": 256, "checkpoints_per_decade": 1},
+    "analysis": {"planes": 1, "paths": 2, "lc_points": 5, "lc_directions": 2, "probe_train": 300,
+                 "probe_test": 200, "networks": ["backbone"]},
+    "execution": {"workers": 1},
+}
+
+
+def exact_rows(frame):
+    rows = frame[~frame["metric"].str.startswith("time.")]
+    return rows.sort_values(["run_id", "step", "metric"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("store") / "exp"
+    report = run_experiment(config_from_dict(SMALL), root, data_dir=data_dir, quiet=True)
+    assert len(report.completed) == 2
+    return root, exact_rows(load_results(root))
+
+
+def copy_store(src, dst):
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    return dst
+
+
+def test_a_flipped_byte_in_a_result_part_is_named_set_aside_and_recomputed(finished, tmp_path, data_dir):
+    root, reference = finished
+    root = copy_store(root, tmp_path / "exp")
+    part = sorted(root.glob("runs/simclr*/results/*.parquet"))[1]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match=rf"{part.name} is corrupt .*SHA-256.*recomputed"):
+        partial = load_results(root)
+    assert partial["step"].nunique() >= 1 and (part.parent / (part.name + ".corrupt")).is_file()
+    other = sorted(root.glob("runs/supervised*/results/*.parquet"))
+    before = {p: p.stat().st_mtime_ns for p in other}
+    report = run_experiment(config_from_dict(SMALL), root, data_dir=data_dir, quiet=True)
+    assert report.completed == [r for r in report.completed if r.startswith("simclr")] and report.completed
+    assert {p: p.stat().st_mtime_ns for p in other} == before  # nothing else was recomputed
+    again = exact_rows(load_results(root))
+    np.testing.assert_allclose(again["value"], reference["value"], rtol=1e-9)
+
+
+def test_a_truncated_part_does_not_kill_the_report_and_is_recomputed(finished, tmp_path, data_dir):
+    root, reference = finished
+    root = copy_store(root, tmp_path / "exp")
+    part = sorted(root.glob("runs/supervised*/results/*.parquet"))[-1]
+    part.write_bytes(part.read_bytes()[:100])
+    (part.parent / (part.name + ".sha256")).unlink()  # as a part written before checksums
+    with pytest.warns(RuntimeWarning, match="cannot be read as Parquet"):
+        assert len(load_results(root)) < len(reference) + 1000
+    run_experiment(config_from_dict(SMALL), root, data_dir=data_dir, quiet=True)
+    np.testing.assert_allclose(exact_rows(load_results(root))["value"], reference["value"], rtol=1e-9)
+
+
+def test_corrupt_and_truncated_checkpoints_are_set_aside_and_retrained(finished, tmp_path, data_dir):
+    from reluscope.train.checkpoints import completed_checkpoints, load_state
+    from reluscope.train.loop import TrainConfig, train
+
+    config = TrainConfig(objective="simclr", width=8, depth=1, epochs=1, batch_size=128, subset=256,
+                         checkpoints_per_decade=1)
+    run = tmp_path / "run"
+    first = train(config, run, data_dir=data_dir, quiet=True)
+    final = {k: v.clone() for k, v in first.objective.state_dict().items()}
+    steps = [s for s, _ in first.checkpoints]
+    middle = first.checkpoints[1][1]
+    data = bytearray(middle.read_bytes())
+    data[-200] ^= 0x01  # one flipped byte
+    middle.write_bytes(bytes(data))
+    last = first.checkpoints[-1][1]
+    last.write_bytes(last.read_bytes()[:1000])  # truncated
+    with pytest.warns(RuntimeWarning, match="does not match the checksum"):
+        left = completed_checkpoints(run)
+    assert [s for s, _ in left] == [steps[0], *steps[2:-1]]
+    again = train(config, run, data_dir=data_dir, quiet=True)
+    assert [s for s, _ in again.checkpoints] == steps
+    for key, value in again.objective.state_dict().items():
+        assert np.array_equal(value.numpy(), final[key].numpy()), key
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt.*cannot read.*Delete it"):
+        load_state(bad)
+
+
+def test_two_processes_on_one_store_never_run_the_same_run(tmp_path, data_dir):
+    root = tmp_path / "exp"
+    config = {**SMALL, "grid": {**SMALL["grid"], "objectives": ["supervised", "simclr", "byol"]}}
+    script = textwrap.dedent(f"""
+        import json
+        from reluscope.experiments.config import config_from_dict
+        from reluscope.experiments.runner import run_experiment
+        r = run_experiment(config_from_dict({config!r}), {str(root)!r}, data_dir={str(data_dir)!r},
+                           quiet=True)
+        print(json.dumps({{"completed": r.completed, "busy": r.busy, "failed": r.failed}}))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=os.environ) for _ in range(2)]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    done = [set(o["completed"]) for o in outs]
+    assert not (done[0] & done[1])  # no run trained or analysed twice
+    assert len(done[0] | done[1]) + len(set(outs[0]["busy"]) & set(outs[1]["busy"])) <= 3
+    final = run_experiment(config_from_dict(config), root, data_dir=data_dir, quiet=True)
+    assert len(final.skipped) + len(final.completed) == 3 and not final.busy
+    results = load_results(root)
+    assert not results.duplicated(["run_id", "step", "metric"]).any()
+    assert not list(root.glob("runs/*/lock.json"))
+
+
+def test_a_stale_lock_is_taken_over_and_a_live_one_refused(tmp_path):
+    store = Store(tmp_path)
+    lock = store.run_dir("r") / "lock.json"
+    lock.parent.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    import socket
+
+    lock.write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(), "since": "then"}))
+    with store.lock("r"):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with pytest.raises(RunLockedError, match=rf"lock held by pid {os.getpid()}.*Wait for it"):
+            with store.lock("r"):
+                pass
+    assert not lock.exists()
+
+
+def test_names_cannot_escape_the_output_folder():
+    for bad in ("../../../escape", "a/b", ".hidden", 42, ""):
+        with pytest.raises(ValueError, match="`name` of the experiment config must be a folder name"):
+            config_from_dict({"name": bad})
+    assert config_from_dict({"name": "mnist-study_2.0"}).name == "mnist-study_2.0"
