@@ -55,8 +55,10 @@ def test_slice_writes_pictures_partitions_and_metrics(tmp_path, data_dir):
 
     model = small_model(tmp_path)
     out = tmp_path / "out"
-    assert main(["slice", str(model), "--indices", "3", "4", "5", "--data", str(data_dir),
-                 "--dataset", "fashion-mnist", "--out", str(out)]) == 0
+    with pytest.warns(UserWarning, match="runs code from the file"):
+        code = main(["slice", str(model), "--indices", "3", "4", "5", "--data", str(data_dir),
+                     "--dataset", "fashion-mnist", "--out", str(out), "--allow-pickle"])
+    assert code == 0
     result = json.loads((out / "metrics.json").read_text())
     part = rs.Partition2D.load(out / "partition.npz")
     assert result["slice"]["n_regions"] == part.n_regions > 10
@@ -67,14 +69,16 @@ def test_slice_writes_pictures_partitions_and_metrics(tmp_path, data_dir):
         assert (out / picture).stat().st_size > 10_000
 
 
+@pytest.mark.filterwarnings("ignore:unpickling")
 def test_slice_bad_input_is_reported_without_a_traceback(tmp_path, data_dir, capsys):
     model = small_model(tmp_path)
     assert main(["slice", str(tmp_path / "missing.pt"), "--indices", "0", "1", "2"]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["slice", str(model), "--indices", "0", "1", "99999", "--data", str(data_dir)]) == 2
+    assert main(["slice", str(model), "--indices", "0", "1", "99999", "--data", str(data_dir),
+                 "--allow-pickle"]) == 2
     assert "image indices in [0, 10000)" in capsys.readouterr().err
     assert main(["slice", str(model), "--indices", "0", "1", "2", "--input-shape", "3,3",
-                 "--data", str(data_dir)]) == 2
+                 "--data", str(data_dir), "--allow-pickle"]) == 2
     assert "product 784" in capsys.readouterr().err
     import torch
 
@@ -82,6 +86,49 @@ def test_slice_bad_input_is_reported_without_a_traceback(tmp_path, data_dir, cap
     assert main(["slice", str(tmp_path / "state.pt"), "--indices", "0", "1", "2",
                  "--data", str(data_dir)]) == 2
     assert "save the module itself" in capsys.readouterr().err
+
+
+class _Payload:
+    """A pickle whose loading would run a shell command (it must never be unpickled)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_slice_refuses_a_pickle_that_would_run_code(tmp_path, data_dir, capsys):
+    import torch
+
+    marker = tmp_path / "pwned"
+    torch.save(_Payload(marker), tmp_path / "evil.pt")
+    evil = str(tmp_path / "evil.pt")
+    assert main(["slice", evil, "--indices", "0", "1", "2", "--data", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "pickled Python objects" in err and "--allow-pickle" in err
+    assert not marker.exists()
+    whole = small_model(tmp_path)
+    assert main(["slice", str(whole), "--indices", "0", "1", "2", "--data", str(data_dir)]) == 2
+    assert "runs code from the file" in capsys.readouterr().err
+
+
+def test_slice_reads_reluscope_checkpoints_backbone_or_full(tmp_path, data_dir):
+    from reluscope.train.loop import TrainConfig, train
+
+    config = TrainConfig(objective="supervised", width=8, depth=1, epochs=1, batch_size=128, subset=256)
+    result = train(config, tmp_path / "run", data_dir=data_dir, quiet=True)
+    checkpoint = str(result.checkpoints[-1][1])
+    counts = {}
+    for network in ("full", "backbone"):
+        out = tmp_path / network
+        assert main(["slice", checkpoint, "--indices", "0", "1", "2", "--data", str(data_dir),
+                     "--network", network, "--out", str(out)]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        counts[network] = metrics["slice"]["n_regions"]
+    assert counts["full"] == counts["backbone"]  # a linear classifier adds no region
 
 
 def test_train_command_trains_resumes_and_evaluates(tmp_path, data_dir, capsys):

@@ -1,10 +1,10 @@
 """``reluscope slice``: the exact picture and metrics of a saved model on a plane through
 three dataset images.
 
-Given a model saved whole with ``torch.save(model, path)`` and three image indices, it
-computes the exact partition of the plane through the three images, its metrics (with
-the decision boundary when the model outputs logits), the exact regions along the
-segment from the first image to the second, and writes
+Given a model and three image indices, it computes the exact partition of the plane
+through the three images, its metrics (with the decision boundary when the model outputs
+logits), the exact regions along the segment from the first image to the second, and
+writes
 
 * ``partition.png``: the regions, their boundaries coloured by layer, the decision
   boundary and the three images at their points;
@@ -13,13 +13,22 @@ segment from the first image to the second, and writes
 * ``partition.npz`` and ``path.npz``: the exact partitions (reload with
   ``Partition2D.load`` / ``Partition1D.load``).
 
+The model is either a reluscope checkpoint (``runs/<id>/checkpoints/step_*.pt`` with
+its ``.json`` sidecar; ``--network`` picks the backbone or the backbone with its trained
+head), read without unpickling code, or, only with ``--allow-pickle``, a whole module
+saved with ``torch.save(model, path)``: unpickling such a file runs code from it, so it
+is refused unless you say you trust it.
+
 Usage: reluscope slice MODEL.pt --indices 0 1 2 [--dataset mnist] [--split test] [--out DIR]
+       [--network full|backbone] [--allow-pickle]
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +47,8 @@ DATASETS = ("mnist", "fashion-mnist")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the slice command."""
-    parser.add_argument("model", help="a model saved with torch.save(model, path)")
+    parser.add_argument("model", help="a reluscope checkpoint (step_*.pt beside its .json), or with "
+                        "--allow-pickle a whole module saved with torch.save(model, path)")
     parser.add_argument("--indices", type=int, nargs=3, required=True, metavar="I",
                         help="three image indices; the plane passes through them")
     parser.add_argument("--dataset", choices=DATASETS, default="mnist")
@@ -50,17 +60,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shape of one model input, e.g. 1,28,28 or 784 (default 1,28,28)")
     parser.add_argument("--color-by", choices=("region", "active", "area"), default="region")
     parser.add_argument("--max-regions", type=int, default=5_000_000)
+    parser.add_argument("--network", choices=("full", "backbone"), default="full",
+                        help="for a reluscope checkpoint: the backbone with its trained head (classifier "
+                        "or projector; default) or the backbone alone")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load a whole pickled module; this RUNS CODE FROM THE FILE: only for files "
+                        "you trust (default: refused)")
 
 
-def load_model(path: str | Path) -> nn.Module:
-    """Load a whole model saved with ``torch.save(model, path)``, in eval mode.
+def load_model(path: str | Path, *, network: str = "full", allow_pickle: bool = False) -> nn.Module:
+    """The model in `path`, in eval mode.
 
-    Unpickling runs code from the file: only load models you trust.
+    A reluscope checkpoint (its ``.json`` sidecar beside it) is rebuilt from its config and
+    weights (``weights_only`` loading: no code from the file runs); `network` picks
+    ``"full"`` (backbone + trained head) or ``"backbone"``. A whole pickled module is loaded
+    only with ``allow_pickle=True`` (unpickling runs code from the file), with a warning.
     """
     source = Path(path)
     if not source.is_file():
         raise InputValueError(message("`model` of reluscope slice", "an existing model file",
                                       f"{str(source)!r}, which does not exist", "Check the path."))
+    if source.with_suffix(".json").is_file():
+        from reluscope.train.loop import load_checkpoint
+
+        _, objective, _ = load_checkpoint(source)
+        model = objective.trained_network() if network == "full" else objective.backbone
+        return model.eval()
+    if not allow_pickle:
+        try:
+            content = torch.load(source, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise InputValueError(message(
+                "`model` of reluscope slice",
+                "a reluscope checkpoint, or --allow-pickle for a pickled module",
+                f"{str(source)!r}, which holds pickled Python objects (loading them runs code from the file)",
+                "Pass --allow-pickle only if you trust the file, or slice a reluscope checkpoint.")) from exc
+        except Exception as exc:
+            raise InputValueError(message(
+                "`model` of reluscope slice", "a file written by torch.save",
+                f"{str(source)!r}, which torch.load could not read ({type(exc).__name__})",
+                "Check that the file is complete.")) from exc
+        raise InputValueError(message(
+            "`model` of reluscope slice", "a model with its architecture",
+            f"a file holding {type(content).__name__} (weights only)",
+            "A state_dict has no architecture: save the module itself with torch.save(model, path) and pass "
+            "--allow-pickle, or slice a reluscope checkpoint (step_*.pt beside its .json)."))
+    warnings.warn(f"unpickling {source}: this runs code from the file (--allow-pickle)", stacklevel=2)
     try:
         model = torch.load(source, map_location="cpu", weights_only=False)
     except Exception as exc:
@@ -93,7 +138,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Compute and write everything; returns the metrics written to metrics.json."""
     out = Path(args.out)
-    model = load_model(args.model)
+    model = load_model(args.model, network=args.network, allow_pickle=args.allow_pickle)
     shape = parse_shape(args.input_shape)
     images, labels = load_idx_images(args.dataset, args.split, args.data)
     for i in args.indices:
