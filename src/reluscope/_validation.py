@@ -86,6 +86,20 @@ def as_float64_tensor(
     return tensor
 
 
+#: Largest coordinate magnitude the geometry accepts: squares (areas, second moments) and
+#: network values of points this far out stay finite and resolvable in float64.
+MAX_MAGNITUDE = 1e100
+
+
+def check_magnitude(value: float, where: str) -> None:
+    """Refuse a scale (largest |coordinate|, or a domain's half-width) float64 cannot resolve."""
+    if not value <= MAX_MAGNITUDE:
+        raise InputValueError(message(where, f"coordinates of magnitude at most {MAX_MAGNITUDE:.0e}",
+                                      f"a scale of {value:.3g}",
+                                      "Rescale the inputs or use a smaller margin or domain: areas and "
+                                      "network values this large overflow float64."))
+
+
 def check_interval_pair(value: Any, where: str) -> tuple[tuple[float, float], tuple[float, float]]:
     """Validate an extent ``((s_min, s_max), (t_min, t_max))`` with positive widths."""
     try:
@@ -123,3 +137,29 @@ def check_sequence_len(value: Sequence[Any], n: int, where: str) -> None:
     if len(value) != n:
         raise InputValueError(message(where, f"of length {n}", f"length {len(value)}",
                                       f"Pass exactly {n} items."))
+
+
+def positive_int_argument(text: str) -> int:
+    """argparse type: a positive integer, with a message saying so."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float_argument(text: str) -> float:
+    """argparse type: a positive finite number, with a message saying so."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
+from reluscope._validation import positive_int_argument
 from reluscope.experiments.config import load_config
 from reluscope.experiments.report import write_report
 from reluscope.experiments.runner import run_experiment
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the demo command."""
     parser.add_argument("--root", default="outputs/demo", help="experiment folder")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel runs (default 2)")
+    parser.add_argument("--workers", type=positive_int_argument, default=None,
+                        help="parallel runs (default 2)")
     parser.add_argument("--config", default=None, help="another grid (TOML) instead of the demo's")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from reluscope._validation import positive_int_argument
 from reluscope.experiments.config import load_config
 from reluscope.experiments.report import write_report
 from reluscope.experiments.runner import run_experiment
@@ -20,7 +21,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment config (TOML), e.g. configs/mnist.toml")
     parser.add_argument("--root", default=None, help="experiment folder (default outputs/<name>)")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: from the config)")
+    parser.add_argument("--workers", type=positive_int_argument, default=None,
+                        help="parallel runs (default: from the config)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
 
 

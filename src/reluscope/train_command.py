@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reluscope._files import write_json
+from reluscope._validation import positive_float_argument, positive_int_argument
 from reluscope.train.loop import TrainConfig, load_checkpoint, train
 from reluscope.train.objectives import OBJECTIVES
 
@@ -24,19 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objective", choices=sorted(OBJECTIVES), default="simclr")
     parser.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist")
     parser.add_argument("--backbone", choices=("mlp", "cnn"), default="mlp")
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--width", type=positive_int_argument, default=256)
+    parser.add_argument("--depth", type=positive_int_argument, default=3)
     parser.add_argument("--batchnorm", action="store_true")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=positive_int_argument, default=5)
+    parser.add_argument("--batch-size", type=positive_int_argument, default=512)
+    parser.add_argument("--lr", type=positive_float_argument, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--subset", type=int, default=None, help="train on the first N images")
+    parser.add_argument("--subset", type=positive_int_argument, default=None,
+                        help="train on the first N images")
     parser.add_argument("--out", default=None, help="run folder (default runs/<objective>-<dataset>-s<seed>)")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--evaluate", action="store_true", help="probe, kNN and collapse indicators at "
                         "every checkpoint")
-    parser.add_argument("--eval-train", type=int, default=None, help="probe on the first N train images")
+    parser.add_argument("--eval-train", type=positive_int_argument, default=None,
+                        help="probe on the first N train images")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:

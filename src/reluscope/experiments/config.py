@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -270,71 +271,96 @@ def _build(cls: Any, data: Any, where: str) -> Any:
     return cls(**data)
 
 
-def _check(config: ExperimentConfig) -> None:
-    g, t, a, e = config.grid, config.training, config.analysis, config.execution
+class _Problems:
+    """Every problem of a config, collected so that all are reported at once."""
 
-    def fail(name: str, expected: str, got: Any, fix: str) -> None:
-        raise InputValueError(message(f"`{name}` of the experiment config", expected, repr(got), fix))
+    def __init__(self) -> None:
+        self.found: list[str] = []
 
-    for name, values, allowed in (("grid.datasets", g.datasets, sorted(DATASETS)),
-                                  ("grid.objectives", g.objectives, sorted(OBJECTIVES)),
-                                  ("grid.backbones", g.backbones, ["cnn", "mlp"])):
+    def fail(self, name: str, expected: str, got: Any, fix: str) -> None:
+        self.found.append(message(f"`{name}` of the experiment config", expected, repr(got), fix))
+
+    def integers(self, fields: dict[str, Any], low: int, optional: bool = False) -> None:
+        for name, value in fields.items():
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                kind = "a positive integer" if low == 1 else f"an integer >= {low}"
+                self.fail(name, kind + (" or absent (all)" if optional else ""), value,
+                          "Use 0 to switch it off." if low == 0 else "Use 1 or more.")
+
+    def reals(self, fields: dict[str, Any], low: float = 0.0, strict: bool = True) -> None:
+        for name, value in fields.items():
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+                and (value > low if strict else value >= low)
+            if not ok:
+                self.fail(name, f"a finite number {'>' if strict else '>='} {low:g}", value, "e.g. 0.5.")
+
+    def names(self, name: str, values: Any, allowed: list[str]) -> None:
         if not isinstance(values, list) or not values or any(v not in allowed for v in values):
-            fail(name, f"a non-empty list of {allowed}", values, "Use the listed names.")
-    for name, numbers in (("grid.widths", g.widths), ("grid.seeds", g.seeds)):
-        if not isinstance(numbers, list) or not numbers or any(isinstance(v, bool) or not isinstance(v, int)
-                                                               for v in numbers):
-            fail(name, "a non-empty list of integers", numbers, "e.g. [64, 256].")
-    positive = {"analysis.keep_checkpoints": a.keep_checkpoints, "analysis.keep_seeds": a.keep_seeds,
-                "grid.depth": g.depth, "training.epochs": t.epochs, "training.batch_size": t.batch_size,
-                "training.checkpoints_per_decade": t.checkpoints_per_decade, "analysis.planes": a.planes,
-                "analysis.max_regions": a.max_regions, "analysis.lc_directions": a.lc_directions,
-                "execution.workers": e.workers}
-    for name, value in positive.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            fail(name, "a positive integer", value, "Use 1 or more.")
-    for name, value in {"analysis.paths": a.paths, "analysis.lc_points": a.lc_points,
-                        "analysis.keep_partitions": a.keep_partitions,
-                        "analysis.full_planes": a.full_planes}.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            fail(name, "a non-negative integer", value, "Use 0 to switch it off.")
-    for name, real in {"training.lr": t.lr, "analysis.lc_radius": a.lc_radius,
-                       "analysis.plane_margin": a.plane_margin}.items():
-        if not isinstance(real, int | float) or isinstance(real, bool) or real <= 0:
-            fail(name, "a positive number", real, "e.g. 0.5.")
-    if (not isinstance(a.networks, list) or not a.networks or len(set(a.networks)) != len(a.networks)
-            or any(n not in ("backbone", "full") for n in a.networks)):
-        fail("analysis.networks", "a non-empty list of distinct names from ['backbone', 'full']", a.networks,
-             'e.g. ["backbone", "full"].')
-    for name, limit in {"analysis.probe_train": a.probe_train, "analysis.probe_test": a.probe_test,
-                        "analysis.knn_test": a.knn_test}.items():
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            fail(name, "a positive integer or absent (all images)", limit, "e.g. 10000, or remove the line.")
-    f = config.findings
-    if not isinstance(f.primary_metric, str) or not f.primary_metric:
-        fail("findings.primary_metric", "a metric name", f.primary_metric, 'e.g. "slice.log_density_mean".')
-    if not isinstance(f.burn_in_epochs, int | float) or isinstance(f.burn_in_epochs, bool) \
-            or not 0 <= f.burn_in_epochs < float("inf"):
-        fail("findings.burn_in_epochs", "a non-negative number of epochs", f.burn_in_epochs,
-             "e.g. 1 (trends need 3 checkpoints after it).")
+            self.fail(name, f"a non-empty list of {allowed}", values, "Use the listed names.")
+        elif len(set(values)) != len(values):
+            self.fail(name, "distinct names", values, "Remove the repeated ones.")
+
+    def integer_list(self, name: str, values: Any, low: int) -> None:
+        if not isinstance(values, list) or not values or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
+            self.fail(name, f"a non-empty list of integers >= {low}", values, "e.g. [64, 256].")
+        elif len(set(values)) != len(values):
+            self.fail(name, "distinct values (a repeated one schedules the same runs twice)", values,
+                      "Remove the repeated ones.")
+
+
+def _check(config: ExperimentConfig) -> None:
+    """Validate every field; raise one error listing all problems."""
+    g, t, a, e, f = config.grid, config.training, config.analysis, config.execution, config.findings
+    problems = _Problems()
+    problems.names("grid.datasets", g.datasets, sorted(DATASETS))
+    problems.names("grid.objectives", g.objectives, sorted(OBJECTIVES))
+    problems.names("grid.backbones", g.backbones, ["cnn", "mlp"])
+    problems.names("analysis.networks", a.networks, ["backbone", "full"])
+    problems.integer_list("grid.widths", g.widths, 1)
+    problems.integer_list("grid.seeds", g.seeds, 0)
+    problems.integers({"grid.depth": g.depth, "training.epochs": t.epochs,
+                       "training.batch_size": t.batch_size,
+                       "training.checkpoints_per_decade": t.checkpoints_per_decade,
+                       "analysis.planes": a.planes, "analysis.max_regions": a.max_regions,
+                       "analysis.lc_directions": a.lc_directions,
+                       "analysis.keep_checkpoints": a.keep_checkpoints, "analysis.keep_seeds": a.keep_seeds,
+                       "execution.workers": e.workers,
+                       "findings.detection_persistence": f.detection_persistence}, 1)
+    problems.integers({"findings.n_boot": f.n_boot}, 100)
+    problems.integers({"analysis.paths": a.paths, "analysis.lc_points": a.lc_points,
+                       "analysis.keep_partitions": a.keep_partitions, "analysis.full_planes": a.full_planes,
+                       "analysis.plane_seed": a.plane_seed, "findings.seed": f.seed}, 0)
+    problems.integers({"training.subset": t.subset, "analysis.probe_train": a.probe_train,
+                       "analysis.probe_test": a.probe_test, "analysis.knn_test": a.knn_test}, 1,
+                      optional=True)
+    problems.reals({"training.lr": t.lr, "analysis.lc_radius": a.lc_radius,
+                    "analysis.plane_margin": a.plane_margin, "findings.comparable_gap": f.comparable_gap,
+                    "findings.detection_z": f.detection_z})
+    problems.reals({"training.weight_decay": t.weight_decay, "findings.burn_in_epochs": f.burn_in_epochs},
+                   strict=False)
+    if isinstance(a.lc_directions, int) and a.lc_directions > 784:
+        problems.fail("analysis.lc_directions", "at most 784 (orthonormal directions of a 28x28 input)",
+                      a.lc_directions, "e.g. 25.")
+    for name, metric in {"findings.primary_metric": f.primary_metric,
+                         "findings.full_network_metric": f.full_network_metric}.items():
+        if not isinstance(metric, str) or not metric:
+            problems.fail(name, "a metric name", metric, 'e.g. "slice.log_density_mean".')
     if not isinstance(f.confidence, float) or not 0.5 <= f.confidence < 1:
-        fail("findings.confidence", "a number in [0.5, 1)", f.confidence, "e.g. 0.95.")
-    if isinstance(f.n_boot, bool) or not isinstance(f.n_boot, int) or f.n_boot < 100:
-        fail("findings.n_boot", "an integer of at least 100", f.n_boot, "e.g. 2000.")
-    if not isinstance(f.full_network_metric, str) or not f.full_network_metric:
-        fail("findings.full_network_metric", "a metric name", f.full_network_metric,
-             'e.g. "full.path.boundary_density".')
-    reals = {"findings.comparable_gap": f.comparable_gap, "findings.detection_z": f.detection_z}
-    for name, real in reals.items():
-        if not isinstance(real, int | float) or isinstance(real, bool) or not 0 < real < float("inf"):
-            fail(name, "a positive finite number", real, "e.g. 0.02 or 3.")
-    if isinstance(f.detection_persistence, bool) or not isinstance(f.detection_persistence, int) \
-            or f.detection_persistence < 1:
-        fail("findings.detection_persistence", "a positive integer", f.detection_persistence, "e.g. 2.")
+        problems.fail("findings.confidence", "a number in [0.5, 1)", f.confidence, "e.g. 0.95.")
     if f.correction not in ("holm", "bh"):
-        fail("findings.correction", "'holm' or 'bh'", f.correction, "Use 'holm' (family-wise) or 'bh' (FDR).")
+        problems.fail("findings.correction", "'holm' or 'bh'", f.correction,
+                      "Use 'holm' (family-wise) or 'bh' (FDR).")
     if e.engine not in ("local", "ray"):
-        fail("execution.engine", "'local' or 'ray'", e.engine, "Use 'local' unless a Ray cluster is running.")
+        problems.fail("execution.engine", "'local' or 'ray'", e.engine,
+                      "Use 'local' unless a Ray cluster is running.")
+    if len(problems.found) == 1:
+        raise InputValueError(problems.found[0])
+    if problems.found:
+        raise InputValueError(f"the experiment config has {len(problems.found)} problems:\n  - "
+                              + "\n  - ".join(problems.found))
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -348,6 +374,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as exc:
         raise InputValueError(message("the experiment config", "valid TOML", f"{str(source)!r}: {exc}",
                                       "Fix the syntax at the position given.")) from exc
+    if "grid" not in data:  # an empty file would silently start the default grid
+        raise InputValueError(message("the experiment config", "a [grid] table saying what to train",
+                                      f"{str(source)!r} without one", "Start from configs/mnist-small.toml."))
     return config_from_dict(data)
 
 

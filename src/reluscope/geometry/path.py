@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from reluscope._validation import as_float64_tensor, describe, message
+from reluscope._validation import as_float64_tensor, check_magnitude, describe, message
 from reluscope.errors import InputTypeError, InputValueError
 
 
@@ -45,6 +45,7 @@ class Path:
         if not isinstance(self.closed, bool):
             raise InputTypeError(message("`closed` of Path", "a bool", describe(self.closed),
                                          "Pass closed=True for a loop."))
+        check_magnitude(float(points.abs().max()), "`points` of Path")
         object.__setattr__(self, "points", points)
         lengths = self.segment_lengths
         if bool((lengths == 0).any()):

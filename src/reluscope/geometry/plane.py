@@ -16,6 +16,7 @@ import torch
 from reluscope._validation import (
     as_float64_tensor,
     check_interval_pair,
+    check_magnitude,
     check_positive,
     describe,
     message,
@@ -109,6 +110,8 @@ class Plane:
         if self.domain is not None:
             extent = ((float(domain[:, 0].min()), float(domain[:, 0].max())),
                       (float(domain[:, 1].min()), float(domain[:, 1].max())))
+        reach = max(abs(v) for pair in extent for v in pair) * float(flat.norm(dim=1).max())
+        check_magnitude(float(origin.abs().max()) + reach, "the domain of Plane")
         object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "basis", basis)
         object.__setattr__(self, "extent", extent)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from reluscope._validation import describe, message
+from reluscope._validation import check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.metrics.polytope import eccentricities
 from reluscope.regions._rings import next_slot
@@ -51,7 +51,7 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None
         if there is none) and ``regions_within`` (regions meeting the disc of `radius`).
     """
     pts = check_anchors(anchors, "`anchors` of anchor_metrics")
-    r = 0.05 * part.plane.diameter if radius is None else float(radius)
+    r = 0.05 * part.plane.diameter if radius is None else check_positive(radius, "`radius` of anchor_metrics")
     region = part.region_of(pts)
     ecc, _ = eccentricities(part)
     areas = part.areas()

@@ -62,6 +62,14 @@ def vertex_outputs(part: Partition2D, model: nn.Module) -> np.ndarray:
     A plain float64 forward pass is exact at vertices: the network is continuous.
     """
     net = Network(model, part.plane, where="decision_boundary")
+    mine = [(tuple(site.shape), site.negative_slope) for site in net.sites]
+    theirs = [(tuple(site.shape), site.negative_slope) for site in part.sites]
+    if mine != theirs:
+        raise InputValueError(message(
+            "`model` of decision_boundary", "the model the partition was computed for",
+            f"a model with ReLU sites {[m[0] for m in mine]} where the partition has "
+            f"{[t[0] for t in theirs]}",
+            "Pass the network given to slice_regions (or a linear head on it)."))
     coords = torch.from_numpy(part.vertices)
     chunks = []
     for lo in range(0, len(coords), _CHUNK):
@@ -140,7 +148,8 @@ def decision_boundary(part: Partition2D, model: nn.Module,
     empty = DecisionBoundary(np.zeros((0, 2, 2)), np.zeros((0, 2), np.int64), np.zeros(0, np.int64),
                              np.zeros(part.n_regions))
     if n_classes < 2:
-        return empty
+        raise InputValueError(message("`model` of decision_boundary", "a classifier with at least 2 outputs",
+                                      f"{n_classes} output(s)", "Pass a model whose output is the logits."))
     top = values.argmax(axis=1)[vid]
     first = top[ptr[:-1]]
     mixed = np.nonzero(np.minimum.reduceat(top == np.repeat(first, np.diff(ptr)), ptr[:-1]) == 0)[0]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reluscope._validation import message
+from reluscope.errors import InputValueError
 from reluscope.regions._rings import next_slot, ring_ids
 from reluscope.regions.partition2d import Partition2D
 
@@ -150,11 +152,23 @@ def regions_through_sites(part: Partition2D) -> np.ndarray:
     return counts
 
 
+def _nonnegative(values: np.ndarray, where: str) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if len(v) == 0:
+        raise InputValueError(message(where, "at least one value", "an empty array",
+                                      "Pass the areas of a partition (it always has a region)."))
+    if not np.isfinite(v).all() or (v < 0).any():
+        raise InputValueError(message(where, "finite non-negative values (areas, lengths)",
+                                      f"{int((~np.isfinite(v) | (v < 0)).sum())} negative or non-finite",
+                                      "Pass areas or other non-negative sizes."))
+    return v
+
+
 def gini(values: np.ndarray) -> float:
     """Gini coefficient of non-negative values (0: all equal; -> 1: one holds everything)."""
-    v = np.sort(np.asarray(values, dtype=np.float64))
+    v = np.sort(_nonnegative(values, "`values` of gini"))
     n = len(v)
-    if n == 0 or v.sum() == 0:
+    if v.sum() == 0:
         return 0.0
     return float((2.0 * np.arange(1, n + 1) - n - 1) @ v / (n * v.sum()))
 
@@ -162,6 +176,8 @@ def gini(values: np.ndarray) -> float:
 def area_entropy(areas: np.ndarray) -> float:
     """Shannon entropy (nats) of the area fractions ``p_i = A_i / sum A``; ``exp`` of it is
     the effective number of regions."""
-    p = np.asarray(areas, dtype=np.float64)
+    p = _nonnegative(areas, "`areas` of area_entropy")
+    if p.sum() == 0:
+        return 0.0
     p = p[p > 0] / p.sum()
     return float(-(p * np.log(p)).sum())

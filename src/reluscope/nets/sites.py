@@ -56,6 +56,11 @@ _REFUSED = {
     "maximum", "minimum", "amax", "amin", "clamp", "clip", "clamp_min", "clamp_max",
     "sign", "floor", "ceil", "round", "sort", "topk", "sin", "cos", "erf", "norm",
     "vector_norm", "where",
+    # comparisons and masks built from values: g * (g > 0) hides a breakpoint the engines
+    # would never see, so any data-dependent comparison is refused (not silently ignored)
+    "gt", "lt", "ge", "le", "eq", "ne", "greater", "less", "greater_equal", "less_equal",
+    "__gt", "__lt", "__ge", "__le", "__eq", "__ne", "signbit", "heaviside", "argmax", "argmin",
+    "masked_fill", "masked_select", "nonzero", "isclose", "bucketize", "searchsorted",
 }
 _DROPOUTS = {"dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d",
              "dropout3d"}
@@ -156,6 +161,12 @@ class SiteRecorder(TorchFunctionMode):
             slope = 0.0
             if func in _LEAKY_FUNCS:
                 slope = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
+                if not np.isfinite(slope):
+                    raise InputValueError(message(
+                        f"the LeakyReLU in module `{self._where()}`", "a finite negative slope",
+                        repr(slope), "Set negative_slope to a number (0.01 is PyTorch's default)."))
+                if slope == 1.0:  # the identity: no breakpoint, no site
+                    return func(*args, **kwargs)
             return self._site(args[0], slope)
         name = _function_name(func)
         if name == "linear":
@@ -297,6 +308,18 @@ class InstrumentedModel:
         self.model = model
         self.where = where
         self.device = model_device(model, examples.device)
+        if self.device.type == "meta":
+            raise InputValueError(message(
+                f"`model` of {where}", "a model with real parameters (CPU or CUDA)",
+                "a model on the meta device (shapes only, no values)",
+                "Materialise it first, e.g. model.to_empty(device='cpu') and load its weights."))
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
+                bad = int((~torch.isfinite(tensor.detach())).sum())
+                raise InputValueError(message(
+                    f"`model` of {where}", "finite parameters and buffers",
+                    f"`{name}` with {bad} non-finite value(s) (NaN or inf)",
+                    "Fix or reload the weights (a diverged training run leaves NaNs)."))
         self.state = _float64_state(model, self.device)
         self.examples = examples.to(device=self.device, dtype=torch.float64)
         self.input_shape = tuple(self.examples.shape[1:])

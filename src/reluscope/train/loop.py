@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,11 +84,24 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise InputValueError(message("`objective` of TrainConfig", f"one of {sorted(OBJECTIVES)}",
                                           repr(self.objective), "Pick a listed objective."))
-        for name in ("epochs", "batch_size", "width", "depth"):
+        for name in ("epochs", "batch_size", "width", "depth", "checkpoints_per_decade", "subset"):
             value = getattr(self, name)
+            if name == "subset" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputValueError(message(f"`{name}` of TrainConfig", "a positive integer", repr(value),
                                               "Pass e.g. 1 or more."))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputValueError(message("`seed` of TrainConfig", "a non-negative integer", repr(self.seed),
+                                          "Pass e.g. 0."))
+        for name, strict in (("lr", True), ("weight_decay", False)):
+            value = getattr(self, name)
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+                and (value > 0 if strict else value >= 0)
+            if not ok:
+                raise InputValueError(message(f"`{name}` of TrainConfig",
+                                              f"a finite number {'>' if strict else '>='} 0", repr(value),
+                                              "Pass e.g. 1e-3." if strict else "Pass e.g. 1e-6 or 0."))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
