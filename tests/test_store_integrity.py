@@ -156,3 +156,14 @@ def test_names_cannot_escape_the_output_folder():
         with pytest.raises(ValueError, match="`name` of the experiment config must be a folder name"):
             config_from_dict({"name": bad})
     assert config_from_dict({"name": "mnist-study_2.0"}).name == "mnist-study_2.0"
+
+
+def test_a_store_resumes_with_other_workers_and_with_fields_added_since():
+    from reluscope.experiments.runner import same_results
+
+    config = config_from_dict(SMALL)
+    stored = config.to_dict()
+    assert same_results({**stored, "execution": {"workers": 2, "engine": "local"}}, config)
+    older = {**stored, "findings": {k: v for k, v in stored["findings"].items() if k != "detection_z"}}
+    assert same_results(older, config)  # a field added later takes its default
+    assert not same_results({**stored, "training": {**stored["training"], "epochs": 2}}, config)

@@ -24,7 +24,7 @@ import torch
 from reluscope._validation import message
 from reluscope.errors import InputValueError, RunLockedError
 from reluscope.experiments.analyze import analyse, choose_probes
-from reluscope.experiments.config import ExperimentConfig, RunSpec
+from reluscope.experiments.config import ExperimentConfig, RunSpec, config_from_dict
 from reluscope.experiments.store import Store
 from reluscope.progress import progress_bar, quiet_by_default
 from reluscope.train.loop import load_checkpoint, train
@@ -86,8 +86,9 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
                  "epoch": float(meta["epoch"]), "metric": k, "value": float(v)}
                 for k, v in sorted(values.items())]
         store.write_rows(run_id, step, rows)
+    # float reductions depend on the thread count (~1e-5 relative): record it with the run
     store.mark_complete(run_id, {"checkpoints": [s for s, _ in result.checkpoints],
-                                 "train_seconds": result.seconds})
+                                 "train_seconds": result.seconds, "torch_threads": torch.get_num_threads()})
     return run_id
 
 
@@ -115,6 +116,22 @@ def pictured_steps(config: ExperimentConfig, spec: RunSpec, steps: list[int]) ->
     return set(unique[: a.keep_checkpoints])
 
 
+def same_results(stored: dict[str, Any], config: ExperimentConfig) -> bool:
+    """Whether a stored experiment config asks for the same results as `config`.
+
+    The stored one is read with today's defaults for fields added since it was written, and
+    the ``[execution]`` table (workers, engine) is left out: it changes how, not what.
+    """
+    try:
+        before = config_from_dict(stored).to_dict()
+    except InputValueError:
+        return False
+    now = config.to_dict()
+    before.pop("execution", None)
+    now.pop("execution", None)
+    return before == now
+
+
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
@@ -125,7 +142,7 @@ def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str 
     start = time.perf_counter()
     store = Store(root)
     previous = store.read_json("experiment.json")
-    if previous is not None and previous != config.to_dict():
+    if previous is not None and not same_results(previous, config):
         raise InputValueError(message(f"experiment folder {str(root)!r}", "empty or holding this experiment",
                                       "results of a different config", "Use a new folder (--root)."))
     store.write_json("experiment.json", config.to_dict())
