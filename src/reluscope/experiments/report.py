@@ -40,9 +40,10 @@ from reluscope.experiments.store import Store, load_results
 from reluscope.plotting import plot_partition
 from reluscope.regions import Partition2D
 
-CURVES = ("slice.n_regions", "slice.area_median", "slice.eccentricity_mean", "slice.boundary_density",
-          "path.n_regions", "lc.total", "probe_test_accuracy", "knn_accuracy", "embedding_std",
-          "embedding_rankme")
+CURVES = ("slice.log_density_mean", "slice.n_regions", "slice.area_median", "slice.eccentricity_mean",
+          "slice.boundary_density", "path.boundary_density", "full.path.boundary_density", "lc.total",
+          "full.lc.total", "full.path.mean_abs_deviation", "probe_test_accuracy", "knn_accuracy",
+          "embedding_std", "embedding_rankme", "feature_rankme", "train.loss")
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -227,13 +228,17 @@ def write_report(root: str | Path) -> Path:
         "<h2>Runs at their last checkpoint</h2>", _table(final[summary_cols]),
         "<h2>Partitions over training</h2>", _img(figures["partitions"]),
         "<h2>Metrics over training</h2>",
-        "<p><code>slice.*</code>: means over the planes of the number of linear regions in the plane's "
-        "square, their median area, mean eccentricity (0 for round regions, near 1 for slivers) and "
-        "boundary length per unit area; <code>path.n_regions</code>: regions crossed by a segment between "
-        "two test images; <code>lc.total</code>: neurons whose boundary passes through a small "
-        "cross-polytope around a test image; then linear-probe and kNN accuracy, and the collapse "
-        "indicators of the embeddings (normalised std: ~1 healthy, 0 collapsed; RankMe: effective "
-        "rank). Dashed lines: collapse variants.</p>", _img(figures["curves"]),
+        "<p>Backbone: <code>slice.log_density_mean</code> is the mean over the planes of log(regions per "
+        "unit area) (the pre-registered primary metric); other <code>slice.*</code> are means over the "
+        "planes of the number of linear regions in the plane's square, their median area, mean "
+        "eccentricity (0 for round regions, near 1 for slivers) and boundary length per unit area; "
+        "<code>path.boundary_density</code>: region boundaries per unit length along segments between "
+        "test images; <code>lc.total</code>: neurons whose boundary passes through a small cross-polytope "
+        "around a test image. <code>full.*</code>: the same for the backbone with its trained head "
+        "(classifier or projector); <code>full.path.mean_abs_deviation</code>: the mean |f - affine "
+        "interpolation| along the segments (Gamba et al.). Then linear-probe and kNN accuracy, the "
+        "collapse indicators (normalised std: ~1 healthy, 0 collapsed; RankMe: effective rank) and the "
+        "training loss. Dashed lines: collapse variants.</p>", _img(figures["curves"]),
         "<h2>Correlation with representation quality</h2>",
         "<p>Spearman and Kendall over all runs and checkpoints (pooled; the 20 strongest), with 95% "
         "bootstrap intervals.</p>", _table(top),
