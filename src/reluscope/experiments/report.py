@@ -82,29 +82,33 @@ def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4
 
 
 def plot_curves(table: pd.DataFrame, out: Path) -> Path:
-    """Each metric over training steps, one line per run."""
+    """Each metric over training steps: the mean over seeds per objective, with the seeds' range."""
     metrics = [m for m in CURVES if m in table]
     cols = 4
     nrows = int(np.ceil(len(metrics) / cols))
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
-    palette = plt.get_cmap("tab10")
+    palette = plt.get_cmap("tab20")
     objectives = sorted(table["objective"].unique())
     for i, metric in enumerate(metrics):
         ax = axes.flat[i]
-        for _, group in table.groupby("run_id"):
-            objective = group["objective"].iloc[0]
-            color = palette(objectives.index(objective) % 10)
+        for k, objective in enumerate(objectives):
+            runs = table[table["objective"] == objective].groupby("step")[metric]
+            mean, low, high = runs.mean(), runs.min(), runs.max()
+            color = palette(k % 20)
             style = "--" if is_collapse_variant(objective) else "-"
-            ax.plot(group["step"] + 1, group[metric], style, color=color, marker=".", label=objective)
+            ax.plot(mean.index + 1, mean.to_numpy(), style, color=color, marker=".", markersize=3,
+                    label=objective)
+            ax.fill_between(mean.index + 1, low.to_numpy(), high.to_numpy(), color=color, alpha=0.15,
+                            linewidth=0)
         ax.set_xscale("log")
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("step + 1", fontsize=8)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=False))
-    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=min(6, len(unique)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
+    fig.suptitle("Mean over seeds (band: range over seeds); dashed: collapse variants", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.98))
     return _save(fig, out / "curves.png")
 
 
