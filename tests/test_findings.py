@@ -37,6 +37,7 @@ from reluscope.experiments.statistics import (
     loo_r2,
     persistent_onset,
     pooled_std,
+    spearman_permutation,
     theil_sen,
 )
 from reluscope.experiments.store import COLUMNS
@@ -138,6 +139,15 @@ def test_small_helpers_on_hand_solved_cases():
     groups = np.array([0, 0, 1, 1, 2, 2])
     assert loo_r2(x, 3 * x + 1, groups) == pytest.approx(1.0)
     assert loo_r2(x, np.array([1.0, -1, 1, -1, 1, -1]), groups) <= 0
+
+
+def test_spearman_permutation_p_is_exact_for_few_points():
+    rng = np.random.default_rng(0)
+    rho, p = spearman_permutation(np.arange(5.0), np.arange(5.0) ** 2, rng=rng)
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 120)  # two orderings reach |rho| = 1
+    rho, p = spearman_permutation(np.arange(12.0), np.arange(12.0), rng=rng, n_resamples=2000)
+    assert rho == pytest.approx(1.0) and p == pytest.approx(1 / 2001, rel=0.5)
+    assert np.isnan(spearman_permutation(np.ones(4), np.arange(4.0), rng=rng)[0])
 
 
 # ---------------------------------------------------------------------------- findings 2, 3

@@ -41,6 +41,7 @@ from reluscope.experiments.statistics import (
     loo_r2,
     persistent_onset,
     pooled_std,
+    spearman_permutation,
     theil_sen,
 )
 
@@ -543,7 +544,7 @@ def secondary_metrics(table: pd.DataFrame, options: Findings,
     """Every geometry metric against `target` across objectives, corrected for multiplicity.
 
     Final checkpoints of healthy runs, averaged per objective (the objectives are the
-    independent units); Spearman over those means with its p-value, adjusted by
+    independent units); Spearman over those means with its permutation p-value, adjusted by
     ``options.correction`` across all metrics; and the leave-one-objective-out R² over runs.
     """
     final = _final(table)
@@ -552,11 +553,12 @@ def secondary_metrics(table: pd.DataFrame, options: Findings,
     if target not in final:
         return pd.DataFrame(columns=["metric", "network", "spearman", "p", "p_adjusted", "loo_r2"])
     means = final.groupby("objective").mean(numeric_only=True)
+    rng = np.random.default_rng(options.seed)
     for metric in geometry_metrics(final):
         pair = means[[metric, target]].dropna()
         if len(pair) < 3 or np.ptp(pair[metric]) == 0:
             continue
-        rho, p = stats.spearmanr(pair[metric], pair[target])
+        rho, p = spearman_permutation(pair[metric].to_numpy(), pair[target].to_numpy(), rng=rng)
         data = final[[metric, target, "objective"]].dropna()
         r2 = loo_r2(data[metric].to_numpy(float), data[target].to_numpy(float), data["objective"].to_numpy())
         rows.append({"metric": metric, "network": network_of(metric), "spearman": float(rho), "p": float(p),
