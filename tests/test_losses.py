@@ -114,3 +114,43 @@ def test_barlow_twins_matches_a_transcription_and_is_zero_for_whitened_identical
     q, _ = torch.linalg.qr(torch.randn(64, 4, generator=gen(14), dtype=torch.float64))
     white = (q - q.mean(0)) * 8.0  # orthogonal columns, nearly zero mean
     assert float(losses.barlow_twins_loss(white, white)) < 0.05
+
+
+def test_masked_patch_mse_matches_a_loop_over_images_and_patches():
+    g = gen(5)
+    images = torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64)
+    prediction = torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64)
+    mask = torch.rand(3, 4, generator=g) < 0.6
+    mask[0, 0] = True
+    from reluscope.train.losses import masked_patch_mse, patchify
+
+    for normalize in (False, True):
+        got = masked_patch_mse(patchify(prediction, 4), patchify(images, 4), mask, normalize)
+        total, count = 0.0, 0
+        for b in range(3):
+            for k in range(4):  # patches in row-major order on the 2 x 2 grid
+                if not mask[b, k]:
+                    continue
+                r, c = divmod(k, 2)
+                target = images[b, 0, 4 * r: 4 * r + 4, 4 * c: 4 * c + 4].flatten()
+                if normalize:
+                    target = (target - target.mean()) / (target.var() + 1e-6).sqrt()
+                pred = prediction[b, 0, 4 * r: 4 * r + 4, 4 * c: 4 * c + 4].flatten()
+                total += float(((pred - target) ** 2).mean())
+                count += 1
+        assert float(got) == pytest.approx(total / count, rel=1e-12)
+
+
+def test_mae_hides_three_quarters_of_the_patches_and_learns_only_from_them():
+    from reluscope.nets.zoo import MLP
+    from reluscope.train.objectives import MAE, Batch
+
+    mae = MAE(MLP([16]))
+    mask = mae.random_mask(5, gen(1), torch.device("cpu"))
+    assert mask.shape == (5, 49) and (mask.sum(1) == 37).all()
+    assert torch.equal(mask, mae.random_mask(5, gen(1), torch.device("cpu")))  # fixed by the generator
+    x = torch.rand(4, 1, 28, 28, generator=gen(2))
+    out = mae(Batch(x, torch.zeros(4, dtype=torch.long), None, gen(3)))
+    assert torch.isfinite(out.loss) and out.logs["masked_fraction"] == pytest.approx(37 / 49)
+    with pytest.raises(ValueError, match="patch size dividing"):
+        MAE(MLP([16]), patch=5)

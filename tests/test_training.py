@@ -32,7 +32,11 @@ def test_every_objective_takes_a_step(name):
     out.loss.backward()
     assert objective.backbone[1].weight.grad is not None  # the backbone learns
     objective.after_step(1, 10)
-    assert objective.family in {"supervised", "contrastive", "self-distillation", "redundancy-reduction"}
+    assert objective.family in {"supervised", "contrastive", "self-distillation", "redundancy-reduction",
+                                "masked-modelling"}
+    head = objective.trained_head()
+    full = objective.trained_network()
+    assert full[0] is objective.backbone and full[1] is head
     assert objective.embed(tiny_batch().images).shape[0] == 16
 
 

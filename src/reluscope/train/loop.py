@@ -227,7 +227,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
             views = None
             if objective.needs_views:
                 views = two_views(x[rows], augment, _step_generator(config.seed, 1, step))
-            out = objective(Batch(x[rows], y[rows], views))
+            out = objective(Batch(x[rows], y[rows], views, _step_generator(config.seed, 2, step)))
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()

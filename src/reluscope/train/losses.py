@@ -98,3 +98,31 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -
     on = (1 - diag).pow(2).sum()
     off = c.pow(2).sum() - diag.pow(2).sum()
     return on + lambd * off
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, H, W) images -> (B, L, C * patch * patch) patches in row-major order.
+
+    ``L = (H / patch) * (W / patch)``; each patch's pixels are ordered (channel, row, column).
+    """
+    b, c, h, w = images.shape
+    grid = images.reshape(b, c, h // patch, patch, w // patch, patch)
+    return grid.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
+def masked_patch_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                     normalize_target: bool = False) -> torch.Tensor:
+    """MAE's reconstruction loss (He et al., 2022): mean squared error on masked patches only.
+
+    prediction, target : (B, L, P) pixels per patch; mask : (B, L) bool, True = masked (hidden
+    from the encoder). The per-patch mean of squared errors is averaged over masked patches;
+    visible patches do not count. With `normalize_target` each target patch is standardised
+    by its own mean and variance first (the paper's ``norm_pix_loss``).
+    """
+    if normalize_target:
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        target = (target - mean) / (var + 1e-6).sqrt()
+    per_patch = ((prediction - target) ** 2).mean(dim=-1)
+    weight = mask.to(per_patch.dtype)
+    return (per_patch * weight).sum() / weight.sum().clamp_min(1.0)

@@ -3,9 +3,9 @@
 Families (``Objective.family``): ``supervised`` (cross-entropy, on the images or, for
 ``supervised-aug``, on the same augmented views the SSL objectives see), ``contrastive``
 (SimCLR, MoCo v2), ``self-distillation`` (BYOL, SimSiam, DINO), ``redundancy-reduction``
-(VICReg, Barlow Twins). Collapse switches (``stop_gradient``, ``predictor``, ``ema``,
-``centering``, ``sharpening``, ``variance``/``covariance``) turn off the mechanism that
-prevents collapse, for experiments on it. ``OBJECTIVES`` maps names (collapse variants
+(VICReg, Barlow Twins), ``masked-modelling`` (MAE). Collapse switches (``stop_gradient``,
+``predictor``, ``ema``, ``centering``, ``sharpening``, ``variance``/``covariance``) turn off
+the mechanism that prevents collapse, for experiments on it. ``OBJECTIVES`` maps names (collapse variants
 included) to constructors.
 """
 
@@ -26,8 +26,10 @@ from reluscope.train.losses import (
     barlow_twins_loss,
     dino_loss,
     info_nce_queue,
+    masked_patch_mse,
     negative_cosine,
     nt_xent,
+    patchify,
     vicreg_loss,
 )
 
@@ -39,6 +41,9 @@ class Batch:
     images: torch.Tensor
     labels: torch.Tensor
     views: tuple[torch.Tensor, torch.Tensor] | None = None
+    #: The step's own random stream (seeded by the run's seed and the step, so a resumed run
+    #: draws the same), for objectives that sample more than augmentations (MAE's masks).
+    generator: torch.Generator | None = None
 
 
 @dataclass
@@ -386,6 +391,60 @@ class BarlowTwins(_Projected):
         return LossOutput(barlow_twins_loss(z1, z2, self.lambd))
 
 
+class MAE(Objective):
+    """Masked image modelling (He et al., 2022), adapted to MLP and CNN backbones.
+
+    The image is cut into a grid of ``patch x patch`` patches (7 x 7 of 4 x 4 on 28 x 28);
+    a random ``mask_ratio`` of them (the same count in every image, drawn per image from the
+    step's generator) is hidden. A ViT encoder drops the hidden patches; an MLP or CNN cannot
+    drop inputs, so here the hidden patches are set to zero and the backbone sees the whole
+    image (as SimMIM and ConvMAE do). A small decoder (``Linear -> BatchNorm -> ReLU ->
+    Linear``, the other heads' shape) maps the backbone features to every pixel, and the loss
+    is the mean squared error on the hidden patches only (:func:`masked_patch_mse`).
+    ``trained_head`` is the decoder; ``embed`` the backbone features of unmasked images.
+    """
+
+    family = "masked-modelling"
+    needs_views = False
+
+    def __init__(self, backbone: nn.Module, patch: int = 4, mask_ratio: float = 0.75, hidden: int = 512,
+                 image_size: int = 28, channels: int = 1, normalize_target: bool = False) -> None:
+        super().__init__(backbone)
+        if image_size % patch or not 0 < mask_ratio < 1:
+            raise InputValueError(message("MAE's `patch` / `mask_ratio`",
+                                          "a patch size dividing the image and a ratio in (0, 1)",
+                                          f"patch {patch}, image {image_size}, ratio {mask_ratio}",
+                                          "Use e.g. patch=4, mask_ratio=0.75 for 28x28 images."))
+        self.patch, self.mask_ratio, self.normalize_target = patch, mask_ratio, normalize_target
+        self.n_patches = (image_size // patch) ** 2
+        self.decoder = mlp_head(self.feature_dim, hidden, channels * image_size * image_size)
+
+    def trained_head(self) -> nn.Module:
+        return self.decoder
+
+    def random_mask(self, batch: int, generator: torch.Generator | None,
+                    device: torch.device) -> torch.Tensor:
+        """(batch, L) bool, True on ``round(mask_ratio * L)`` patches per image, drawn uniformly."""
+        hidden = max(1, min(self.n_patches - 1, round(self.mask_ratio * self.n_patches)))
+        noise = torch.rand(batch, self.n_patches, generator=generator)
+        order = noise.argsort(dim=1)
+        mask = torch.zeros(batch, self.n_patches, dtype=torch.bool)
+        mask.scatter_(1, order[:, :hidden], True)
+        return mask.to(device)
+
+    def forward(self, batch: Batch) -> LossOutput:
+        x = batch.images
+        b, c, h, w = x.shape
+        mask = self.random_mask(b, batch.generator, x.device)
+        side = h // self.patch
+        pixel_mask = mask.reshape(b, 1, side, 1, side, 1).expand(b, c, side, self.patch, side, self.patch)
+        visible = x * (~pixel_mask.reshape(b, c, h, w)).to(x.dtype)
+        prediction = self.decoder(self.backbone(visible)).reshape(b, c, h, w)
+        loss = masked_patch_mse(patchify(prediction, self.patch), patchify(x, self.patch), mask,
+                                self.normalize_target)
+        return LossOutput(loss, {"masked_fraction": float(mask.float().mean())})
+
+
 #: name -> (constructor, fixed keyword arguments); collapse variants included.
 OBJECTIVES: dict[str, tuple[Callable[..., Objective], dict[str, Any]]] = {
     "supervised": (Supervised, {}),
@@ -397,6 +456,7 @@ OBJECTIVES: dict[str, tuple[Callable[..., Objective], dict[str, Any]]] = {
     "dino": (DINO, {}),
     "vicreg": (VICReg, {}),
     "barlow": (BarlowTwins, {}),
+    "mae": (MAE, {}),
     "simsiam-no-stopgrad": (SimSiam, {"stop_gradient": False}),
     "simsiam-no-predictor": (SimSiam, {"predictor": False}),
     "byol-no-predictor": (BYOL, {"predictor": False}),
