@@ -14,6 +14,8 @@ from reluscope import metrics
 from reluscope.data import load_idx_images
 from reluscope.errors import TooManyRegionsError
 from reluscope.evaluate import representation_quality
+from reluscope.evaluate.finetune import FinetuneOptions, finetune_accuracy, fraction_key
+from reluscope.evaluate.quality import load_split
 from reluscope.experiments.config import Analysis
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
@@ -169,8 +171,24 @@ def local_complexity(network: torch.nn.Module, probes: Probes, analysis: Analysi
     return {prefix + k.replace("lc_cross_polytope_", "lc."): v for k, v in lc.summary().items()}
 
 
+def finetune_metrics(objective: Objective, dataset: str, analysis: Analysis,
+                     data_dir: str | Path | None) -> dict[str, float]:
+    """``finetune{percent}.accuracy`` (and ``.train_accuracy``) for each label fraction."""
+    train_x, train_y = load_split(dataset, "train", data_dir, None)
+    test_x, test_y = load_split(dataset, "test", data_dir, analysis.probe_test)
+    options = FinetuneOptions(steps=analysis.finetune_steps)
+    out: dict[str, float] = {}
+    for fraction in analysis.finetune_fractions:
+        found = finetune_accuracy(objective.backbone, train_x, train_y, test_x, test_y, fraction, options)
+        key = f"finetune{fraction_key(fraction)}"
+        out[f"{key}.accuracy"] = found["accuracy"]
+        out[f"{key}.train_accuracy"] = found["train_accuracy"]
+    return out
+
+
 def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Probes,
-            data_dir: str | Path | None, keep: Path | None = None) -> dict[str, float]:
+            data_dir: str | Path | None, keep: Path | None = None, finetune: bool = False
+            ) -> dict[str, float]:
     """Every metric of one checkpoint, as ``{metric: value}``.
 
     Geometry (float64 engines, eval mode) is measured on each network of
@@ -179,7 +197,9 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
     ``analysis.full_planes`` planes; a linear classifier keeps the backbone's regions and
     adds the decision boundary). `keep` is
     a folder where the partitions of the first ``analysis.keep_partitions`` planes are saved.
-    ``time.*`` gives the seconds of each stage.
+    With `finetune`, the backbone is also fine-tuned at each of
+    ``analysis.finetune_fractions`` (``finetune{percent}.accuracy``). ``time.*`` gives the
+    seconds of each stage.
     """
     objective.eval()
     out: dict[str, float] = {}
@@ -215,4 +235,8 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
                                      test_limit=analysis.probe_test, knn_test_limit=analysis.knn_test)
     out.update(quality)
     out["time.quality"] = time.perf_counter() - clock
+    if finetune and analysis.finetune_fractions:
+        clock = time.perf_counter()
+        out.update(finetune_metrics(objective, dataset, analysis, data_dir))
+        out["time.finetune"] = time.perf_counter() - clock
     return out

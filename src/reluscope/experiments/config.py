@@ -119,6 +119,14 @@ class Analysis:
         Which networks the geometry is measured on: the backbone (metrics without prefix)
         and the backbone with the head the loss trains through (``full.`` metrics:
         classifier, projector, or DINO head before its normalisation).
+    finetune_fractions : list of float
+        Label fractions (class-balanced) at which the backbone is fine-tuned end to end with a
+        new linear head (``reluscope.evaluate.finetune``), e.g. [0.01, 0.1, 1.0]; empty: off.
+    finetune_steps : int
+        Adam steps of each fine-tuning (batch 256, lr 1e-3).
+    finetune_checkpoints : int
+        Checkpoints per run that are fine-tuned: the last, the end of epoch 1, then more
+        spread over training.
     full_planes : int
         Planes (the first ones) sliced for the full network. A 512-wide projector refines
         the backbone's regions about 10x, so these slices cost about 10x the backbone's; a
@@ -142,6 +150,9 @@ class Analysis:
     knn_test: int | None = None
     networks: list[str] = field(default_factory=lambda: ["backbone", "full"])
     full_planes: int = 0
+    finetune_fractions: list[float] = field(default_factory=list)
+    finetune_steps: int = 300
+    finetune_checkpoints: int = 3
 
 
 @dataclass(frozen=True)
@@ -330,6 +341,13 @@ def _check(config: ExperimentConfig) -> None:
                        "execution.workers": e.workers,
                        "findings.detection_persistence": f.detection_persistence}, 1)
     problems.integers({"findings.n_boot": f.n_boot}, 100)
+    problems.integers({"analysis.finetune_steps": a.finetune_steps,
+                       "analysis.finetune_checkpoints": a.finetune_checkpoints}, 1)
+    fractions = a.finetune_fractions
+    if not isinstance(fractions, list) or any(isinstance(v, bool) or not isinstance(v, int | float)
+                                              or not 0 < v <= 1 for v in fractions):
+        problems.fail("analysis.finetune_fractions", "a list of label fractions in (0, 1]", fractions,
+                      "e.g. [0.01, 0.1, 1.0], or [] to switch fine-tuning off.")
     problems.integers({"analysis.paths": a.paths, "analysis.lc_points": a.lc_points,
                        "analysis.keep_partitions": a.keep_partitions, "analysis.full_planes": a.full_planes,
                        "analysis.plane_seed": a.plane_seed, "findings.seed": f.seed}, 0)

@@ -576,7 +576,8 @@ def finding_across_architectures(table: pd.DataFrame, options: Findings) -> Find
         f"final checkpoints of healthy runs: leave-one-objective-out R² of probe accuracy on {metric} (a "
         "line fitted on the other objectives predicts the held-out one; 0 = no better than their mean), "
         f"{options.confidence:.0%} interval from a bootstrap of runs within objectives; the same leaving one "
-        "backbone out. Holds when both intervals are above 0, does not hold when either lies at or below 0, "
+        "backbone out; the same R² for fine-tuned accuracy where the grid fine-tunes. Holds when both "
+        "probe intervals are above 0, does not hold when either lies at or below 0, "
         f"else inconclusive. Secondary metrics: Spearman over objective means, {options.correction} "
         "correction (table in the report)")
     final = _final(table)
@@ -590,6 +591,11 @@ def finding_across_architectures(table: pd.DataFrame, options: Findings) -> Find
              f"{final['objective'].nunique()} objectives"]
     if "knn_accuracy" in final:
         parts.append(f"kNN: {_prediction(final, metric, 'knn_accuracy', 'objective', boot).text('+.2f')}")
+    for target in sorted(c for c in final.columns if isinstance(c, str) and c.startswith("finetune")
+                         and c.endswith(".accuracy")):
+        if final[target].notna().sum() >= 3:
+            estimate = _prediction(final, metric, target, "objective", boot)
+            parts.append(f"{target.split('.')[0]} (fine-tuned at that % of labels): {estimate.text('+.2f')}")
     means = final.groupby("objective")[[metric, "probe_test_accuracy"]].mean()
     rho = stats.spearmanr(means[metric], means["probe_test_accuracy"])[0]
     parts.append(f"Spearman over objective means {rho:+.2f}")

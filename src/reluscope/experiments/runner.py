@@ -71,13 +71,16 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
     family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
     todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
     pictured = pictured_steps(config, spec, [s for s, _ in result.checkpoints])
+    finetuned = spread_steps(spec, [s for s, _ in result.checkpoints], config.analysis.finetune_checkpoints,
+                             last_first=True) if config.analysis.finetune_fractions else set()
     for step, path in progress_bar(todo, desc=f"analyse {run_id}", disable=quiet):
         _, objective, meta = load_checkpoint(path)
         keep = None
         if step in pictured:
             keep = run_dir / "partitions" / f"step_{step:08d}"
             keep.mkdir(parents=True, exist_ok=True)
-        values = analyse(objective, dataset, config.analysis, probes, data_dir, keep=keep)
+        values = analyse(objective, dataset, config.analysis, probes, data_dir, keep=keep,
+                         finetune=step in finetuned)
         for key, value in meta.get("metrics", {}).items():
             values[f"train.{key}"] = float(value)
         c = spec.train
@@ -95,25 +98,27 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
 def pictured_steps(config: ExperimentConfig, spec: RunSpec, steps: list[int]) -> set[int]:
     """Checkpoints whose partitions are kept for pictures (``analysis.keep_checkpoints``).
 
-    Only runs of the first ``analysis.keep_seeds`` seeds of the grid keep any. The steps
-    are the first checkpoint, the end of the first epoch, the last, then more spread
-    evenly over the schedule, so a published store holds a few partitions per objective.
+    Only runs of the first ``analysis.keep_seeds`` seeds of the grid keep any; the steps are
+    those of :func:`spread_steps`, so a published store holds a few partitions per objective.
     """
     a = config.analysis
     if a.keep_partitions == 0 or spec.train.seed not in sorted(config.grid.seeds)[: a.keep_seeds]:
         return set()
+    return spread_steps(spec, steps, a.keep_checkpoints)
+
+
+def spread_steps(spec: RunSpec, steps: list[int], count: int, last_first: bool = False) -> set[int]:
+    """`count` checkpoints of a run: the first, the end of the first epoch and the last (or,
+    with `last_first`, the last, then the end of epoch 1, then the first), then more spread
+    evenly over the schedule."""
     ordered = sorted(steps)
-    if not ordered:
+    if not ordered or count < 1:
         return set()
     per_epoch = max(1, spec.train_steps_per_epoch())
     first_epoch = min(ordered, key=lambda s: abs(s - per_epoch))
-    picks = [ordered[0], first_epoch, ordered[-1]]
-    spread = [ordered[round(i)] for i in np.linspace(0, len(ordered) - 1, max(a.keep_checkpoints, 2))]
-    for step in spread:
-        if step not in picks:
-            picks.append(step)
-    unique = list(dict.fromkeys(picks))
-    return set(unique[: a.keep_checkpoints])
+    picks = [ordered[-1], first_epoch, ordered[0]] if last_first else [ordered[0], first_epoch, ordered[-1]]
+    picks += [ordered[round(i)] for i in np.linspace(0, len(ordered) - 1, max(count, 2))]
+    return set(list(dict.fromkeys(picks))[:count])
 
 
 def same_results(stored: dict[str, Any], config: ExperimentConfig) -> bool:
