@@ -295,8 +295,8 @@ def finding_fewer_regions(table: pd.DataFrame, options: Findings, metric: str | 
         f"per healthy SSL objective against {reference}, final checkpoints, {options.confidence:.0%} "
         f"cluster-bootstrap intervals over seeds: comparable = interval of ({reference} - SSL) probe "
         f"accuracy below {gap:.0%} points; fewer = interval of the log-ratio of {metric} below minus the "
-        "seed-noise band (pooled within-objective std of the final log metric). Supports: comparable and fewer; "
-        "refutes: gap interval above the margin, or log-ratio interval above minus the band. Also the "
+        "seed-noise band (pooled within-objective std of the final log metric). Supports: comparable and "
+        "fewer; refutes: gap interval above the margin, or log-ratio interval above minus the band. Also the "
         "log-ratio at matched probe accuracy (first time each run reaches it). Accuracy gains are over "
         "each run's untrained network (step 0)")
     final = _final(table)
