@@ -145,3 +145,19 @@ def test_train_command_trains_resumes_and_evaluates(tmp_path, data_dir, capsys):
     stamp = quality[-1].stat().st_mtime_ns
     assert main(args) == 0  # everything done: nothing recomputed
     assert quality[-1].stat().st_mtime_ns == stamp
+
+
+def test_help_is_fast_and_imports_no_torch_and_names_match_the_registry():
+    import subprocess
+    import sys
+
+    code = ("import sys, reluscope.cli; "
+            "print('torch' in sys.modules, 'pandas' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "False"]
+    version = subprocess.run([sys.executable, "-m", "reluscope", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("reluscope ")
+    from reluscope.train.names import OBJECTIVE_NAMES
+    from reluscope.train.objectives import OBJECTIVES
+
+    assert sorted(OBJECTIVE_NAMES) == sorted(OBJECTIVES)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from reluscope.errors import InputTypeError, InputValueError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made (the command line stays light)
+    import torch
 
 
 def message(where: str, expected: str, received: str, fix: str) -> str:
@@ -26,7 +29,8 @@ def message(where: str, expected: str, received: str, fix: str) -> str:
 
 def describe(value: Any) -> str:
     """Short description of a value for error messages (type, shape, dtype)."""
-    if isinstance(value, torch.Tensor):
+    torch_module = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    if torch_module is not None and isinstance(value, torch_module.Tensor):
         return f"a torch.Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     if isinstance(value, np.ndarray):
         return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
@@ -55,6 +59,8 @@ def as_float64_tensor(
     torch.Tensor
         float64 tensor, same shape as `value`.
     """
+    import torch
+
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     else:
@@ -138,28 +144,3 @@ def check_sequence_len(value: Sequence[Any], n: int, where: str) -> None:
         raise InputValueError(message(where, f"of length {n}", f"length {len(value)}",
                                       f"Pass exactly {n} items."))
 
-
-def positive_int_argument(text: str) -> int:
-    """argparse type: a positive integer, with a message saying so."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def positive_float_argument(text: str) -> float:
-    """argparse type: a positive finite number, with a message saying so."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reluscope import demo, run_command, slice_command, train_command
+from reluscope import __version__, demo, run_command, slice_command, train_command
 from reluscope.errors import ReluscopeError
 
 
@@ -18,6 +18,7 @@ def _add(commands: argparse._SubParsersAction, name: str, help_text: str, doc: s
 def main(argv: list[str] | None = None) -> int:
     """Run the ``reluscope`` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="reluscope", description="Exact geometry of ReLU networks.")
+    parser.add_argument("--version", action="version", version=f"reluscope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(_add(commands, "demo", "the main job: a small grid from raw data to a report",
                             demo.__doc__))

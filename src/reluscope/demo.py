@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from reluscope._validation import positive_int_argument
-from reluscope.experiments.config import load_config
-from reluscope.experiments.report import write_report
-from reluscope.experiments.runner import run_experiment
+from reluscope._arguments import positive_int_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Run the demo grid and write its report."""
+    from reluscope.experiments.config import load_config
+    from reluscope.experiments.report import write_report
+    from reluscope.experiments.runner import run_experiment
+
     if args.config is not None:
         config = load_config(args.config)
     else:

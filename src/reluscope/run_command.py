@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from reluscope._validation import positive_int_argument
-from reluscope.experiments.config import load_config
-from reluscope.experiments.report import write_report
-from reluscope.experiments.runner import run_experiment
+from reluscope._arguments import positive_int_argument
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +25,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid; returns 1 if a run failed, else 0."""
+    from reluscope.experiments.config import load_config
+    from reluscope.experiments.report import write_report
+    from reluscope.experiments.runner import run_experiment
+
     config = load_config(args.config)
     root = args.root or f"outputs/{config.name}"
     report = run_experiment(config, root, data_dir=args.data, workers=args.workers)
@@ -49,5 +50,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """Write the report of an experiment folder."""
+    from reluscope.experiments.report import write_report
+
     print(f"report: {write_report(args.root)}")
     return 0

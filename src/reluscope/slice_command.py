@@ -26,23 +26,22 @@ Usage: reluscope slice MODEL.pt --indices 0 1 2 [--dataset mnist] [--split test]
 from __future__ import annotations
 
 import argparse
+import math
 import pickle
 import time
 import warnings
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 import reluscope as rs
 from reluscope._files import write_json
 from reluscope._validation import message
-from reluscope.data import load_idx_images
+from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
 
-DATASETS = ("mnist", "fashion-mnist")
+if TYPE_CHECKING:  # torch loads when a command runs, not for --help
+    import numpy as np
+    from torch import nn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--allow-pickle a whole module saved with torch.save(model, path)")
     parser.add_argument("--indices", type=int, nargs=3, required=True, metavar="I",
                         help="three image indices; the plane passes through them")
-    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--out", default="outputs/slice", help="output folder")
@@ -76,6 +75,9 @@ def load_model(path: str | Path, *, network: str = "full", allow_pickle: bool = 
     ``"full"`` (backbone + trained head) or ``"backbone"``. A whole pickled module is loaded
     only with ``allow_pickle=True`` (unpickling runs code from the file), with a warning.
     """
+    import torch
+    from torch import nn
+
     source = Path(path)
     if not source.is_file():
         raise InputValueError(message("`model` of reluscope slice", "an existing model file",
@@ -128,7 +130,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(v) for v in text.split(","))
     except ValueError:
         shape = ()
-    if not shape or any(v < 1 for v in shape) or int(np.prod(shape)) != 784:
+    if not shape or any(v < 1 for v in shape) or math.prod(shape) != 784:
         raise InputValueError(message("`--input-shape` of reluscope slice",
                                       "positive integers with product 784 (a 28x28 image)", repr(text),
                                       "Pass 1,28,28 for CNNs or 784 for MLPs that take flat vectors."))
@@ -137,6 +139,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Compute and write everything; returns the metrics written to metrics.json."""
+    import torch
+
+    from reluscope.data import load_idx_images
+
     out = Path(args.out)
     model = load_model(args.model, network=args.network, allow_pickle=args.allow_pickle)
     shape = parse_shape(args.input_shape)
@@ -185,6 +191,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _is_float32(model: nn.Module) -> bool:
+    import torch
+
     return any(p.dtype == torch.float32 for p in model.parameters())
 
 

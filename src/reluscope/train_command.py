@@ -14,16 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reluscope._arguments import positive_float_argument, positive_int_argument
 from reluscope._files import write_json
-from reluscope._validation import positive_float_argument, positive_int_argument
-from reluscope.train.loop import TrainConfig, load_checkpoint, train
-from reluscope.train.objectives import OBJECTIVES
+from reluscope.data.registry import DATASETS
+from reluscope.train.names import OBJECTIVE_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the train command (one per TrainConfig field)."""
-    parser.add_argument("--objective", choices=sorted(OBJECTIVES), default="simclr")
-    parser.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist")
+    parser.add_argument("--objective", choices=sorted(OBJECTIVE_NAMES), default="simclr")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
     parser.add_argument("--backbone", choices=("mlp", "cnn"), default="mlp")
     parser.add_argument("--width", type=positive_int_argument, default=256)
     parser.add_argument("--depth", type=positive_int_argument, default=3)
@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train, then (optionally) evaluate each checkpoint; returns the evaluations."""
+    from reluscope.train.loop import TrainConfig, load_checkpoint, train
+
     config = TrainConfig(dataset=args.dataset, objective=args.objective, backbone=args.backbone,
                          width=args.width, depth=args.depth, batchnorm=args.batchnorm, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset)

@@ -1,0 +1,28 @@
+"""argparse types for the command line (no torch: ``reluscope --help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def positive_int_argument(text: str) -> int:
+    """A positive integer, with a message saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float_argument(text: str) -> float:
+    """A positive finite number, with a message saying so."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
