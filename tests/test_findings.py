@@ -299,3 +299,35 @@ def test_findings_run_on_a_whole_synthetic_grid_and_correlations_resample_seeds(
     row = corr[(corr["scope"] == "simclr") & (corr["metric"] == "slice.log_density_mean")
                & (corr["target"] == "probe_test_accuracy")].iloc[0]
     assert row["resampled"] == "seeds" and row["spearman"] > 0.5
+
+
+# ---------------------------------------------------------------------------- Gamba et al.
+def sweep_table(nonlinearity_peak: int) -> pd.DataFrame:
+    """Supervised runs at 6 widths: test error peaks at width 32; the nonlinearity peaks at
+    `nonlinearity_peak`; boundary density grows with width."""
+    widths = [4, 8, 16, 32, 64, 128]
+    error = {4: 0.20, 8: 0.25, 16: 0.30, 32: 0.40, 64: 0.30, 128: 0.22}
+    rows = []
+    for w in widths:
+        for seed in (0, 1, 2):
+            shift = OFFSETS[seed]
+            nonlin = 1.0 / (1 + abs(np.log2(w / nonlinearity_peak))) + shift
+            for metric, value in {"classifier.test_accuracy": 1 - error[w] + shift / 10,
+                                  "full.path.mean_abs_deviation": nonlin,
+                                  "path.boundary_density": float(w) * (1 + shift)}.items():
+                rows.append({"run_id": f"sup-{w}-{seed}", "dataset": "mnist", "objective": "supervised",
+                             "family": "supervised", "backbone": "mlp", "width": w, "seed": seed,
+                             "step": 1000, "epoch": 10.0, "metric": metric, "value": value})
+    return wide(pd.DataFrame(rows, columns=list(COLUMNS)))
+
+
+def test_double_descent_nonlinearity_follows_the_test_error_peak():
+    from reluscope.experiments.findings import finding_double_descent
+
+    found = finding_double_descent(sweep_table(32), OPTIONS)
+    assert found.verdict == "holds" and "peak at width 32" in found.numbers
+    assert "Spearman(width, path.boundary_density) +1.00" in found.numbers
+    assert finding_double_descent(sweep_table(4), OPTIONS).verdict == "does not hold"
+    flat = sweep_table(32)
+    flat["classifier.test_accuracy"] = 1 - 0.1 * flat["width"] / 128  # error peaks at the edge
+    assert finding_double_descent(flat, OPTIONS).verdict == "inconclusive"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -182,3 +183,38 @@ def test_train_config_names_the_bad_field():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match=r"unknown fields \['epoch'\]"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_label_noise_moves_exactly_the_stated_fraction_to_other_classes_and_keeps_run_ids():
+    from reluscope.experiments.config import load_config
+    from reluscope.train.loop import noisy_labels
+
+    labels = torch.arange(1000) % 10
+    noisy = noisy_labels(labels, 0.2, seed=7)
+    changed = noisy != labels
+    assert int(changed.sum()) == 200  # exactly round(0.2 * n), each to a different class
+    assert torch.equal(noisy, noisy_labels(labels, 0.2, seed=7))
+    assert not torch.equal(noisy, noisy_labels(labels, 0.2, seed=8))
+    assert torch.equal(noisy_labels(labels, 0.0, seed=7), labels)
+    with pytest.raises(ValueError, match="label_noise"):
+        TrainConfig(label_noise=1.0)
+    # a field added later leaves every earlier run id (and folder) as it was
+    paper = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper-mnist.toml")
+    assert paper.runs()[0].run_id == "supervised-mnist-mlp256-s0-e918419b"
+    noisy_spec = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper-mnist.toml")
+    assert "label_noise" not in noisy_spec.runs()[0].train.identity()
+    assert "label_noise" in TrainConfig(label_noise=0.2).identity()
+
+
+def test_label_noise_run_reports_its_classifier_on_noisy_and_clean_labels(tmp_path, data_dir):
+    from reluscope.experiments.analyze import classifier_metrics
+
+    config = TrainConfig(objective="supervised", width=16, depth=1, epochs=1, batch_size=128, subset=512,
+                         label_noise=0.5)
+    result = train(config, tmp_path / "run", data_dir=data_dir, quiet=True)
+    found = classifier_metrics(result.objective, config, data_dir, test_limit=500)
+    assert set(found) == {"classifier.test_accuracy", "classifier.train_accuracy",
+                          "classifier.clean_train_accuracy"}
+    assert all(0 <= v <= 1 for v in found.values())
+    simclr = build(TrainConfig(objective="simclr", width=8, depth=1))
+    assert classifier_metrics(simclr, config, data_dir) == {}

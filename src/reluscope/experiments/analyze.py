@@ -20,6 +20,7 @@ from reluscope.experiments.config import Analysis
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
 from reluscope.regions import path_regions, slice_regions
+from reluscope.train.loop import TrainConfig, noisy_labels
 from reluscope.train.objectives import Objective
 
 #: Summary metrics of a slice kept in the results table (means over the planes).
@@ -184,6 +185,33 @@ def finetune_metrics(objective: Objective, dataset: str, analysis: Analysis,
         out[f"{key}.accuracy"] = found["accuracy"]
         out[f"{key}.train_accuracy"] = found["train_accuracy"]
     return out
+
+
+@torch.no_grad()
+def classifier_metrics(objective: Objective, train_config: TrainConfig, data_dir: str | Path | None,
+                       test_limit: int | None = None) -> dict[str, float]:
+    """Accuracy of a supervised objective's own classifier (backbone + its linear head).
+
+    ``classifier.test_accuracy`` on the test images; ``classifier.train_accuracy`` on the
+    labels it was trained on (the training subset, with its label noise: 1.0 means it
+    interpolates them), and ``classifier.clean_train_accuracy`` on the true labels there.
+    Empty for objectives without a classifier.
+    """
+    if objective.family != "supervised":
+        return {}
+    network = objective.trained_network().eval()
+    train_x, train_y = load_split(train_config.dataset, "train", data_dir, train_config.subset)
+    test_x, test_y = load_split(train_config.dataset, "test", data_dir, test_limit)
+    noisy = noisy_labels(train_y, train_config.label_noise, train_config.seed) \
+        if train_config.label_noise > 0 else train_y
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([network(x[i: i + 4096]).argmax(1) for i in range(0, len(x), 4096)])
+
+    train_pred = predict(train_x)
+    return {"classifier.test_accuracy": float((predict(test_x) == test_y).double().mean()),
+            "classifier.train_accuracy": float((train_pred == noisy).double().mean()),
+            "classifier.clean_train_accuracy": float((train_pred == train_y).double().mean())}
 
 
 def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Probes,

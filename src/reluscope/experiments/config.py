@@ -69,6 +69,9 @@ class Training:
     weight_decay : float
     subset : int or None
         Train on the first ``subset`` training images (None: all 60,000).
+    label_noise : float
+        Symmetric label noise of the training labels (fixed by each run's seed; supervised
+        objectives are the ones it affects).
     checkpoints_per_decade : int
         Log-spaced checkpoints per factor of 10 in steps (plus step 0 and epoch ends).
     """
@@ -79,6 +82,7 @@ class Training:
     weight_decay: float = 1e-6
     subset: int | None = None
     checkpoints_per_decade: int = 3
+    label_noise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ class ExperimentConfig:
         return [RunSpec(TrainConfig(dataset=d, objective=o, backbone=b, width=w, depth=g.depth, epochs=self
                                     .training.epochs, batch_size=self.training.batch_size,
                                     lr=self.training.lr, weight_decay=self.training.weight_decay, seed=s,
-                                    subset=self.training.subset,
+                                    subset=self.training.subset, label_noise=self.training.label_noise,
                                     checkpoints_per_decade=self.training.checkpoints_per_decade))
                 for d in g.datasets for b in g.backbones for w in g.widths for o in g.objectives
                 for s in g.seeds]
@@ -263,7 +267,7 @@ class RunSpec:
     def run_id(self) -> str:
         """``<objective>-<dataset>-<backbone><width>-s<seed>-<hash>``, stable across sessions."""
         c = self.train
-        digest = hashlib.sha256(json.dumps(c.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(json.dumps(c.identity(), sort_keys=True).encode()).hexdigest()[:8]
         return f"{c.objective}-{c.dataset}-{c.backbone}{c.width}-s{c.seed}-{digest}"
 
 
@@ -357,8 +361,10 @@ def _check(config: ExperimentConfig) -> None:
     problems.reals({"training.lr": t.lr, "analysis.lc_radius": a.lc_radius,
                     "analysis.plane_margin": a.plane_margin, "findings.comparable_gap": f.comparable_gap,
                     "findings.detection_z": f.detection_z})
-    problems.reals({"training.weight_decay": t.weight_decay, "findings.burn_in_epochs": f.burn_in_epochs},
-                   strict=False)
+    problems.reals({"training.weight_decay": t.weight_decay, "findings.burn_in_epochs": f.burn_in_epochs,
+                    "training.label_noise": t.label_noise}, strict=False)
+    if isinstance(t.label_noise, int | float) and not t.label_noise < 1:
+        problems.fail("training.label_noise", "a fraction in [0, 1)", t.label_noise, "e.g. 0.2.")
     if isinstance(a.lc_directions, int) and a.lc_directions > 784:
         problems.fail("analysis.lc_directions", "at most 784 (orthonormal directions of a 28x28 input)",
                       a.lc_directions, "e.g. 25.")

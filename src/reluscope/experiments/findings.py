@@ -629,6 +629,69 @@ def finding_across_architectures(table: pd.DataFrame, options: Findings) -> Find
     return Finding(title, verdict, criterion, "; ".join(parts), metric)
 
 
+# ---------------------------------------------------------------------------- Gamba et al.
+def finding_double_descent(table: pd.DataFrame, options: Findings,
+                           nonlinearity: str = "full.path.mean_abs_deviation",
+                           density: str = "path.boundary_density") -> Finding:
+    """Does the nonlinearity follow the test error through model-wise double descent?
+
+    Gamba et al. (AISTATS 2022): across widths around the interpolation threshold, the mean
+    |f - affine interpolation| along paths between data (on the classifier's outputs) peaks
+    where the test error peaks, while the density of region boundaries only grows with width.
+    Read at the final checkpoints of supervised runs, per width, means over seeds.
+    """
+    title = "nonlinearity follows test error through double descent (Gamba et al.)"
+    criterion = (
+        f"final checkpoints of supervised runs, means over seeds per width: the test error (1 - classifier "
+        f"test accuracy) has a peak inside the sweep; the width where {nonlinearity} peaks is the test "
+        f"error's peak width or a neighbour in the sweep in at least {options.confidence:.0%} of bootstrap "
+        f"resamples of the seeds (does not hold: at most {1 - options.confidence:.0%}); and {density} grows "
+        "with width (Spearman over widths > 0)")
+    runs = _final(table)
+    runs = runs[runs["objective"].map(is_supervised)]
+    error_source = "classifier.test_accuracy" if "classifier.test_accuracy" in runs else "probe_test_accuracy"
+    widths = sorted(runs["width"].unique())
+    if len(widths) < 3 or nonlinearity not in runs or error_source not in runs:
+        return Finding(title, "inconclusive", criterion,
+                       f"needs supervised runs at >= 3 widths with {nonlinearity}; "
+                       f"this grid has {len(widths)}",
+                       nonlinearity, network_of(nonlinearity))
+    runs = runs.assign(test_error=1 - runs[error_source])
+    seeds = sorted(runs["seed"].unique())
+
+    def curves(pick: list[int]) -> pd.DataFrame:
+        chosen = pd.concat([runs[runs["seed"] == s] for s in pick])
+        return chosen.groupby("width")[["test_error", nonlinearity, density]].mean().reindex(widths)
+
+    mean = curves(seeds)
+    peak = int(np.nanargmax(mean["test_error"].to_numpy()))
+    nonlin_peak = int(np.nanargmax(mean[nonlinearity].to_numpy()))
+    interior = 0 < peak < len(widths) - 1
+    rng = np.random.default_rng(options.seed)
+    agree = []
+    for _ in range(options.n_boot):
+        sample = curves([seeds[i] for i in rng.integers(0, len(seeds), len(seeds))])
+        agree.append(abs(int(np.nanargmax(sample[nonlinearity].to_numpy()))
+                         - int(np.nanargmax(sample["test_error"].to_numpy()))) <= 1)
+    share = float(np.mean(agree))
+    grows = float(stats.spearmanr(widths, mean[density].to_numpy())[0]) if density in mean else float("nan")
+    by_width = ", ".join(f"{w}: {e:.3f}" for w, e in zip(widths, mean["test_error"], strict=True))
+    numbers = (f"test error by width: {by_width}; peak at width {widths[peak]}; {nonlinearity} peaks at "
+               f"width {widths[nonlin_peak]}; peaks within one step in {share:.0%} of {options.n_boot} "
+               f"resamples of {len(seeds)} seeds; "
+               f"Spearman(width, {density}) {grows:+.2f}")
+    if not interior:
+        return Finding(title, "inconclusive", criterion, "no test-error peak inside the sweep (no double "
+                       "descent to follow): " + numbers, nonlinearity, network_of(nonlinearity))
+    if share >= options.confidence and grows > 0:
+        verdict = "holds"
+    elif share <= 1 - options.confidence:
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
+    return Finding(title, verdict, criterion, numbers, nonlinearity, network_of(nonlinearity))
+
+
 def findings(table: pd.DataFrame, options: Findings | None = None) -> list[Finding]:
     """The paper's four findings and the open question, in order; 1-3 also for the full network."""
     options = options or Findings()
@@ -640,4 +703,7 @@ def findings(table: pd.DataFrame, options: Findings | None = None) -> list[Findi
     if full in table:
         out += [finding_fewer_regions(table, options, full), finding_contrastive_expand(table, options, full),
                 finding_distillation_merge(table, options, full)]
-    return [*out, finding_collapse_early(table, options), finding_across_architectures(table, options)]
+    out += [finding_collapse_early(table, options), finding_across_architectures(table, options)]
+    if table["width"].nunique() >= 3:
+        out.append(finding_double_descent(table, options))
+    return out

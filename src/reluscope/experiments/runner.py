@@ -23,7 +23,7 @@ import torch
 
 from reluscope._validation import message
 from reluscope.errors import InputValueError, RunLockedError
-from reluscope.experiments.analyze import analyse, choose_probes
+from reluscope.experiments.analyze import analyse, choose_probes, classifier_metrics
 from reluscope.experiments.config import ExperimentConfig, RunSpec, config_from_dict
 from reluscope.experiments.store import Store
 from reluscope.progress import progress_bar, quiet_by_default
@@ -81,6 +81,7 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
             keep.mkdir(parents=True, exist_ok=True)
         values = analyse(objective, dataset, config.analysis, probes, data_dir, keep=keep,
                          finetune=step in finetuned)
+        values.update(classifier_metrics(objective, spec.train, data_dir, config.analysis.probe_test))
         for key, value in meta.get("metrics", {}).items():
             values[f"train.{key}"] = float(value)
         c = spec.train

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -63,6 +63,10 @@ class TrainConfig:
         Log-spaced checkpoints per factor of 10 in steps (plus step 0 and epoch ends).
     objective_options : dict
         Extra keyword arguments of the objective (temperatures, head sizes, ...).
+    label_noise : float
+        Symmetric label noise: this fraction of the training labels (exactly
+        ``round(label_noise * n)``, chosen by the seed) is replaced by a uniformly random
+        *other* class, once, before training (see :func:`noisy_labels`).
     """
 
     dataset: str = "mnist"
@@ -79,6 +83,11 @@ class TrainConfig:
     subset: int | None = None
     checkpoints_per_decade: int = 4
     objective_options: dict[str, Any] = field(default_factory=dict)
+    label_noise: float = 0.0
+
+    #: Fields added after run ids were first published, with the default that leaves a run's
+    #: id (and its folder) as it was: they enter the id only when set to something else.
+    LATER_FIELDS: ClassVar[dict[str, Any]] = {"label_noise": 0.0}
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -94,6 +103,10 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputValueError(message("`seed` of TrainConfig", "a non-negative integer", repr(self.seed),
                                           "Pass e.g. 0."))
+        noise = self.label_noise
+        if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 1:
+            raise InputValueError(message("`label_noise` of TrainConfig", "a fraction in [0, 1)", repr(noise),
+                                          "Pass e.g. 0.2 for 20% symmetric noise, or 0."))
         for name, strict in (("lr", True), ("weight_decay", False)):
             value = getattr(self, name)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
@@ -106,6 +119,14 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What a run's id is derived from: :meth:`to_dict` without later fields at their default."""
+        data = self.to_dict()
+        for name, default in self.LATER_FIELDS.items():
+            if data.get(name) == default:
+                data.pop(name, None)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -175,6 +196,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
         images, labels = images[: config.subset], labels[: config.subset]
     x = torch.from_numpy(images)[:, None]
     y = torch.from_numpy(labels)
+    if config.label_noise > 0:
+        y = noisy_labels(y, config.label_noise, config.seed)
     n = len(x)
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch
@@ -245,12 +268,30 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     return TrainResult(objective, completed_checkpoints(run), resumed, time.perf_counter() - start_time)
 
 
+def noisy_labels(labels: torch.Tensor, fraction: float, seed: int, n_classes: int | None = None
+                 ) -> torch.Tensor:
+    """Symmetric label noise: exactly ``round(fraction * n)`` labels, chosen by `seed`, each moved
+    to a uniformly random different class. labels : (n,) int; returns a new (n,) tensor."""
+    n_classes = n_classes or int(labels.max()) + 1
+    gen = _step_generator(seed, 3, 0)
+    count = round(fraction * len(labels))
+    chosen = torch.randperm(len(labels), generator=gen)[:count]
+    shift = torch.randint(1, n_classes, (count,), generator=gen)
+    noisy = labels.clone()
+    noisy[chosen] = (labels[chosen] + shift) % n_classes
+    return noisy
+
+
 def _check_same_config(run: Path, config: TrainConfig) -> None:
     """Write ``config.json``, or refuse a run folder that holds another config's run."""
     path = run / "config.json"
     if path.is_file():
         existing = json.loads(path.read_text())
-        if existing != config.to_dict():
+        try:
+            same = TrainConfig.from_dict(existing) == config  # later fields take their defaults
+        except InputValueError:
+            same = False
+        if not same:
             raise InputValueError(message(
                 f"run folder {str(run)!r}", "empty or holding a run of the same config",
                 "a run of a different config", "Use a new folder for a new config."))
