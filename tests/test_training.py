@@ -212,9 +212,13 @@ def test_label_noise_run_reports_its_classifier_on_noisy_and_clean_labels(tmp_pa
     config = TrainConfig(objective="supervised", width=16, depth=1, epochs=1, batch_size=128, subset=512,
                          label_noise=0.5)
     result = train(config, tmp_path / "run", data_dir=data_dir, quiet=True)
-    found = classifier_metrics(result.objective, config, data_dir, test_limit=500)
+    from reluscope.experiments.config import Analysis
+
+    found = classifier_metrics(result.objective, config, data_dir, test_limit=500,
+                               analysis=Analysis(robust_points=50, robust_steps=3))
     assert set(found) == {"classifier.test_accuracy", "classifier.train_accuracy",
-                          "classifier.clean_train_accuracy"}
+                          "classifier.clean_train_accuracy", "robust.linf_accuracy", "robust.l2_accuracy"}
+    assert found["robust.linf_accuracy"] <= found["classifier.test_accuracy"] + 0.1
     assert all(0 <= v <= 1 for v in found.values())
     simclr = build(TrainConfig(objective="simclr", width=8, depth=1))
     assert classifier_metrics(simclr, config, data_dir) == {}

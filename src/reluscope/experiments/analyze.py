@@ -16,6 +16,7 @@ from reluscope.errors import TooManyRegionsError
 from reluscope.evaluate import representation_quality
 from reluscope.evaluate.finetune import FinetuneOptions, finetune_accuracy, fraction_key
 from reluscope.evaluate.quality import load_split
+from reluscope.evaluate.robustness import robust_accuracy
 from reluscope.experiments.config import Analysis
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
@@ -189,12 +190,14 @@ def finetune_metrics(objective: Objective, dataset: str, analysis: Analysis,
 
 @torch.no_grad()
 def classifier_metrics(objective: Objective, train_config: TrainConfig, data_dir: str | Path | None,
-                       test_limit: int | None = None) -> dict[str, float]:
+                       test_limit: int | None = None, analysis: Analysis | None = None) -> dict[str, float]:
     """Accuracy of a supervised objective's own classifier (backbone + its linear head).
 
     ``classifier.test_accuracy`` on the test images; ``classifier.train_accuracy`` on the
     labels it was trained on (the training subset, with its label noise: 1.0 means it
-    interpolates them), and ``classifier.clean_train_accuracy`` on the true labels there.
+    interpolates them), and ``classifier.clean_train_accuracy`` on the true labels there;
+    with ``analysis.robust_points``, PGD accuracy on that many test images
+    (``robust.linf_accuracy``, ``robust.l2_accuracy``; :mod:`reluscope.evaluate.robustness`).
     Empty for objectives without a classifier.
     """
     if objective.family != "supervised":
@@ -209,9 +212,17 @@ def classifier_metrics(objective: Objective, train_config: TrainConfig, data_dir
         return torch.cat([network(x[i: i + 4096]).argmax(1) for i in range(0, len(x), 4096)])
 
     train_pred = predict(train_x)
-    return {"classifier.test_accuracy": float((predict(test_x) == test_y).double().mean()),
-            "classifier.train_accuracy": float((train_pred == noisy).double().mean()),
-            "classifier.clean_train_accuracy": float((train_pred == train_y).double().mean())}
+    out = {"classifier.test_accuracy": float((predict(test_x) == test_y).double().mean()),
+           "classifier.train_accuracy": float((train_pred == noisy).double().mean()),
+           "classifier.clean_train_accuracy": float((train_pred == train_y).double().mean())}
+    if analysis is not None and analysis.robust_points:
+        x, y = test_x[: analysis.robust_points], test_y[: analysis.robust_points]
+        with torch.enable_grad():
+            for norm, eps in (("linf", analysis.robust_eps_linf), ("l2", analysis.robust_eps_l2)):
+                out[f"robust.{norm}_accuracy"] = robust_accuracy(
+                    network, x, y, eps, norm=norm, steps=analysis.robust_steps,
+                    generator=torch.Generator().manual_seed(0))
+    return out
 
 
 def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Probes,

@@ -131,6 +131,13 @@ class Analysis:
     finetune_checkpoints : int
         Checkpoints per run that are fine-tuned: the last, the end of epoch 1, then more
         spread over training.
+    robust_points : int
+        Test images attacked by PGD at every checkpoint of a supervised run
+        (``robust.linf_accuracy``, ``robust.l2_accuracy``; 0: off).
+    robust_eps_linf, robust_eps_l2 : float
+        Radii of the l-infinity and l2 balls (pixels in [0, 1]).
+    robust_steps : int
+        PGD steps (step size 2.5 eps / steps, random start, pixels kept in [0, 1]).
     full_planes : int
         Planes (the first ones) sliced for the full network. A 512-wide projector refines
         the backbone's regions about 10x, so these slices cost about 10x the backbone's; a
@@ -157,6 +164,10 @@ class Analysis:
     finetune_fractions: list[float] = field(default_factory=list)
     finetune_steps: int = 300
     finetune_checkpoints: int = 3
+    robust_points: int = 0
+    robust_eps_linf: float = 0.1
+    robust_eps_l2: float = 1.0
+    robust_steps: int = 10
 
 
 @dataclass(frozen=True)
@@ -346,7 +357,10 @@ def _check(config: ExperimentConfig) -> None:
                        "findings.detection_persistence": f.detection_persistence}, 1)
     problems.integers({"findings.n_boot": f.n_boot}, 100)
     problems.integers({"analysis.finetune_steps": a.finetune_steps,
-                       "analysis.finetune_checkpoints": a.finetune_checkpoints}, 1)
+                       "analysis.finetune_checkpoints": a.finetune_checkpoints,
+                       "analysis.robust_steps": a.robust_steps}, 1)
+    problems.integers({"analysis.robust_points": a.robust_points}, 0)
+    problems.reals({"analysis.robust_eps_linf": a.robust_eps_linf, "analysis.robust_eps_l2": a.robust_eps_l2})
     fractions = a.finetune_fractions
     if not isinstance(fractions, list) or any(isinstance(v, bool) or not isinstance(v, int | float)
                                               or not 0 < v <= 1 for v in fractions):

@@ -81,7 +81,8 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
             keep.mkdir(parents=True, exist_ok=True)
         values = analyse(objective, dataset, config.analysis, probes, data_dir, keep=keep,
                          finetune=step in finetuned)
-        values.update(classifier_metrics(objective, spec.train, data_dir, config.analysis.probe_test))
+        values.update(classifier_metrics(objective, spec.train, data_dir, config.analysis.probe_test,
+                                         config.analysis))
         for key, value in meta.get("metrics", {}).items():
             values[f"train.{key}"] = float(value)
         c = spec.train
