@@ -293,7 +293,7 @@ def test_findings_run_on_a_whole_synthetic_grid_and_correlations_resample_seeds(
                       "simclr": healthy_curves(lambda e: 6.0 + 0.2 * e, lambda e: 0.88 + 0.085 * min(e, 1.0)),
                       "byol": healthy_curves(flat(6.5), lambda e: 0.88 + 0.08 * min(e, 1.0))})
     found = findings(table, OPTIONS)
-    assert len(found) == 8 and {f.network for f in found} == {"backbone", "full"}
+    assert len(found) == 12 and {f.network for f in found} == {"backbone", "full"}
     assert all(f.criterion and f.numbers for f in found)
     corr = correlations(table, n_boot=50)
     row = corr[(corr["scope"] == "simclr") & (corr["metric"] == "slice.log_density_mean")
@@ -331,3 +331,23 @@ def test_double_descent_nonlinearity_follows_the_test_error_peak():
     flat = sweep_table(32)
     flat["classifier.test_accuracy"] = 1 - 0.1 * flat["width"] / 128  # error peaks at the edge
     assert finding_double_descent(flat, OPTIONS).verdict == "inconclusive"
+
+
+def test_local_complexity_claims_on_planted_associations():
+    from reluscope.experiments.findings import finding_local_complexity
+
+    def curves(lc_slope: float) -> dict[str, Curve]:
+        c = healthy_curves(flat(7.0))
+        c["full.lc.total"] = lambda e: 50 - lc_slope * e
+        c["lc.total"] = lambda e: 50 - lc_slope * e
+        c["full.path.total_variation_density"] = lambda e: 5 - lc_slope * e / 10  # tracks LC
+        c["feature_rankme"] = lambda e: 40 + lc_slope * e  # rank rises while LC falls
+        c["robust.linf_accuracy"] = lambda e: 0.5 + 0.01 * e  # robustness rises while LC falls
+        return c
+
+    table = table_of({"supervised": curves(2.0), "simclr": curves(3.0)})
+    found = {f.title: f for f in finding_local_complexity(table, OPTIONS)}
+    assert found["local complexity tracks total variation"].verdict == "holds"
+    assert found["higher local complexity, lower robust accuracy"].verdict == "holds"
+    assert found["lower feature rank comes with lower local complexity"].verdict == "does not hold"
+    assert found["local complexity falls after the first epoch"].verdict == "holds"

@@ -45,7 +45,8 @@ def test_a_grid_fine_tunes_the_chosen_checkpoints(tmp_path, data_dir):
         "training": {"epochs": 2, "batch_size": 128, "subset": 256, "checkpoints_per_decade": 1},
         "analysis": {"planes": 1, "paths": 2, "lc_points": 4, "lc_directions": 2, "probe_train": 300,
                      "probe_test": 200, "finetune_fractions": [0.01, 1.0], "finetune_steps": 5,
-                     "finetune_checkpoints": 2},
+                     "finetune_checkpoints": 2, "lc_estimators": ["cross_polytope", "ball", "smooth"],
+                     "lc_probes": 4},
         "execution": {"workers": 1}})
     report = run_experiment(config, tmp_path / "exp", data_dir=data_dir, quiet=True)
     assert len(report.completed) == 1
@@ -54,4 +55,7 @@ def test_a_grid_fine_tunes_the_chosen_checkpoints(tmp_path, data_dir):
     steps = sorted(results["step"].unique())
     assert sorted(tuned["step"]) == [2, steps[-1]]  # end of epoch 1 (2 steps) and the last
     assert set(results[results["metric"] == "finetune100.accuracy"]["step"]) == set(tuned["step"])
-    assert "full.path.mean_abs_deviation" in set(results["metric"])  # the decoder is the full network's head
+    names = set(results["metric"])
+    assert "full.path.mean_abs_deviation" in names  # the decoder is the full network's head
+    assert {"lc.total", "lc_ball.total", "lc_smooth.total", "full.lc_ball.total",
+            "path.total_variation_density"} <= names

@@ -153,7 +153,11 @@ def path_metrics(network: torch.nn.Module, probes: Probes, *, prefix: str = "") 
     segments = [InputPath.segment(x[i], x[j]) for i, j in probes.pairs]
     per_path = metrics.path_metrics(path_regions(network, segments))
     same = np.array(probes.pair_same)
-    for key in ("n_regions", "boundary_density", "region_length_mean", "mean_abs_deviation"):
+    # exact total variation of the outputs per unit length (Patel & Montufar's quantity on paths)
+    per_path["total_variation_density"] = per_path["total_variation"] / per_path["length"].reshape(
+        (-1,) + (1,) * (per_path["total_variation"].ndim - 1))
+    for key in ("n_regions", "boundary_density", "region_length_mean", "mean_abs_deviation",
+                "total_variation_density"):
         out[f"{prefix}path.{key}"] = float(np.mean(per_path[key]))
         if same.any():
             out[f"{prefix}path_same.{key}"] = float(np.mean(per_path[key][same]))
@@ -164,13 +168,23 @@ def path_metrics(network: torch.nn.Module, probes: Probes, *, prefix: str = "") 
 
 def local_complexity(network: torch.nn.Module, probes: Probes, analysis: Analysis, *,
                      prefix: str = "") -> dict[str, float]:
-    """Cross-polytope local complexity at the first ``analysis.lc_points`` test images."""
+    """Local complexity at the first ``analysis.lc_points`` test images: cross-polytope
+    (``lc.*``), and the ball and smooth estimators of ``analysis.lc_estimators``
+    (``lc_ball.*``, ``lc_smooth.*``, radius / sigma ``analysis.lc_epsilon``)."""
     if not analysis.lc_points:
         return {}
     points = probes.test_x[: analysis.lc_points].double()
     lc = metrics.cross_polytope_lc(network, points, analysis.lc_radius, analysis.lc_directions,
                                    generator=torch.Generator().manual_seed(0))
-    return {prefix + k.replace("lc_cross_polytope_", "lc."): v for k, v in lc.summary().items()}
+    out = {prefix + k.replace("lc_cross_polytope_", "lc."): v for k, v in lc.summary().items()}
+    for name in analysis.lc_estimators:
+        if name == "cross_polytope":
+            continue
+        estimate = metrics.ball_lc if name == "ball" else metrics.smooth_lc
+        found = estimate(network, points, analysis.lc_epsilon, probes=analysis.lc_probes,
+                         generator=torch.Generator().manual_seed(0))
+        out.update({prefix + k: v for k, v in found.summary(prefix=f"lc_{name}.").items()})
+    return out
 
 
 def finetune_metrics(objective: Objective, dataset: str, analysis: Analysis,

@@ -114,6 +114,14 @@ class Analysis:
         Cross-polytope radius (input units, pixels in [0, 1]).
     lc_directions : int
         Cross-polytope directions P.
+    lc_estimators : list of {"cross_polytope", "ball", "smooth"}
+        Local-complexity estimators at the same points: cross-polytope always (``lc.*``),
+        the ball (``|z| <= eps ||grad z||``, ``lc_ball.*``) and smooth (Patel & Montufar,
+        ``lc_smooth.*``) ones when listed.
+    lc_epsilon : float
+        Radius of the ball estimator and sigma of the smooth one.
+    lc_probes : int
+        Gaussian probes of the Jacobian rows for the ball and smooth estimators.
     probe_train, probe_test : int or None
         Images of the train/test split used by the linear probe and kNN (None: all).
     knn_test : int or None
@@ -156,6 +164,9 @@ class Analysis:
     lc_points: int = 200
     lc_radius: float = 0.5
     lc_directions: int = 8
+    lc_estimators: list[str] = field(default_factory=lambda: ["cross_polytope"])
+    lc_epsilon: float = 0.05
+    lc_probes: int = 32
     probe_train: int | None = 10_000
     probe_test: int | None = 2_000
     knn_test: int | None = None
@@ -345,6 +356,7 @@ def _check(config: ExperimentConfig) -> None:
     problems.names("grid.objectives", g.objectives, sorted(OBJECTIVES))
     problems.names("grid.backbones", g.backbones, ["cnn", "mlp"])
     problems.names("analysis.networks", a.networks, ["backbone", "full"])
+    problems.names("analysis.lc_estimators", a.lc_estimators, ["ball", "cross_polytope", "smooth"])
     problems.integer_list("grid.widths", g.widths, 1)
     problems.integer_list("grid.seeds", g.seeds, 0)
     problems.integers({"grid.depth": g.depth, "training.epochs": t.epochs,
@@ -360,6 +372,8 @@ def _check(config: ExperimentConfig) -> None:
                        "analysis.finetune_checkpoints": a.finetune_checkpoints,
                        "analysis.robust_steps": a.robust_steps}, 1)
     problems.integers({"analysis.robust_points": a.robust_points}, 0)
+    problems.integers({"analysis.lc_probes": a.lc_probes}, 1)
+    problems.reals({"analysis.lc_epsilon": a.lc_epsilon})
     problems.reals({"analysis.robust_eps_linf": a.robust_eps_linf, "analysis.robust_eps_l2": a.robust_eps_l2})
     fractions = a.finetune_fractions
     if not isinstance(fractions, list) or any(isinstance(v, bool) or not isinstance(v, int | float)

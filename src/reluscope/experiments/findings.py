@@ -366,19 +366,19 @@ def run_trends(table: pd.DataFrame, metric: str, burn_in_epochs: float) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _trend_finding(table: pd.DataFrame, options: Findings, metric: str, family: str, title: str,
+def _trend_finding(table: pd.DataFrame, options: Findings, metric: str, family: str | None, title: str,
                    expand: bool) -> Finding:
     claim = "up (expand)" if expand else "down or flat (merge)"
-    criterion = (
-        f"per {family} objective (collapse variants excluded): Theil-Sen slope of log {metric} against "
-        f"log step from epoch {options.burn_in_epochs:g} on, times the span read = fitted log change over "
-        f"the window; mean over seeds with a {options.confidence:.0%} cluster-bootstrap interval, against "
-        "the seed-noise band (pooled within-objective std of the final log metric). Claim: " + claim
-        + "; holds when every objective's interval says so, does not hold when every one says the "
-        "opposite, mixed or inconclusive otherwise")
+    criterion = " ".join([
+        f"per {family or 'healthy'} objective (collapse variants excluded): Theil-Sen slope of log",
+        f"{metric} against log step from epoch {options.burn_in_epochs:g} on, times the span read =",
+        f"fitted log change over the window; mean over seeds with a {options.confidence:.0%}",
+        "cluster-bootstrap interval, against the seed-noise band (pooled within-objective std of the",
+        f"final log metric). Claim: {claim}; holds when every objective's interval says so, does not",
+        "hold when every one says the opposite, mixed or inconclusive otherwise"])
     trends = run_trends(table, metric, options.burn_in_epochs)
     healthy = trends[~trends["objective"].map(is_collapse_variant)]
-    picked = healthy[healthy["family"] == family]
+    picked = healthy if family is None else healthy[healthy["family"] == family]
     if picked.empty or picked["change"].isna().all():
         return Finding(title, "inconclusive", criterion, f"no {family} runs with {metric} after the burn-in",
                        metric, network_of(metric))
@@ -391,8 +391,9 @@ def _trend_finding(table: pd.DataFrame, options: Findings, metric: str, family: 
         direction = classify(change, band)
         verdicts[str(name)] = direction
         parts.append(f"{name}: log change {change.text('+.2f')} (x{np.exp(change.value):.2f}), {direction}")
-    others = healthy[(healthy["family"] != family)].groupby("family")["change"].mean()
-    parts.append("other families: " + ", ".join(f"{f} {v:+.2f}" for f, v in others.items()))
+    if family is not None:
+        others = healthy[(healthy["family"] != family)].groupby("family")["change"].mean()
+        parts.append("other families: " + ", ".join(f"{f} {v:+.2f}" for f, v in others.items()))
     if expand:
         verdict = _summarise(verdicts, "up", {"down", "flat"})
     else:
@@ -629,6 +630,72 @@ def finding_across_architectures(table: pd.DataFrame, options: Findings) -> Find
     return Finding(title, verdict, criterion, "; ".join(parts), metric)
 
 
+# ---------------------------------------------------------------------------- Patel & Montufar
+def within_run_association(table: pd.DataFrame, x: str, y: str, burn_in_epochs: float,
+                           runs: pd.Series | None = None) -> pd.DataFrame:
+    """Per run: Spearman of `x` with `y` over its checkpoints from the burn-in on.
+
+    Columns run_id, objective, rho, checkpoints; runs lacking either metric are left out.
+    `runs` (a boolean mask over `table`) restricts which rows are read.
+    """
+    rows = []
+    part = table if runs is None else table[runs]
+    if x not in part or y not in part:
+        return pd.DataFrame(columns=["run_id", "objective", "rho", "checkpoints"])
+    for run_id, group in part.groupby("run_id"):
+        window = group[group["epoch"] >= burn_in_epochs][[x, y]].dropna()
+        rho = float(stats.spearmanr(window[x], window[y])[0]) if len(window) >= 4 and \
+            window[x].nunique() > 1 and window[y].nunique() > 1 else float("nan")
+        rows.append({"run_id": run_id, "objective": group["objective"].iloc[0], "rho": rho,
+                     "checkpoints": len(window)})
+    return pd.DataFrame(rows)
+
+
+def finding_local_complexity(table: pd.DataFrame, options: Findings) -> list[Finding]:
+    """Patel & Montufar (2024): local complexity bounds the total variation, relates to
+    robustness and to low-rank features, and falls over training.
+
+    Each claim is read within runs (Spearman over a run's checkpoints after the burn-in),
+    averaged over healthy runs with a cluster-bootstrap interval: "holds" when the interval
+    has the claimed sign, "does not hold" when it has the other, else "inconclusive".
+    """
+    healthy = ~table["objective"].map(is_collapse_variant)
+    supervised = table["objective"].map(is_supervised) & healthy
+    claims = [
+        ("local complexity tracks total variation", "full.lc.total", "full.path.total_variation_density",
+         +1, healthy, "full"),
+        ("higher local complexity, lower robust accuracy", "full.lc.total", "robust.linf_accuracy", -1,
+         supervised, "full"),
+        ("lower feature rank comes with lower local complexity", "lc.total", "feature_rankme", +1, healthy,
+         "backbone"),
+    ]
+    boot = _Resampler(options)
+    out = []
+    for title, x, y, sign, mask, network in claims:
+        assoc = within_run_association(table, x, y, options.burn_in_epochs, mask).dropna(subset=["rho"])
+        criterion = (f"per healthy run, Spearman of {x} with {y} over its checkpoints from epoch "
+                     f"{options.burn_in_epochs:g}; mean over runs with a {options.confidence:.0%} "
+                     "cluster-bootstrap interval; holds when the interval is "
+                     f"{'above' if sign > 0 else 'below'} 0")
+        if assoc.empty:
+            out.append(Finding(title, "inconclusive", criterion, f"no runs with {x} and {y}", x, network))
+            continue
+        estimate = boot.mean(assoc["rho"].to_numpy(float))
+        per_objective = assoc.groupby("objective")["rho"].mean()
+        numbers = (f"mean within-run Spearman {estimate.text('+.2f')} over {len(assoc)} runs; by objective: "
+                   + ", ".join(f"{k} {v:+.2f}" for k, v in per_objective.items()))
+        if np.isfinite(estimate.lo) and sign * estimate.lo > 0 and sign * estimate.hi > 0:
+            verdict = "holds"
+        elif np.isfinite(estimate.lo) and sign * estimate.lo < 0 and sign * estimate.hi < 0:
+            verdict = "does not hold"
+        else:
+            verdict = "inconclusive"
+        out.append(Finding(title, verdict, criterion, numbers, x, network))
+    falls = _trend_finding(table, options, "lc.total", None, "local complexity falls after the first epoch",
+                           expand=False)
+    return [*out, falls]
+
+
 # ---------------------------------------------------------------------------- Gamba et al.
 def finding_double_descent(table: pd.DataFrame, options: Findings,
                            nonlinearity: str = "full.path.mean_abs_deviation",
@@ -704,6 +771,8 @@ def findings(table: pd.DataFrame, options: Findings | None = None) -> list[Findi
         out += [finding_fewer_regions(table, options, full), finding_contrastive_expand(table, options, full),
                 finding_distillation_merge(table, options, full)]
     out += [finding_collapse_early(table, options), finding_across_architectures(table, options)]
+    if "lc.total" in table:
+        out += finding_local_complexity(table, options)
     if table["width"].nunique() >= 3:
         out.append(finding_double_descent(table, options))
     return out
