@@ -65,6 +65,7 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir):
     assert len(load_results(root)) == len(results)
     page = main(["report", str(root)])
     assert page == 0
+    assert main(["findings", str(root), "--markdown"]) == 0
     html = (root / "report" / "report.html").read_text()
     assert "Findings" in html and "data:image/png;base64" in html and "simsiam-no-stopgrad" in html
     with pytest.raises(ValueError, match="results of a different config"):

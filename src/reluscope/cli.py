@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                                        run_command.__doc__))
     run_command.add_report_arguments(_add(commands, "report", "write an experiment's HTML report",
                                           run_command.__doc__))
+    run_command.add_findings_arguments(_add(commands, "findings", "print an experiment's findings "
+                                            "(verdicts, numbers, criteria)", run_command.__doc__))
     train_command.add_arguments(_add(commands, "train", "train one run with checkpoints (and evaluate them)",
                                      train_command.__doc__))
     slice_command.add_arguments(_add(commands, "slice", "exact regions of a saved model on a plane through "
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_command.run(args)
         elif args.command == "report":
             return run_command.report(args)
+        elif args.command == "findings":
+            return run_command.findings(args)
         elif args.command == "train":
             train_command.run(args)
         elif args.command == "slice":

@@ -3,7 +3,7 @@
 ``reluscope run CONFIG.toml --root DIR`` trains every run of the grid, analyses every
 checkpoint into DIR's result store, and skips what is already done (an interrupted grid
 resumes; a failing run is reported and the others go on). ``reluscope report DIR``
-writes DIR/report/report.html.
+writes DIR/report/report.html; ``reluscope findings DIR`` prints the findings.
 """
 
 from __future__ import annotations
@@ -46,6 +46,40 @@ def run(args: argparse.Namespace) -> int:
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``reluscope report``."""
     parser.add_argument("root", help="experiment folder written by `reluscope run`")
+
+
+def add_findings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reluscope findings``."""
+    parser.add_argument("root", help="experiment folder written by `reluscope run`")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (verdict, numbers, "
+                        "criterion) instead of plain text")
+
+
+def findings(args: argparse.Namespace) -> int:
+    """Print the findings of an experiment folder (from its stored results alone)."""
+    from reluscope._validation import message
+    from reluscope.errors import InputValueError
+    from reluscope.experiments.findings import findings as compute
+    from reluscope.experiments.findings import wide
+    from reluscope.experiments.report import findings_options
+    from reluscope.experiments.store import Store, load_results
+
+    results = load_results(args.root)
+    if results.empty:
+        raise InputValueError(message(f"experiment folder {str(args.root)!r}", "analysed checkpoints",
+                                      "no results", "Run `reluscope run CONFIG --root DIR` first."))
+    table = wide(results)
+    found = compute(table, findings_options(Store(args.root).read_json("experiment.json")))
+    print(f"{table['run_id'].nunique()} runs, {len(table)} analysed checkpoints in {args.root}")
+    if args.markdown:
+        print("| finding | network | verdict | numbers |\n|---|---|---|---|")
+        for f in found:
+            print(f"| {f.title} | {f.network} | **{f.verdict}** | {f.numbers.replace('|', '/')} |")
+        return 0
+    for f in found:
+        print(f"\n[{f.verdict}] {f.title} ({f.network}: {f.metric})\n  {f.numbers}")
+        print(f"  criterion: {f.criterion}")
+    return 0
 
 
 def report(args: argparse.Namespace) -> int:

@@ -392,7 +392,8 @@ def _trend_finding(table: pd.DataFrame, options: Findings, metric: str, family: 
         verdicts[str(name)] = direction
         parts.append(f"{name}: log change {change.text('+.2f')} (x{np.exp(change.value):.2f}), {direction}")
     if family is not None:
-        others = healthy[(healthy["family"] != family)].groupby("family")["change"].mean()
+        rest = healthy[(healthy["family"] != family)].dropna(subset=["change"])
+        others = rest.groupby("family")["change"].mean()
         parts.append("other families: " + ", ".join(f"{f} {v:+.2f}" for f, v in others.items()))
     if expand:
         verdict = _summarise(verdicts, "up", {"down", "flat"})

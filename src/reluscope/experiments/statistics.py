@@ -74,8 +74,10 @@ def bootstrap(groups: Sequence[np.ndarray], statistic: Callable[..., float], *, 
         Level of the percentile interval.
     """
     arrays = [np.asarray(g, dtype=float) for g in groups]
-    value = float(statistic(*arrays))
     n = min((len(g) for g in arrays), default=0)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, confidence)
+    value = float(statistic(*arrays))
     if n < 2 or not np.isfinite(value):
         return Estimate(value, float("nan"), float("nan"), n, confidence)
     draws = np.empty(n_boot)
