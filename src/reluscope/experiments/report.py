@@ -64,6 +64,7 @@ def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4
             rows.append((run_id, group["objective"].iloc[0], group.set_index("step"), pick))
     if not rows:
         return None
+    columns = max(len(pick) for *_, pick in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.3 * len(rows)), squeeze=False)
     for r, (run_id, objective, group, pick) in enumerate(rows):
         for c in range(columns):
@@ -78,6 +79,7 @@ def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4
             ax.set_title(f"{objective} step {step}\n{part.n_regions:,} regions, probe {probe:.3f}",
                          fontsize=8)
     fig.suptitle("The same plane through three test images, over training (edges coloured by layer)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (3.3 * len(rows))))
     return _save(fig, out / "partitions.png")
 
 
