@@ -149,3 +149,24 @@ def test_command_line_numbers_are_checked_before_any_work(args, capsys):
         main(args)
     assert caught.value.code == 2
     assert "expected a positive" in capsys.readouterr().err
+
+
+class Squared(nn.Module):
+    """A ReLU network whose output is squared: not piecewise affine, and no comparison to refuse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_net()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(x)
+        return y * y
+
+
+def test_verify_catches_an_output_that_is_not_affine_inside_its_regions():
+    model = Squared().double()
+    part = rs.slice_regions(model, plane2d())
+    report = part.verify(model)
+    assert report.nonaffine_regions > 0 and not report.ok
+    clean = tiny_net()
+    assert rs.slice_regions(clean, plane2d()).verify(clean).nonaffine_regions == 0

@@ -1,8 +1,8 @@
-"""``reluscope demo``: the main job, from raw data to a report in under 10 minutes (2-core CPU).
+"""``reluscope demo``: the main job, from raw data to a report in a few minutes (2-core CPU).
 
 Runs the demo grid (``reluscope/experiments/configs/demo.toml``: MNIST; supervised,
-SimCLR, BYOL, SimSiam and SimSiam without stop-gradient; an MLP 784-64-64-64; 4 epochs
-on 10,000 images), analyses every checkpoint (exact slices through test images, paths,
+SimCLR, BYOL, SimSiam and SimSiam without stop-gradient, 3 seeds each; an MLP
+784-64-64-64; 3 epochs on 10,000 images), analyses every checkpoint (exact slices through test images, paths,
 local complexity, probe, kNN, collapse indicators), then writes the report and prints
 where it is. Rerunning resumes: finished runs and checkpoints are not recomputed.
 

@@ -224,6 +224,9 @@ class VerificationReport:
         Shared edges whose two regions do not differ in exactly the edge's neuron.
     unmatched_edges : int
         Edges with a region on one side only that are not on the domain boundary.
+    nonaffine_regions : int
+        Sampled regions where the model's output is not affine (a nonlinearity the
+        partition does not account for).
     """
 
     area_relative_error: float
@@ -234,13 +237,15 @@ class VerificationReport:
     adjacency_mismatches: int
     unmatched_edges: int
     area_rtol: float = 1e-9
+    nonaffine_regions: int = 0
 
     @property
     def ok(self) -> bool:
         """All checks passed."""
         return (self.area_relative_error <= self.area_rtol and self.nonpositive_areas == 0
                 and self.nonconvex_regions == 0 and self.pattern_mismatches == 0
-                and self.adjacency_mismatches == 0 and self.unmatched_edges == 0)
+                and self.adjacency_mismatches == 0 and self.unmatched_edges == 0
+                and self.nonaffine_regions == 0)
 
 
 def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.ndarray,

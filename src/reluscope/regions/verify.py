@@ -58,6 +58,28 @@ def _pattern_mismatches(part: Partition2D, model: nn.Module, faces: np.ndarray) 
     return int(bad.sum())
 
 
+def _nonaffine_regions(part: Partition2D, model: nn.Module, faces: np.ndarray) -> int:
+    """Regions where the model's output is not affine: with a, b halfway from the interior
+    point to two of the region's vertices (so a, b and their midpoint lie inside), an affine
+    output has f((a + b) / 2) = (f(a) + f(b)) / 2. Catches nonlinearities the engines never
+    saw (they would make a region's output curved). Tolerance: 1e-7 of the outputs' scale."""
+    if not len(faces):
+        return 0
+    net = Network(model, part.plane, where="Partition2D.verify")
+    ptr, vid, xy = part.face_offsets, part.face_vertices, part.vertices
+    centre = part.interior_points()[faces]
+    v0, v1 = xy[vid[ptr[faces]]], xy[vid[ptr[faces] + 1]]
+    a, b = centre + 0.5 * (v0 - centre), centre + 0.5 * (v1 - centre)
+    coords = torch.from_numpy(np.concatenate([a, b, 0.5 * (a + b)]))
+    out = net.forward(net._inputs(coords)).output
+    if out is None:
+        return 0
+    values = out[0].detach().cpu().numpy().reshape(3, len(faces), -1)
+    gap = np.abs(values[2] - 0.5 * (values[0] + values[1])).max(axis=1)
+    scale = np.abs(values).max(axis=(0, 2)) + 1.0
+    return int((gap > 1e-7 * scale).sum())
+
+
 def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
     inner = part.edge_faces[:, 1] >= 0
     unmatched = int((~inner & (part.edge_layer >= 0)).sum())
@@ -72,6 +94,10 @@ def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
             != bit_at(packed, right[here], neuron[here])
     bad = (flips != 1) | ~right_bit | (layer < 0)
     return int(bad.sum()), unmatched
+
+
+#: Regions (spread over the checked ones) whose output is tested for affinity.
+AFFINE_SAMPLES = 512
 
 
 def verify(part: Partition2D, model: nn.Module, *, max_regions: int | None = None,
@@ -104,6 +130,7 @@ def verify(part: Partition2D, model: nn.Module, *, max_regions: int | None = Non
         nonpositive_areas=int((areas <= 0).sum()),
         nonconvex_regions=_convexity_violations(part),
         pattern_mismatches=_pattern_mismatches(part, model, faces),
+        nonaffine_regions=_nonaffine_regions(part, model, faces[:: max(1, len(faces) // AFFINE_SAMPLES)]),
         checked_regions=len(faces),
         adjacency_mismatches=adjacency,
         unmatched_edges=unmatched,
