@@ -265,7 +265,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
             if on_step is not None:
                 on_step(step, objective)
     objective.eval()
-    return TrainResult(objective, completed_checkpoints(run), resumed, time.perf_counter() - start_time)
+    # verified at the start; the ones written since are fresh: no second pass of hashing
+    return TrainResult(objective, completed_checkpoints(run, verify=False), resumed,
+                       time.perf_counter() - start_time)
 
 
 def noisy_labels(labels: torch.Tensor, fraction: float, seed: int, n_classes: int | None = None
