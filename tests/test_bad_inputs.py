@@ -81,6 +81,18 @@ def test_a_model_on_the_meta_device_is_refused():
         rs.slice_regions(model, plane2d())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_asking_for_cuda_without_it_says_so_instead_of_a_torch_assertion():
+    for where in (plane2d(), rs.Path.segment(torch.zeros(2), torch.ones(2))):
+        with pytest.raises(ValueError, match="CPU-only torch|visible GPU"):
+            where.to("cuda")
+    with pytest.raises(ValueError, match="torch device such as 'cpu'"):
+        plane2d().to("gpu0")
+    with pytest.raises(ValueError, match="shapes only"):
+        plane2d().to("meta")
+    assert plane2d().to("cpu").origin.device.type == "cpu"
+
+
 def test_scales_float64_cannot_resolve_are_refused():
     x = torch.rand(3, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="magnitude at most 1e\\+100.*smaller margin"):

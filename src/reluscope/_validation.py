@@ -144,3 +144,33 @@ def check_sequence_len(value: Sequence[Any], n: int, where: str) -> None:
         raise InputValueError(message(where, f"of length {n}", f"length {len(value)}",
                                       f"Pass exactly {n} items."))
 
+
+
+def check_device(device: Any, where: str) -> torch.device:
+    """`device` as a ``torch.device`` this process can put tensors on, or a clear error.
+
+    Catches the two cases torch reports from deep inside: a name it does not parse, and a
+    CUDA device asked of a build without CUDA (or a machine without a visible GPU).
+    """
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputValueError(message(where, "a torch device such as 'cpu' or 'cuda:0'", describe(device),
+                                      "Pass 'cpu', 'cuda' or 'cuda:N'.")) from exc
+    if parsed.type == "cuda":
+        if torch.version.cuda is None:
+            raise InputValueError(message(
+                where, "a device this torch build supports", f"{str(parsed)!r} with a CPU-only torch "
+                f"({torch.__version__})",
+                "Use 'cpu', or install a CUDA build of torch on a machine with a GPU."))
+        count = torch.cuda.device_count()
+        if (parsed.index or 0) >= count:
+            raise InputValueError(message(
+                where, f"a visible GPU (this machine shows {count})", repr(str(parsed)),
+                "Use 'cpu', or check CUDA_VISIBLE_DEVICES and the driver."))
+    elif parsed.type == "meta":
+        raise InputValueError(message(where, "a device holding values (CPU or CUDA)", "'meta' (shapes only)",
+                                      "Use 'cpu' or 'cuda'."))
+    return parsed

@@ -16,8 +16,9 @@ writes
 The model is either a reluscope checkpoint (``runs/<id>/checkpoints/step_*.pt`` with
 its ``.json`` sidecar; ``--network`` picks the backbone or the backbone with its trained
 head), read without unpickling code, or, only with ``--allow-pickle``, a whole module
-saved with ``torch.save(model, path)``: unpickling such a file runs code from it, so it
-is refused unless you say you trust it.
+saved with ``torch.save(model, path)`` or a ``torch.export.save`` program: unpickling
+such a file runs code from it, so it is refused unless you say you trust it. TorchScript
+archives are refused (their forward cannot be instrumented); export the module instead.
 
 Usage: reluscope slice MODEL.pt --indices 0 1 2 [--dataset mnist] [--split test] [--out DIR]
        [--network full|backbone] [--allow-pickle]
@@ -63,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="for a reluscope checkpoint: the backbone with its trained head (classifier "
                         "or projector; default) or the backbone alone")
     parser.add_argument("--allow-pickle", action="store_true",
-                        help="load a whole pickled module; this RUNS CODE FROM THE FILE: only for files "
-                        "you trust (default: refused)")
+                        help="load a whole pickled module or a torch.export program; this RUNS CODE FROM "
+                        "THE FILE: only for files you trust (default: refused)")
 
 
 def load_model(path: str | Path, *, network: str = "full", allow_pickle: bool = False) -> nn.Module:
@@ -88,6 +89,17 @@ def load_model(path: str | Path, *, network: str = "full", allow_pickle: bool = 
         _, objective, _ = load_checkpoint(source)
         model = objective.trained_network() if network == "full" else objective.backbone
         return model.eval()
+    kind = archive_kind(source)
+    if kind == "torchscript":
+        raise InputValueError(message(
+            "`model` of reluscope slice",
+            "a reluscope checkpoint, a torch.export program or a pickled module",
+            f"{str(source)!r}, a TorchScript archive (its forward runs inside TorchScript, where "
+            "reluscope cannot see the ReLU calls)",
+            "Export the original module instead: torch.export.save(torch.export.export(model, (x,), "
+            "dynamic_shapes=({0: torch.export.Dim('batch')},)), 'model.pt2'), and pass --allow-pickle."))
+    if kind == "export":
+        return _load_exported(source, allow_pickle)
     if not allow_pickle:
         try:
             content = torch.load(source, map_location="cpu", weights_only=True)
@@ -122,6 +134,50 @@ def load_model(path: str | Path, *, network: str = "full", allow_pickle: bool = 
             f"a file holding {type(model).__name__}",
             "A state_dict has no architecture: save the module itself with torch.save(model, path)."))
     return model.eval()
+
+
+def archive_kind(path: Path) -> str | None:
+    """``"export"`` for a ``torch.export.save`` archive, ``"torchscript"`` for a
+    ``torch.jit.save`` one, None for anything else (read from the zip's table of contents,
+    nothing is executed)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    leaves = {name.split("/", 1)[-1] for name in names}
+    if "archive_format" in leaves:
+        return "export"
+    if "constants.pkl" in leaves or any(leaf.startswith("code/") for leaf in leaves):
+        return "torchscript"
+    return None
+
+
+def _load_exported(source: Path, allow_pickle: bool) -> nn.Module:
+    """The module of a ``torch.export`` program (its graph, fixed in the mode it was exported in)."""
+    import torch
+
+    if not allow_pickle:
+        # torch.export.load unpickles (weights_only=False) the tensors a program marks as pickled
+        raise InputValueError(message(
+            "`model` of reluscope slice", "--allow-pickle for a torch.export program",
+            f"{str(source)!r}, a torch.export archive (loading one may unpickle objects, which runs "
+            "code from the file)",
+            "Pass --allow-pickle only if you trust the file, or slice a reluscope checkpoint."))
+    warnings.warn(f"loading the torch.export program {source}: this may unpickle code from the file "
+                  "(--allow-pickle)", stacklevel=3)
+    try:
+        program = torch.export.load(str(source))
+    except Exception as exc:
+        raise InputValueError(message(
+            "`model` of reluscope slice", "a complete torch.export.save archive",
+            f"{str(source)!r}, which torch.export.load could not read ({type(exc).__name__}: {exc})",
+            "Export it again with torch.export.save.")) from exc
+    return program.module()  # eval() is not supported on exported modules: the mode is baked in
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from reluscope._validation import as_float64_tensor, check_magnitude, describe, message
+from reluscope._validation import as_float64_tensor, check_device, check_magnitude, describe, message
 from reluscope.errors import InputTypeError, InputValueError
 
 
@@ -123,4 +123,5 @@ class Path:
 
     def to(self, device: torch.device | str) -> Path:
         """The same path with its points on `device`."""
+        device = check_device(device, "`device` of Path.to")
         return Path(self.points.to(device), self.closed)

@@ -15,6 +15,7 @@ import torch
 
 from reluscope._validation import (
     as_float64_tensor,
+    check_device,
     check_interval_pair,
     check_magnitude,
     check_positive,
@@ -226,6 +227,7 @@ class Plane:
 
     def to(self, device: torch.device | str) -> Plane:
         """The same plane with origin and basis on `device`."""
+        device = check_device(device, "`device` of Plane.to")
         return Plane(self.origin.to(device), self.basis.to(device), self.extent, self.domain)
 
     def to_input(self, coords: Any) -> torch.Tensor:

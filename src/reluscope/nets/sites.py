@@ -62,6 +62,22 @@ _REFUSED = {
     "__gt", "__lt", "__ge", "__le", "__eq", "__ne", "signbit", "heaviside", "argmax", "argmin",
     "masked_fill", "masked_select", "nonzero", "isclose", "bucketize", "searchsorted",
 }
+#: ATen operators known to be affine in the network's input (or to only move, copy or
+#: shape data), as met in ``torch.export`` graphs before and after decomposition. Any
+#: other ATen operator is refused: the ATen namespace is too large for a list of refusals.
+_AFFINE_ATEN = {
+    "linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "conv1d", "conv2d", "conv3d", "convolution",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "add", "sub", "rsub", "mul", "div",
+    "neg", "view", "reshape", "_unsafe_view", "flatten", "unflatten", "permute", "transpose", "t",
+    "expand", "cat", "stack", "slice", "select", "unsqueeze", "squeeze", "clone", "contiguous",
+    "alias", "detach", "_to_copy", "to", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
+    "mean", "sum", "pad", "constant_pad_nd", "batch_norm", "_native_batch_norm_legit_no_training",
+    "dropout", "split", "split_with_sizes", "chunk", "unbind", "narrow", "repeat", "flip", "roll",
+    "sym_size", "sym_numel", "sym_stride", "size", "lift_fresh_copy", "copy", "zeros_like",
+    "ones_like", "full", "zeros", "ones", "scalar_tensor", "identity", "dim", "_assert_tensor_metadata",
+    "_assert_scalar", "getitem",
+}
 _DROPOUTS = {"dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d",
              "dropout3d"}
 
@@ -104,7 +120,14 @@ class _StopForward(Exception):
     """Raised inside the forward once the last requested site has been recorded."""
 
 
+def _is_aten(func: Any) -> bool:
+    """Whether `func` is an ATen operator (what a ``torch.export`` program's graph calls)."""
+    return isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket))
+
+
 def _function_name(func: Any) -> str:
+    if _is_aten(func):  # aten.relu.default -> "relu", aten.relu_.default -> "relu"
+        func = getattr(func, "overloadpacket", func)
     return str(getattr(func, "__name__", func)).rstrip("_")
 
 
@@ -157,9 +180,13 @@ class SiteRecorder(TorchFunctionMode):
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        if func in _RELU_FUNCS or func in _LEAKY_FUNCS:
+        aten = _is_aten(func)
+        name = _function_name(func)
+        relu = func in _RELU_FUNCS or (aten and name == "relu")
+        leaky = func in _LEAKY_FUNCS or (aten and name == "leaky_relu")
+        if relu or leaky:
             slope = 0.0
-            if func in _LEAKY_FUNCS:
+            if leaky:
                 slope = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
                 if not np.isfinite(slope):
                     raise InputValueError(message(
@@ -168,7 +195,6 @@ class SiteRecorder(TorchFunctionMode):
                 if slope == 1.0:  # the identity: no breakpoint, no site
                     return func(*args, **kwargs)
             return self._site(args[0], slope)
-        name = _function_name(func)
         if name == "linear":
             result = func(*args, **kwargs)
             source = _arg(args, kwargs, 0, "input", None)
@@ -185,6 +211,10 @@ class SiteRecorder(TorchFunctionMode):
             self._refuse("batch normalisation using batch statistics (training mode, or "
                          "track_running_stats=False)",
                          "Call model.eval() (and keep running statistics) before analysing it.")
+        if aten and name not in _AFFINE_ATEN:
+            self._refuse(f"the ATen operator `{func}`, which reluscope does not know to be affine",
+                         "Export the network with only ReLU/LeakyReLU nonlinearities and affine layers "
+                         "(linear, conv, average pooling, eval-mode batch norm), in eval mode.")
         return func(*args, **kwargs)
 
     def _site(self, z: torch.Tensor, slope: float) -> torch.Tensor:
@@ -398,6 +428,12 @@ class InstrumentedModel:
             except (UnsupportedModelError, _StopForward):
                 raise
             except Exception as exc:  # the user's forward failed: say what we fed it
+                if "Guard failed" in str(exc):  # a torch.export program fixed to one batch size
+                    raise InputValueError(message(
+                        f"`model` of {self.where}", "a torch.export program with a dynamic batch axis",
+                        f"a program whose guard refused a batch of {x.shape[0]}: {exc}",
+                        "Export with dynamic_shapes=({0: torch.export.Dim('batch')},): the engines "
+                        "evaluate many points per call.")) from exc
                 raise InputValueError(message(
                     f"`model` of {self.where}",
                     f"callable on a batch of {self.input_noun} {self.input_shape}",
@@ -458,13 +494,27 @@ class InstrumentedModel:
             if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
                 basis = torch.cat([torch.zeros(1, prev, dtype=torch.float64),
                                    torch.eye(prev, dtype=torch.float64)]).to(self.device)
-                z_basis = after(self.examples[:1], basis)  # one input; the injection widens the batch
+                z_basis = self._after_each(after, basis)
                 bias = z_basis[0]
                 matrix = (z_basis[1:] - bias).T.contiguous()
                 if float((matrix @ probe[0] + bias - z_probe[0]).abs().max()) <= 1e-10 * scale:
                     result = (matrix, bias)
         self._links[site] = result
         return result
+
+    def _after_each(self, after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    activations: torch.Tensor) -> torch.Tensor:
+        """``after(x0, a)`` for each row of `activations`, at the first example ``x0``.
+
+        One input with a wider injected activation is cheapest, but a forward that reshapes
+        by the *input's* batch size (a decomposed ``torch.export`` graph does) cannot widen
+        mid-way; it then gets the input repeated, batch for batch.
+        """
+        try:
+            return after(self.examples[:1], activations)
+        except InputValueError:
+            x0 = self.examples[:1].expand(activations.shape[0], *self.input_shape)
+            return after(x0, activations)
 
     def check_sites(self, sites: list[Site], upto: int | None, exact: bool = False) -> None:
         """Refuse a pass whose ReLU calls differ from the probe's (data-dependent control flow)."""
