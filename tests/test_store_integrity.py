@@ -167,3 +167,70 @@ def test_a_store_resumes_with_other_workers_and_with_fields_added_since():
     older = {**stored, "findings": {k: v for k, v in stored["findings"].items() if k != "detection_z"}}
     assert same_results(older, config)  # a field added later takes its default
     assert not same_results({**stored, "training": {**stored["training"], "epochs": 2}}, config)
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            return {int(c) for c in listing.read().split()}
+    except OSError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _grid_with_two_workers(tmp_path, data_dir) -> tuple[subprocess.Popen, set[int]]:
+    """A `reluscope run` with 2 workers on slow enough runs, once its workers are busy."""
+    import time
+
+    config = tmp_path / "grid.toml"
+    config.write_text('name = "stop"\n[grid]\nobjectives = ["supervised", "simclr"]\nwidths = [64]\n'
+                      "depth = 2\n[training]\nepochs = 3\nsubset = 20000\n[execution]\nworkers = 2\n")
+    proc = subprocess.Popen([sys.executable, "-m", "reluscope", "run", str(config), "--root",
+                             str(tmp_path / "exp"), "--data", str(data_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
+    deadline = time.time() + 120
+    workers: set[int] = set()
+    while time.time() < deadline and not list((tmp_path / "exp").glob("runs/*/lock.json")):
+        time.sleep(0.5)
+    workers = _children(proc.pid)
+    assert list((tmp_path / "exp").glob("runs/*/lock.json")) and workers, "the grid never started a run"
+    return proc, workers
+
+
+def _gone(pids: set[int], seconds: float) -> bool:
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_the_grid_and_its_workers_and_says_how_to_resume(tmp_path, data_dir):
+    import signal
+
+    proc, workers = _grid_with_two_workers(tmp_path, data_dir)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "resume" in err
+    assert _gone(workers, 30), "workers outlived the grid"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_do_not_outlive_a_grid_killed_with_sigkill(tmp_path, data_dir):
+    import signal
+
+    proc, workers = _grid_with_two_workers(tmp_path, data_dir)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _gone(workers, 30), "workers outlived the grid"

@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReluscopeError as exc:  # bad input: the message says what to do; no traceback
         print(f"reluscope {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM during a grid
+        print(f"reluscope {args.command}: interrupted; finished runs and checkpoints are kept: run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -10,10 +10,16 @@ same command resumes an interrupted grid: nothing finished is recomputed.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,8 +145,51 @@ def same_results(stored: dict[str, Any], config: ExperimentConfig) -> bool:
     return before == now
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the grid process dies, even by ``kill -9``
+    (Linux ``PR_SET_PDEATHSIG``; elsewhere workers end when their task queue closes)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a grid runs, so workers are stopped and the store is
+    left resumable (a ``kill`` of a background grid otherwise orphans its workers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_workers(pool: futures.ProcessPoolExecutor) -> None:
+    """Cancel queued runs and terminate the running ones (their checkpoints stay; the next
+    run of the grid resumes them)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(timeout=10)
 
 
 def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str | Path | None = None,
@@ -165,11 +214,12 @@ def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str 
             report.skipped.append(spec.run_id)
         else:
             pending.append(spec)
-    if config.execution.engine == "ray":
-        _run_on_ray(config, pending, str(root), data, report, store)
-    else:
-        _run_locally(config, pending, str(root), data, workers or config.execution.workers, report, store,
-                     quiet)
+    with _sigterm_as_interrupt():
+        if config.execution.engine == "ray":
+            _run_on_ray(config, pending, str(root), data, report, store)
+        else:
+            _run_locally(config, pending, str(root), data, workers or config.execution.workers, report,
+                         store, quiet)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -216,13 +266,18 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
             return
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                         initargs=(threads,)) as pool:
+        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                           initargs=(threads, os.getpid()))
+        try:
             jobs = {pool.submit(run_job, config, spec, root, data, True): spec for spec in pending}
             for done in futures.as_completed(jobs):
                 _record(report, store, jobs[done], done.exception())
                 bar.update(1)
                 _log_line(report, len(pending), jobs[done], quiet)
+        except BaseException:  # Ctrl-C or SIGTERM: no orphaned workers
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
 
 
 def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None,
