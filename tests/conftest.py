@@ -71,11 +71,26 @@ def grid_patterns(model: nn.Module, plane: rs.Plane, n: int) -> tuple[np.ndarray
     return pts, np.concatenate([(z > 0).cpu().numpy() for z in pre], axis=1)
 
 
-@pytest.fixture(params=["vertex values", "face maps"])
-def engine_path(request, monkeypatch):
-    """Run a slice test with each of the 2D engine's two ways to find chords."""
-    from reluscope.regions import slice2d
+class Slicer:
+    """``slice_regions`` with fixed EngineOptions (``slicer.replace(...)`` changes some)."""
 
-    if request.param == "face maps":
-        monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)
-    return request.param
+    def __init__(self, options: rs.EngineOptions) -> None:
+        self.options = options
+
+    def __call__(self, model, plane, **kwargs):
+        return rs.slice_regions(model, plane, options=self.options, **kwargs)
+
+    def replace(self, **changes) -> Slicer:
+        import dataclasses
+
+        return Slicer(dataclasses.replace(self.options, **changes))
+
+
+#: the 2D engine's two ways to find chords
+ENGINE_PATHS = {"vertex values": rs.EngineOptions(), "face maps": rs.EngineOptions(values_max_entries=0)}
+
+
+@pytest.fixture(params=list(ENGINE_PATHS), scope="module")
+def slicer(request) -> Slicer:
+    """Run a slice test with each of the 2D engine's two ways to find chords."""
+    return Slicer(ENGINE_PATHS[request.param])

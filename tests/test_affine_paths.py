@@ -58,7 +58,7 @@ def test_skip_connections_fall_back_to_the_generic_path():
 
 
 @pytest.mark.parametrize("tight", [False, True])
-def test_propagated_maps_match_full_propagation(monkeypatch, tight):
+def test_propagated_maps_match_full_propagation(tight):
     """Maps walked across shared edges (rank-1 terms) equal the full propagation.
 
     `tight`: anchors every few steps, a tiny pair buffer, line vectors recomputed after
@@ -66,53 +66,48 @@ def test_propagated_maps_match_full_propagation(monkeypatch, tight):
     splits is exercised.
     """
     import reluscope as rs
-    from reluscope.regions import _walk, slice2d
 
+    walk = {}
     if tight:
-        monkeypatch.setattr(_walk, "ANCHOR_STEPS", 7)
-        monkeypatch.setattr(_walk, "BUFFER_PAIRS", 1)
-        monkeypatch.setattr(_walk, "LINE_REFRESH", 3)
-        monkeypatch.setattr(_walk, "PARALLEL_FACES", 1)
-        monkeypatch.setattr(_walk, "MAX_THREADS", 2)
+        walk = {"walk_anchor_steps": 7, "walk_buffer_pairs": 1, "walk_line_refresh": 3,
+                "walk_parallel_faces": 1, "walk_max_threads": 2}
 
     torch.manual_seed(4)
     model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.1),
                           nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
                           nn.Linear(24, 1)).eval()
-    monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)  # per-face maps, not vertex values
-    monkeypatch.setattr(slice2d, "WALK_MIN_WIDTH", 1)  # propagate across edges
-    fast = rs.slice_regions(model, square(2.0))
-    monkeypatch.setattr(slice2d, "WALK_MIN_WIDTH", 10**9)  # every face in full
-    monkeypatch.setattr(slice2d, "CACHE_ENTRIES", 0)  # and from site 0
-    full = rs.slice_regions(model, square(2.0))
+    # per-face maps (not vertex values), propagated across edges
+    fast = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+        values_max_entries=0, walk_min_width=1, **walk))
+    # every face in full, and from site 0
+    full = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+        values_max_entries=0, walk_min_width=10**9, cache_entries=0))
     assert fast.n_regions == full.n_regions
     assert np.allclose(fast.vertices, full.vertices, rtol=0, atol=1e-12)
     assert np.array_equal(fast.face_vertices, full.face_vertices)
     assert fast.verify(model).ok
 
 
-def test_sibling_updates_match_full_propagation(monkeypatch):
+def test_sibling_updates_match_full_propagation():
     """Narrow layers: anchor maps plus rank-1 chord terms equal the full propagation."""
     import reluscope as rs
-    from reluscope.regions import slice2d
 
     torch.manual_seed(5)
     model = nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 20), nn.LeakyReLU(0.2),
                           nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
-    monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)  # per-face maps, not vertex values
-    fast = rs.slice_regions(model, square(2.0))
-    monkeypatch.setattr(slice2d, "SIBLING_COST", 10**9)  # every face in full
-    full = rs.slice_regions(model, square(2.0))
+    # per-face maps, not vertex values; then every face in full
+    fast = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(values_max_entries=0))
+    full = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(values_max_entries=0,
+                                                                         sibling_cost=10**9))
     assert np.array_equal(fast.face_vertices, full.face_vertices)
     assert np.allclose(fast.vertices, full.vertices, rtol=0, atol=1e-12)
     assert fast.verify(model).ok
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_vertex_values_give_the_same_partition_as_face_maps(monkeypatch, kind):
+def test_vertex_values_give_the_same_partition_as_face_maps(kind):
     """Chords found from values at the vertices equal those from per-face affine maps."""
     import reluscope as rs
-    from reluscope.regions import slice2d
 
     torch.manual_seed(6)
     if kind == "mlp":
@@ -126,8 +121,7 @@ def test_vertex_values_give_the_same_partition_as_face_maps(monkeypatch, kind):
         plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
     values = rs.slice_regions(model, plane)
     assert "vertex values" in values.timings
-    monkeypatch.setattr(slice2d, "VALUES_MAX_ENTRIES", 0)
-    maps = rs.slice_regions(model, plane)
+    maps = rs.slice_regions(model, plane, options=rs.EngineOptions(values_max_entries=0))
     assert "vertex values" not in maps.timings
     assert values.n_regions == maps.n_regions
     assert np.sort(values.areas()) == pytest.approx(np.sort(maps.areas()), rel=1e-9, abs=1e-14)

@@ -9,7 +9,6 @@ import reluscope as rs
 from conftest import square
 
 # every test runs with both ways the 2D engine finds chords
-pytestmark = pytest.mark.usefixtures("engine_path")
 
 
 class ResidualBlock(nn.Module):
@@ -46,29 +45,29 @@ def _cnn_bn() -> nn.Module:
     return net.eval()
 
 
-def test_residual_network_with_functional_relus():
+def test_residual_network_with_functional_relus(slicer):
     torch.manual_seed(3)
     model = ResNetish().eval()
-    part = rs.slice_regions(model, square(2.0))
+    part = slicer(model, square(2.0))
     assert [s.size for s in part.sites] == [6, 6, 6, 6, 6]
     assert part.sites[1].name.startswith("blocks.0")
     assert part.verify(model).ok
     assert part.n_regions > 10
 
 
-def test_cnn_with_batchnorm_eval_avgpool_and_dropout_eval():
+def test_cnn_with_batchnorm_eval_avgpool_and_dropout_eval(slicer):
     model = _cnn_bn()
     x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    part = rs.slice_regions(model, rs.Plane.through(x[0], x[1], x[2], margin=0.3))
+    part = slicer(model, rs.Plane.through(x[0], x[1], x[2], margin=0.3))
     assert [s.shape for s in part.sites] == [(3, 4, 4), (5,)]
     assert part.verify(model).ok
 
 
-def test_model_is_not_modified():
+def test_model_is_not_modified(slicer):
     model = _cnn_bn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    rs.slice_regions(model, rs.Plane.through(x[0], x[1], x[2]))
+    slicer(model, rs.Plane.through(x[0], x[1], x[2]))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
     assert not model.training
@@ -83,52 +82,52 @@ def test_model_is_not_modified():
         (nn.ReLU6(), r"`hardtanh`|`relu6`"),
     ],
 )
-def test_refuses_non_piecewise_affine_activations(module, pattern):
+def test_refuses_non_piecewise_affine_activations(slicer, module, pattern):
     net = nn.Sequential(nn.Linear(2, 3), module, nn.Linear(3, 1))
     with pytest.raises(rs.UnsupportedModelError, match=pattern):
-        rs.slice_regions(net, square())
+        slicer(net, square())
 
 
-def test_refuses_max_pool_with_module_path():
+def test_refuses_max_pool_with_module_path(slicer):
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(),
                         nn.Sequential(nn.MaxPool2d(2)), nn.Flatten(), nn.Linear(8, 1))
     x = torch.rand(3, 1, 6, 6)
     with pytest.raises(rs.UnsupportedModelError, match=r"`2.0 \(MaxPool2d\)`.*max_pool2d.*AvgPool2d"):
-        rs.slice_regions(net, rs.Plane.through(x[0], x[1], x[2]))
+        slicer(net, rs.Plane.through(x[0], x[1], x[2]))
 
 
-def test_refuses_training_mode_modules():
+def test_refuses_training_mode_modules(slicer):
     bn = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 1)).train()
     with pytest.raises(rs.UnsupportedModelError, match=r"batch statistics.*model.eval\(\)"):
-        rs.slice_regions(bn, square())
+        slicer(bn, square())
     drop = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.1), nn.Linear(3, 1)).train()
     with pytest.raises(rs.UnsupportedModelError, match=r"dropout in training mode.*model.eval"):
-        rs.slice_regions(drop, square())
+        slicer(drop, square())
 
 
-def test_no_hooks_survive_an_error():
+def test_no_hooks_survive_an_error(slicer):
     net = nn.Sequential(nn.Linear(2, 3), nn.GELU(), nn.Linear(3, 1))
     with pytest.raises(rs.UnsupportedModelError):
-        rs.slice_regions(net, square())
+        slicer(net, square())
     for module in net.modules():
         assert not module._forward_hooks and not module._forward_pre_hooks
     # and torch functions are no longer intercepted
     assert torch.equal(F.gelu(torch.zeros(1)), torch.zeros(1))
 
 
-def test_affine_model_and_bad_arguments():
+def test_affine_model_and_bad_arguments(slicer):
     with pytest.raises(rs.UnsupportedModelError, match="at least one ReLU"):
-        rs.slice_regions(nn.Linear(2, 1), square())
+        slicer(nn.Linear(2, 1), square())
     with pytest.raises(TypeError, match=r"`model` of slice_regions must be a torch.nn.Module"):
-        rs.slice_regions(lambda x: x, square())  # type: ignore[arg-type]
+        slicer(lambda x: x, square())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"`plane` of slice_regions must be a reluscope.Plane"):
-        rs.slice_regions(nn.Linear(2, 1), (0, 1))  # type: ignore[arg-type]
+        slicer(nn.Linear(2, 1), (0, 1))  # type: ignore[arg-type]
     wrong = nn.Sequential(nn.Linear(5, 3), nn.ReLU())
     with pytest.raises(rs.InputValueError, match=r"shaped like the plane's origin \(2,\).*error from"):
-        rs.slice_regions(wrong, square())
+        slicer(wrong, square())
 
 
-def test_data_dependent_control_flow_is_refused():
+def test_data_dependent_control_flow_is_refused(slicer):
     class Branchy(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -141,13 +140,13 @@ def test_data_dependent_control_flow_is_refused():
             return h
 
     with pytest.raises(rs.UnsupportedModelError, match="data-dependent control"):
-        rs.slice_regions(Branchy(), square())
+        slicer(Branchy(), square())
 
 
-def test_region_budget_is_enforced_with_a_clear_error():
+def test_region_budget_is_enforced_with_a_clear_error(slicer):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(2, 40), nn.ReLU(), nn.Linear(40, 1))
     with pytest.raises(rs.TooManyRegionsError, match=r"max_regions=50 .*smaller domain"):
-        rs.slice_regions(net, square(3.0), max_regions=50)
+        slicer(net, square(3.0), max_regions=50)
     with pytest.raises(rs.InputValueError, match="positive integer"):
-        rs.slice_regions(net, square(), max_regions=0)
+        slicer(net, square(), max_regions=0)

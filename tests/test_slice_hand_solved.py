@@ -9,12 +9,11 @@ import reluscope as rs
 from conftest import linear_relu, square
 
 # every test runs with both ways the 2D engine finds chords
-pytestmark = pytest.mark.usefixtures("engine_path")
 
 
-def test_one_neuron_gives_two_regions_with_exact_areas():
+def test_one_neuron_gives_two_regions_with_exact_areas(slicer):
     # z = s - 0.5 on [-1, 1]^2: regions s < 0.5 (area 3) and s > 0.5 (area 1)
-    part = rs.slice_regions(linear_relu([[1.0, 0.0]], [-0.5]), square())
+    part = slicer(linear_relu([[1.0, 0.0]], [-0.5]), square())
     assert part.n_regions == 2
     areas = np.sort(part.areas())
     assert areas == pytest.approx([1.0, 3.0], abs=1e-14)
@@ -26,9 +25,9 @@ def test_one_neuron_gives_two_regions_with_exact_areas():
     assert part.verify(linear_relu([[1.0, 0.0]], [-0.5])).ok
 
 
-def test_two_axis_aligned_neurons_give_four_quadrants():
+def test_two_axis_aligned_neurons_give_four_quadrants(slicer):
     net = linear_relu([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     assert part.n_regions == 4
     assert part.areas() == pytest.approx([1.0] * 4, abs=1e-14)
     patterns = {tuple(row) for row in part.active(0).astype(int)}
@@ -44,19 +43,19 @@ def test_two_axis_aligned_neurons_give_four_quadrants():
 @pytest.mark.parametrize(("weight", "bias"), [([[0.0, 0.0]], [-1.0]),   # dead everywhere
                                                ([[0.0, 0.0]], [1.0]),    # always on
                                                ([[1.0, 0.0]], [-5.0])])  # boundary outside
-def test_neurons_that_do_not_cut_leave_one_region(weight, bias):
+def test_neurons_that_do_not_cut_leave_one_region(slicer, weight, bias):
     net = linear_relu(weight, bias)
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     assert part.n_regions == 1
     assert part.areas() == pytest.approx([4.0])
     assert bool(part.active(0)[0, 0]) == (bias[0] > 0)
     assert part.verify(net).ok
 
 
-def test_cut_through_a_domain_corner_and_parallel_cuts():
+def test_cut_through_a_domain_corner_and_parallel_cuts(slicer):
     # s + t = 0 passes through corners (-1, 1) and (1, -1); s + t = 1 is parallel
     net = linear_relu([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]], [0.0, -1.0, -2.0])
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     # lines s+t=0 and s+t=1 (twice: neurons 2 and 3 coincide) -> 3 regions
     assert part.n_regions == 3
     assert np.sort(part.areas()) == pytest.approx([0.5, 1.5, 2.0])
@@ -65,17 +64,17 @@ def test_cut_through_a_domain_corner_and_parallel_cuts():
     assert report.area_relative_error < 1e-12 and report.pattern_mismatches == 0
 
 
-def test_concurrent_lines_share_one_vertex():
+def test_concurrent_lines_share_one_vertex(slicer):
     angles = np.linspace(0, np.pi, 7)[:-1]
     weight = np.stack([np.cos(angles), np.sin(angles)], 1).tolist()
     net = linear_relu(weight, [0.0] * 6)
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     assert part.n_regions == 12
     assert part.areas().sum() == pytest.approx(4.0)
     assert part.verify(net).ok
 
 
-def test_second_layer_bends_at_first_layer_boundaries():
+def test_second_layer_bends_at_first_layer_boundaries(slicer):
     # layer 1: relu(s); layer 2: z = relu(s) + t - 0.25 -> for s<0 the line t=0.25,
     # for s>0 the line t = 0.25 - s (bent at s = 0)
     net = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1), nn.ReLU()).double()
@@ -89,7 +88,7 @@ def test_second_layer_bends_at_first_layer_boundaries():
         def forward(self, x):
             return torch.relu(net[2](torch.relu(net[0](x))) + x[:, 1:2] * 1.0)
     model = AddT()
-    part = rs.slice_regions(model, square())
+    part = slicer(model, square())
     assert part.n_regions == 4
     areas = part.areas()
     # regions with s<0: t<0.25 (area 1.25), t>0.25 (area 0.75);
@@ -98,34 +97,34 @@ def test_second_layer_bends_at_first_layer_boundaries():
     assert part.verify(model).ok
 
 
-def test_leaky_relu_regions_match_relu_regions():
+def test_leaky_relu_regions_match_relu_regions(slicer):
     torch.manual_seed(0)
     relu = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 1))
     leaky = nn.Sequential(nn.Linear(2, 6), nn.LeakyReLU(0.2), nn.Linear(6, 6), nn.LeakyReLU(0.2),
                           nn.Linear(6, 1))
     leaky.load_state_dict(relu.state_dict())
-    part = rs.slice_regions(leaky, square(2.0))
+    part = slicer(leaky, square(2.0))
     assert part.sites[0].negative_slope == pytest.approx(0.2)
     assert part.verify(leaky).ok
     # first-layer cuts are identical; deeper ones differ (negative side passes through)
-    assert part.n_regions >= rs.slice_regions(relu, square(2.0)).n_regions - 50
+    assert part.n_regions >= slicer(relu, square(2.0)).n_regions - 50
 
 
-def test_triangle_domain():
+def test_triangle_domain(slicer):
     tri = np.array([[-1.0, -1.0], [1.0, -1.0], [0.0, 1.0]])
     plane = rs.Plane(torch.zeros(2), torch.eye(2), ((-1, 1), (-1, 1)), tri)
     net = linear_relu([[0.0, 1.0]], [0.0])
-    part = rs.slice_regions(net, plane)
+    part = slicer(net, plane)
     assert part.n_regions == 2
     # the cut t = 0 leaves a triangle of area 0.5 on top and a trapezoid of 1.5 below
     assert np.sort(part.areas()) == pytest.approx([0.5, 1.5])
 
 
-def test_nearly_parallel_cuts_meet_inside_the_domain():
+def test_nearly_parallel_cuts_meet_inside_the_domain(slicer):
     # t = 0 and t = eps * s: they cross at the origin with an angle of ~1e-9
     eps = 1e-9
     net = linear_relu([[0.0, 1.0], [-eps, 1.0]], [0.0, 0.0])
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     assert part.n_regions == 4
     # the two thin wedges between the lines have area eps / 2 each (|s| <= 1)
     wedges = np.sort(part.areas())[:2]
@@ -133,11 +132,11 @@ def test_nearly_parallel_cuts_meet_inside_the_domain():
     assert part.verify(net).ok
 
 
-def test_tiny_triangle_far_smaller_than_the_domain():
+def test_tiny_triangle_far_smaller_than_the_domain(slicer):
     # three lines bounding a triangle of legs h around (0.3, 0.2): area h^2 / 2
     h = 1e-6
     net = linear_relu([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [-0.3, -0.2, 0.5 + h])
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     assert part.n_regions == 7
     tiny = part.areas().min()
     assert tiny == pytest.approx(h * h / 2, rel=1e-6)
@@ -145,32 +144,28 @@ def test_tiny_triangle_far_smaller_than_the_domain():
     assert part.verify(net).ok
 
 
-def test_regions_thinner_than_the_snap_tolerance_are_not_created():
-    from reluscope.regions.slice2d import SNAP_RTOL
-
+def test_regions_thinner_than_the_snap_tolerance_are_not_created(slicer):
     # the triangle's legs are 1e-3 of the snap distance: the three lines are treated as
     # concurrent and the triangle does not appear (documented tolerance)
-    h = 1e-3 * SNAP_RTOL * 2 * np.sqrt(2)
+    h = 1e-3 * slicer.options.snap_rtol * 2 * np.sqrt(2)
     net = linear_relu([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [-0.3, -0.2, 0.5 + h])
-    part = rs.slice_regions(net, square())
+    part = slicer(net, square())
     assert part.n_regions == 6
     assert part.areas().sum() == pytest.approx(4.0, rel=1e-14)
 
 
-def test_tiny_triangle_far_from_the_origin_keeps_its_area():
+def test_tiny_triangle_far_from_the_origin_keeps_its_area(slicer):
     # legs of 1e-8 at (5.3, 5.2): absolute coordinates would cancel the ~5e-17 area away
     h = 1e-8
     net = linear_relu([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [-5.3, -5.2, 10.5 + h])
-    part = rs.slice_regions(net, square(6.0))
+    part = slicer(net, square(6.0))
     assert part.areas().min() == pytest.approx(h * h / 2, rel=1e-5)
     assert part.verify(net).ok
 
 
-def test_first_layer_arrangement_matches_cutting_in_rounds(monkeypatch):
+def test_first_layer_arrangement_matches_cutting_in_rounds(slicer):
     """All first-layer lines at once (an arrangement) = one line per round, including
     three lines through one point, a duplicated neuron and a line through a corner."""
-    from reluscope.regions import slice2d
-
     gen = torch.Generator().manual_seed(3)
     weight = torch.randn(20, 2, generator=gen).tolist()
     bias = (0.5 * torch.randn(20, generator=gen)).tolist()
@@ -179,9 +174,8 @@ def test_first_layer_arrangement_matches_cutting_in_rounds(monkeypatch):
     weight[3], bias[3] = [2.0, 0.0], 0.0  # the same line as neuron 0, scaled
     weight[4], bias[4] = [1.0, -1.0], 0.0  # through the corners (1, 1) and (-1, -1)
     model = linear_relu(weight, bias)
-    arranged = rs.slice_regions(model, square())
-    monkeypatch.setattr(slice2d, "ARRANGE", False)
-    rounds = rs.slice_regions(model, square())
+    arranged = slicer(model, square())
+    rounds = slicer.replace(arrange=False)(model, square())
     assert arranged.n_regions == rounds.n_regions
     assert np.sort(arranged.areas()) == pytest.approx(np.sort(rounds.areas()), abs=1e-12)
     report, reference = arranged.verify(model), rounds.verify(model)

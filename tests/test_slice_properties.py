@@ -11,7 +11,6 @@ import reluscope as rs
 from conftest import random_mlp, square
 
 # every test runs with both ways the 2D engine finds chords
-pytestmark = pytest.mark.usefixtures("engine_path")
 
 SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -20,9 +19,9 @@ SETTINGS = settings(max_examples=15, deadline=None,
 @SETTINGS
 @given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(1, 10),
        half=st.floats(0.5, 4.0))
-def test_random_mlp_partitions_verify(seed, depth, width, half):
+def test_random_mlp_partitions_verify(slicer, seed, depth, width, half):
     model = random_mlp(seed, [width] * depth)
-    part = rs.slice_regions(model, square(half))
+    part = slicer(model, square(half))
     report = part.verify(model)
     assert report.ok, report
     assert part.areas().sum() == pytest.approx((2 * half) ** 2, rel=1e-12)
@@ -31,17 +30,17 @@ def test_random_mlp_partitions_verify(seed, depth, width, half):
 
 @SETTINGS
 @given(seed=st.integers(0, 10_000), d_in=st.integers(3, 12))
-def test_random_planes_in_higher_dimension(seed, d_in):
+def test_random_planes_in_higher_dimension(slicer, seed, d_in):
     model = random_mlp(seed, [8, 8], d_in=d_in)
     gen = torch.Generator().manual_seed(seed)
     plane = rs.Plane.around(torch.randn(d_in, generator=gen), 2.0, gen)
-    part = rs.slice_regions(model, plane)
+    part = slicer(model, plane)
     assert part.verify(model).ok
 
 
 @SETTINGS
 @given(seed=st.integers(0, 10_000), channels=st.integers(1, 3))
-def test_random_cnn_partitions_verify(seed, channels):
+def test_random_cnn_partitions_verify(slicer, seed, channels):
     gen = torch.Generator().manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(1, channels, 3), nn.ReLU(), nn.Conv2d(channels, 2, 3, padding=1),
                         nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
@@ -50,29 +49,29 @@ def test_random_cnn_partitions_verify(seed, channels):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.7)
     x = torch.rand(3, 1, 6, 6, generator=gen)
     plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
-    part = rs.slice_regions(net.eval(), plane)
+    part = slicer(net.eval(), plane)
     assert part.verify(net).ok
 
 
 @SETTINGS
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 10.0))
-def test_positive_rescaling_of_a_neuron_changes_nothing(seed, scale):
+def test_positive_rescaling_of_a_neuron_changes_nothing(slicer, seed, scale):
     # float64 parameters, so the rescaling itself is exact to rounding
     model = random_mlp(seed, [6, 6]).double()
-    part = rs.slice_regions(model, square(2.0))
+    part = slicer(model, square(2.0))
     scaled = random_mlp(seed, [6, 6]).double()
     with torch.no_grad():  # scale neuron 2 of layer 1 (and undo it in the next layer)
         scaled[0].weight[2] *= scale
         scaled[0].bias[2] *= scale
         scaled[2].weight[:, 2] /= scale
-    other = rs.slice_regions(scaled, square(2.0))
+    other = slicer(scaled, square(2.0))
     assert other.n_regions == part.n_regions
     assert np.sort(other.areas()) == pytest.approx(np.sort(part.areas()), rel=1e-9, abs=1e-12)
 
 
-def test_neighbours_differ_exactly_across_their_shared_edge():
+def test_neighbours_differ_exactly_across_their_shared_edge(slicer):
     model = random_mlp(11, [10, 10, 10])
-    part = rs.slice_regions(model, square(2.0))
+    part = slicer(model, square(2.0))
     inner = part.edge_faces[:, 1] >= 0
     for site in range(3):
         act = part.active(site)
@@ -85,7 +84,7 @@ def test_neighbours_differ_exactly_across_their_shared_edge():
 
 @SETTINGS
 @given(seed=st.integers(0, 10_000), depth=st.integers(1, 3), width=st.integers(2, 12))
-def test_arrangements_equal_cutting_in_rounds(seed, depth, width):
+def test_arrangements_equal_cutting_in_rounds(slicer, seed, depth, width):
     """Cutting every face by all its chords at once gives the partition of one chord at a
     time (same regions, same areas), at every site."""
     from reluscope.regions import slice2d
@@ -99,12 +98,10 @@ def test_arrangements_equal_cutting_in_rounds(seed, depth, width):
         calls.append(result is not None)
         return result
 
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:  # counts calls, changes nothing
         patch.setattr(slice2d._Engine, "arrange_faces", counted)
-        patch.setattr(slice2d, "ARRANGE_MIN_CHORDS", 1)  # every face with a chord
-        arranged = rs.slice_regions(model, square(2.0))
-        patch.setattr(slice2d, "ARRANGE", False)
-        rounds = rs.slice_regions(model, square(2.0))
+        arranged = slicer.replace(arrange_min_chords=1)(model, square(2.0))  # every face with a chord
+        rounds = slicer.replace(arrange=False)(model, square(2.0))
     assert all(calls)  # no site fell back to rounds on these generic networks
     assert arranged.n_regions == rounds.n_regions
     assert np.sort(arranged.areas()) == pytest.approx(np.sort(rounds.areas()), rel=1e-9, abs=1e-15)

@@ -21,7 +21,14 @@ from reluscope.errors import (
 if TYPE_CHECKING:
     from reluscope import metrics
     from reluscope.geometry import Path, Plane
-    from reluscope.regions import Partition1D, Partition2D, VerificationReport, path_regions, slice_regions
+    from reluscope.regions import (
+        EngineOptions,
+        Partition1D,
+        Partition2D,
+        VerificationReport,
+        path_regions,
+        slice_regions,
+    )
 
 __version__ = "0.1.0"
 
@@ -32,7 +39,7 @@ _SUBPACKAGES = ("metrics", "plotting", "train", "evaluate", "data", "geometry", 
 _LAZY = {"Path": "reluscope.geometry", "Plane": "reluscope.geometry",
          "Partition1D": "reluscope.regions", "Partition2D": "reluscope.regions",
          "VerificationReport": "reluscope.regions", "path_regions": "reluscope.regions",
-         "slice_regions": "reluscope.regions"}
+         "slice_regions": "reluscope.regions", "EngineOptions": "reluscope.regions"}
 
 
 def __getattr__(name: str) -> Any:
@@ -47,6 +54,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "EngineOptions",
     "InputTypeError",
     "InputValueError",
     "Partition1D",

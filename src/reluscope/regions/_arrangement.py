@@ -37,9 +37,6 @@ import numpy as np
 from reluscope.regions._rings import next_slot
 from reluscope.regions._sorting import unique_first, unique_values
 
-#: Most chord pairs handled in one call (the pair tables grow with chords^2 per face).
-MAX_PAIRS = 1 << 24
-
 
 @dataclass
 class Arrangement:
@@ -171,8 +168,8 @@ def _components(n: int, a: np.ndarray, b: np.ndarray
 def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
             chord_face: np.ndarray, chord_lab: np.ndarray, sign: np.ndarray,
             evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray], snap: float,
-            make_vertices: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-            ) -> Arrangement | None:
+            make_vertices: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+            max_pairs: int = 1 << 24) -> Arrangement | None:
     """Cut convex rings by all their chords.
 
     Parameters
@@ -194,6 +191,9 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     make_vertices : callable
         ``make_vertices(points (X, 2), a, b, t) -> ids`` creates the inner vertices
         (``points = xy[a] + t (xy[b] - xy[a])``).
+    max_pairs : int
+        Most chord pairs handled in one call (the pair tables grow with chords^2 per face);
+        beyond it the call returns None (the caller cuts in rounds).
 
     Returns
     -------
@@ -216,7 +216,7 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
 
     # chords of one face cross inside it iff their ends interleave along its ring
     p, q = _pairs_within_faces(chord_face)
-    if len(p) > MAX_PAIRS:
+    if len(p) > max_pairs:
         return None
     a, b, x, y = first[p], second[p], first[q], second[q]
     shared = (x == a) | (x == b) | (y == a) | (y == b)

@@ -14,12 +14,12 @@ neuron (``+-(1 - negative_slope)``) and ``g`` the neuron's own map where it cuts
   ``v = A_l (gate_{l-1} * A_{l-1}[:, j])``. The gates of site l-1 are the same on both
   sides. Along neuron j's zero line they change only where a line of site l-1 crosses
   it, so ``v`` is kept per neuron j and updated by one column of ``A_l`` per changed gate
-  (recomputed in full when that is cheaper, and every ``LINE_REFRESH`` updates).
+  (recomputed in full when that is cheaper, and every ``walk_line_refresh`` updates).
 
 A depth-first walk over the faces carries one running map: stepping across an edge adds
 the edge's term, stepping back subtracts it, and every face is screened when first
 reached. Rounding therefore accumulates along the walk, so the running map is replaced
-by an exact one (computed by the caller through the links) every ``ANCHOR_STEPS``
+by an exact one (computed by the caller through the links) every ``walk_anchor_steps``
 steps: every map used is at most that many rank-1 terms from an exact one.
 
 Screening: neuron j's range over a face's bounding box (grown by the caller's band) is
@@ -40,17 +40,7 @@ import numba
 import numpy as np
 
 from reluscope.regions._bits import POPCOUNT
-
-#: Steps of the walk between exact anchors of the running map.
-ANCHOR_STEPS = 16384
-#: Updates of a neuron's line vector before it is recomputed in full (bounds rounding).
-LINE_REFRESH = 1 << 16
-#: Candidate pairs buffered per kernel call.
-BUFFER_PAIRS = 1 << 20
-#: Sites with at least this many faces are walked by several threads (one per core).
-PARALLEL_FACES = 20_000
-#: Most threads used.
-MAX_THREADS = 8
+from reluscope.regions.options import EngineOptions
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
 #: Multiplier gathering the low bits of 8 bytes into the top byte (first byte on top).
@@ -257,7 +247,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
 
 def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray | None,
                     gates: np.ndarray, slope: float, ref: np.ndarray, half: np.ndarray,
-                    exact_maps: Callable[[int], np.ndarray], threads: int | None = None
+                    exact_maps: Callable[[int], np.ndarray], options: EngineOptions | None = None
                     ) -> WalkResult:
     """Screen every face's map of one site, walking the faces (see module docstring).
 
@@ -276,18 +266,21 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
         Centre and half-extent (grown by the band) of each face's bounding box.
     exact_maps : callable
         ``exact_maps(face)`` -> (3, size_l) exact origin-form map on that face.
-    threads : int, optional
-        Walks run side by side, each over one vertical strip of the faces (edges between
-        strips are not walked). Default: one per CPU core for large sites.
+    options : EngineOptions, optional
+        Its ``walk_*`` fields: anchor spacing, line refresh, buffer size, and threads. Walks
+        run side by side, each over one vertical strip of the faces (edges between strips
+        are not walked): one per CPU core (at most ``walk_max_threads``) for sites of at
+        least ``walk_parallel_faces`` faces.
 
     Returns
     -------
     WalkResult
         Candidate pairs grouped by walker, in walk order (sort by face for face order).
     """
+    options = options or EngineOptions()
     n_faces = len(graph.ptr) - 1
-    if threads is None:
-        threads = min(os.cpu_count() or 1, MAX_THREADS) if n_faces >= PARALLEL_FACES else 1
+    threads = min(os.cpu_count() or 1, options.walk_max_threads) \
+        if n_faces >= options.walk_parallel_faces else 1
     threads = max(1, min(threads, n_faces))
     base = np.zeros((n_faces, (at_rows.shape[1] + 7) // 8), dtype=np.uint8)
     if prev_rows is None:
@@ -304,7 +297,7 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     if threads > 1:
         edges = np.quantile(ref[:, 0], np.arange(1, threads) / threads)
         strip = np.searchsorted(edges, ref[:, 0], side="right")
-    walkers = [_Walker(shared, ref, half, base, strip != t, exact) for t in range(threads)]
+    walkers = [_Walker(shared, ref, half, base, strip != t, exact, options) for t in range(threads)]
     if threads == 1:
         walkers[0].run()
     else:
@@ -320,8 +313,10 @@ class _Walker:
     """One depth-first walk over the faces not marked `skip` (its own running map)."""
 
     def __init__(self, shared: tuple, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
-                 skip: np.ndarray, exact_maps: Callable[[int], np.ndarray]) -> None:
+                 skip: np.ndarray, exact_maps: Callable[[int], np.ndarray], options: EngineOptions
+                 ) -> None:
         self.shared, self.ref, self.half, self.base = shared, ref, half, base
+        self.anchor_steps, self.line_refresh = options.walk_anchor_steps, options.walk_line_refresh
         self.exact_maps = exact_maps
         ptr, kind, at_rows, prev_rows, gates = shared[0], shared[2], shared[5], shared[6], shared[7]
         n_faces, n = len(ptr) - 1, at_rows.shape[1]
@@ -332,7 +327,7 @@ class _Walker:
         self.visited = skip.copy()  # faces of other walkers count as visited
         self.stack = [np.zeros(n_faces, dtype=np.int64) for _ in range(3)]  # face, edge, cursor
         self.state = np.zeros(3, dtype=np.int64)
-        capacity = max(BUFFER_PAIRS, 2 * n)
+        capacity = max(options.walk_buffer_pairs, 2 * n)
         self.buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
                         np.empty(capacity), np.empty(capacity), np.empty(capacity))
         self.parts: list[list[np.ndarray]] = [[] for _ in self.buffers]
@@ -344,9 +339,9 @@ class _Walker:
         stack_face, _, stack_cursor = self.stack
         while True:
             count, status = _walk(  # type: ignore[call-arg]
-                *self.shared, self.lines, self.line_gates, self.line_age, LINE_REFRESH, self.ref,
+                *self.shared, self.lines, self.line_gates, self.line_age, self.line_refresh, self.ref,
                 self.half, self.z, self.visited, *self.stack, self.state, self.base,
-                *self.buffers, ANCHOR_STEPS, *self.scratch)
+                *self.buffers, self.anchor_steps, *self.scratch)
             for part, buffer in zip(self.parts, self.buffers, strict=True):
                 part.append(buffer[:count].copy())
             if status == _DONE:

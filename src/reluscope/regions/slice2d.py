@@ -9,12 +9,12 @@ signs on R cuts it along a straight chord.
 1. *Chords.* Three ways, chosen per site:
 
    * **walk** (``_walk``), for a site whose input is an affine *link* of a previous site
-     of at least ``WALK_MIN_WIDTH`` neurons: a compiled depth-first walk over the faces
+     of at least ``walk_min_width`` neurons: a compiled depth-first walk over the faces
      carries one exact affine map, updated by a rank-1 term across each shared edge
-     (re-anchored to an exactly computed map every ``_walk.ANCHOR_STEPS`` steps), and screens
+     (re-anchored to an exactly computed map every ``walk_anchor_steps`` steps), and screens
      every neuron on every face by a bounding-box test.
    * **vertex values** (``_vertex_values``), otherwise, when the (vertices x neurons)
-     matrix fits ``VALUES_MAX_ENTRIES``: the network is continuous, so site ``l`` has one
+     matrix fits ``values_max_entries``: the network is continuous, so site ``l`` has one
      value per vertex, whichever face it is seen from -- canonical by construction.
      Values come from one GEMM row per vertex through the link from the previous site's
      values (kept from step to step; the first site is affine on the whole plane), or
@@ -30,7 +30,7 @@ signs on R cuts it along a straight chord.
 2. *Edge crossings*: where a chord crosses an edge of the current partition the new
    vertex is computed once per (edge, neuron) from the canonical end values and
    inserted into the rings of both faces sharing the edge, in the same order.
-3. *Cutting*: faces with at least ``ARRANGE_MIN_CHORDS`` chords (the first site's
+3. *Cutting*: faces with at least ``arrange_min_chords`` chords (the first site's
    single face has one per neuron) are cut by all of them at once, as an arrangement
    of segments built from ring order alone (``_arrangement``). The others -- and any
    face whose arrangement is inconsistent -- are cut in rounds: round ``j`` cuts every
@@ -40,7 +40,7 @@ signs on R cuts it along a straight chord.
 
 Tolerances
 ----------
-A vertex within ``SNAP_RTOL * diameter`` (plane units, ``diameter`` = diagonal of the
+A vertex within ``snap_rtol * diameter`` (plane units, ``diameter`` = diagonal of the
 domain's bounding box) of a neuron's zero line is treated as lying on it, and chord
 crossings closer than that along a chord are one vertex. Regions thinner than that are
 therefore not created (the two cutting methods may differ by such slivers). Pieces with
@@ -59,8 +59,8 @@ import torch
 from torch import nn
 
 from reluscope._memory import reuse_freed_memory
-from reluscope._validation import message
-from reluscope.errors import InputValueError, TooManyRegionsError
+from reluscope._validation import describe, message
+from reluscope.errors import InputTypeError, InputValueError, TooManyRegionsError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
@@ -87,36 +87,11 @@ from reluscope.regions._sorting import (
 from reluscope.regions._split import split_rings
 from reluscope.regions._vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions._walk import WalkGraph, walk_candidates
+from reluscope.regions.options import EngineOptions
 from reluscope.regions.partition2d import Partition2D, build_partition
 
-#: Distance (relative to the domain diameter) within which a vertex counts as on a cut.
-SNAP_RTOL = 1e-10
-#: Band (relative) within which a neuron is re-checked with canonical vertex values.
-CANDIDATE_RTOL = 1e-6
 #: Default memory guard of slice_regions (the 784-1024-1024-1024 benchmark MLP has ~1.8M).
 MAX_REGIONS = 5_000_000
-#: Target number of float64 entries in the per-chunk (faces x neurons) value matrix
-#: (three such blocks stay under glibc's 32 MB mmap ceiling, see ``reluscope._memory``).
-CHUNK_ENTRIES = 1 << 20
-#: Keep a site's maps on every face for the next site when they fit in this many entries.
-CACHE_ENTRIES = 1 << 25
-#: Walk the faces with one running map (rank-1 terms across shared edges, ``_walk``)
-#: when the previous site has at least this many neurons and the site is chained: it
-#: then beats both the values at the vertices (a GEMM row per vertex) and full maps.
-WALK_MIN_WIDTH = 128
-#: Narrow layers: a sibling's chord update costs ~1/SIBLING_COST of a full GEMM row block.
-SIBLING_COST = 8
-#: Chord updates applied per batch (bounds memory: SIBLING_BATCH x 3 x size floats).
-SIBLING_BATCH = 4096
-#: Cut each face by all its chords at once (see ``_arrangement``); False: piece by piece.
-ARRANGE = True
-#: Faces with at least this many chords are arranged; fewer are cut in (few) rounds.
-ARRANGE_MIN_CHORDS = 4
-#: Faces with this many chords get their pieces' chord bits as one dense block.
-DENSE_CHORDS = 16
-#: Take a site's values at the vertices (see ``_vertex_values``) when the (vertices x
-#: neurons) float64 matrix has at most this many entries; otherwise per-face maps.
-VALUES_MAX_ENTRIES = 1 << 26
 
 
 @dataclass
@@ -278,14 +253,15 @@ def _merge_faces(first: _Faces, second: _Faces) -> _Faces:
 class _Engine:
     """State of one slice_regions call."""
 
-    def __init__(self, net: Network, plane: Plane, chunk_entries: int, max_regions: int) -> None:
+    def __init__(self, net: Network, plane: Plane, options: EngineOptions, max_regions: int) -> None:
         self.net = net
+        self.options = options
         self.max_regions = max_regions
         self.plane = plane
         self.diameter = plane.diameter
-        self.snap = SNAP_RTOL * self.diameter
-        self.band = CANDIDATE_RTOL * self.diameter
-        self.chunk_entries = chunk_entries
+        self.snap = options.snap_rtol * self.diameter
+        self.band = options.candidate_rtol * self.diameter
+        self.chunk_entries = options.chunk_entries
         self.xy = Growable(2, np.float64)
         self.vclass = Growable(None, np.int8)
         self.va = Growable(None, np.int64)
@@ -354,7 +330,8 @@ class _Engine:
         self.prev_parent = faces.parent
         # faces with many chords: all at once; the others: a few rounds
         n_chords = np.bincount(chords.face, minlength=faces.count)
-        heavy = n_chords >= ARRANGE_MIN_CHORDS if ARRANGE else np.zeros(faces.count, bool)
+        heavy = n_chords >= self.options.arrange_min_chords if self.options.arrange \
+            else np.zeros(faces.count, bool)
         arranged = None
         if heavy.any():
             arranged = self.arrange_faces(faces, site, chords, canonical, base,
@@ -392,9 +369,9 @@ class _Engine:
         nxt = site.index + 1
         if nxt >= len(self.net.sites) or self.net.link(nxt) is None:
             return False
-        if site.size >= WALK_MIN_WIDTH:  # the next site walks the faces instead
+        if site.size >= self.options.walk_min_width:  # the next site walks the faces instead
             return False
-        return self.xy.size * max(site.size, self.net.sites[nxt].size) <= VALUES_MAX_ENTRIES
+        return self.xy.size * max(site.size, self.net.sites[nxt].size) <= self.options.values_max_entries
 
     def _rows(self, count: int, width: int, spare: int = 0, keep: int = 0) -> np.ndarray:
         """(count, width) view of the value store, grown to fit ``spare`` more rows.
@@ -449,12 +426,12 @@ class _Engine:
         """
         self.batches = []
         n_vertices, n = self.xy.size, site.size
-        if n_vertices * n > VALUES_MAX_ENTRIES:
+        if n_vertices * n > self.options.values_max_entries:
             self.rows = self.store = None
             return None
         spare = 0
         if self._chained_next(site):  # the vertices this site adds (a guess; it regrows)
-            spare = min(3 * n_vertices, VALUES_MAX_ENTRIES // n - n_vertices)
+            spare = min(3 * n_vertices, self.options.values_max_entries // n - n_vertices)
         link = self.net.link(site.index) if site.index > 0 else None
         if link is not None and self.rows is not None and len(self.rows) == n_vertices:
             matrix, bias = link
@@ -545,7 +522,7 @@ class _Engine:
             return self._walk_pairs(faces, site, ref, half)
         base = np.zeros((faces.count, (n + 7) // 8), dtype=np.uint8)
         parts: list[_Pairs] = []
-        keep = site.index + 1 < len(self.net.sites) and faces.count * 3 * n <= CACHE_ENTRIES
+        keep = site.index + 1 < len(self.net.sites) and faces.count * 3 * n <= self.options.cache_entries
         cache: torch.Tensor | None = None
         for idx, maps in self._map_batches(faces, site):
             parts.append(self._near_zero(faces, site, idx, maps, ref, half, base))
@@ -564,7 +541,7 @@ class _Engine:
         """Wide chained site with a previous one: walk the faces with one running map."""
         return (site.index > 0 and self.net.link(site.index) is not None
                 and faces.parent is not None and self.prev_chords is not None
-                and self.net.sites[site.index - 1].size >= WALK_MIN_WIDTH)
+                and self.net.sites[site.index - 1].size >= self.options.walk_min_width)
 
     def _walk_pairs(self, faces: _Faces, site: Site, ref: np.ndarray, half: np.ndarray
                     ) -> tuple[_Pairs, np.ndarray]:
@@ -598,7 +575,7 @@ class _Engine:
             return self._full_maps(faces, site, idx)[:, 0].cpu().numpy()
 
         out = walk_candidates(graph, at_rows, prev_rows, faces.patterns[index - 1],
-                              self.net.sites[index - 1].negative_slope, ref, half, exact)
+                              self.net.sites[index - 1].negative_slope, ref, half, exact, self.options)
         order = argsort_int(out.face)  # stable: neurons stay ascending within a face
         pairs = _Pairs(out.face, out.neuron, out.value, out.ds, out.dt, ref[out.face])
         return pairs.take(order), out.base
@@ -640,7 +617,7 @@ class _Engine:
         first = np.ones(len(idx), dtype=bool)
         first[1:] = parent[1:] != parent[:-1]
         anchor = np.flatnonzero(first)[np.cumsum(first) - 1]
-        full = np.flatnonzero(first | (n_chords * SIBLING_COST > prev_site.size))
+        full = np.flatnonzero(first | (n_chords * self.options.sibling_cost > prev_site.size))
         maps = torch.empty((3, len(idx), site.size), dtype=torch.float64, device=matrix.device)
         maps[:, torch.from_numpy(full).to(matrix.device)] = self._full_maps(faces, site, idx[full])
         rest = np.setdiff1d(np.arange(len(idx)), full, assume_unique=True)
@@ -657,8 +634,9 @@ class _Engine:
                 - bit_at(packed, idx[anchor[rows]], k)) * (1.0 - prev_site.negative_slope)
         hit = np.flatnonzero(step != 0)
         rows, chord, k, step = rows[hit], chord[hit], k[hit], step[hit]
-        for start in range(0, len(rows), SIBLING_BATCH):
-            sl = slice(start, start + SIBLING_BATCH)
+        batch = self.options.sibling_batch
+        for start in range(0, len(rows), batch):
+            sl = slice(start, start + batch)
             g = torch.from_numpy((table.rows[chord[sl]] * step[sl, None]).T).to(matrix.device)
             cols = matrix[:, torch.from_numpy(k[sl]).to(matrix.device)].T  # (P, size)
             maps.index_add_(1, torch.from_numpy(rows[sl]).to(matrix.device),
@@ -890,7 +868,7 @@ class _Engine:
         first_vertex = self.xy.size
         arr = arrange(sub_ptr, sub_vid, sub_lab, self.xy.view(), local_face,
                       self.label_offset[site.index] + chords.neuron, sign.astype(np.int8),
-                      chords.evaluate, self.snap, make)
+                      chords.evaluate, self.snap, make, self.options.arrangement_max_pairs)
         xy = self.xy.view()
         if arr is not None:
             area = shoelace(arr.ptr, arr.vid, xy)
@@ -930,7 +908,7 @@ class _Engine:
         parent = arr.face
         count = n_chords[parent]
         # faces with many chords (the first site's single face): one dense block each
-        dense = np.flatnonzero(n_chords >= DENSE_CHORDS)
+        dense = np.flatnonzero(n_chords >= self.options.dense_chords)
         for face in dense:
             rows = np.flatnonzero(parent == face)
             cols = np.arange(chord_start[face], chord_start[face + 1])
@@ -949,7 +927,7 @@ class _Engine:
                 out = value[: len(block)]
                 np.matmul(lhs, rhs, out=out)
                 pattern[block] |= np.packbits(out > 0, axis=1)
-        count = np.where(count >= DENSE_CHORDS, 0, count)  # done above
+        count = np.where(count >= self.options.dense_chords, 0, count)  # done above
         piece = np.repeat(np.arange(len(parent)), count)
         pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \
             + np.arange(int(count.sum()))
@@ -1017,7 +995,7 @@ class _Engine:
 
 
 def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGIONS,
-                  chunk_entries: int = CHUNK_ENTRIES) -> Partition2D:
+                  options: EngineOptions | None = None) -> Partition2D:
     """Exact partition of a plane's domain into the linear regions of `model`.
 
     A linear region is a maximal connected set of points with one activation pattern
@@ -1037,8 +1015,9 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
         Stop with :class:`~reluscope.TooManyRegionsError` once the partition has more
         regions than this (a memory guard: wide convolutional layers on a large domain
         can have tens of millions of regions).
-    chunk_entries : int, optional
-        Memory knob: entries of the largest (faces x neurons) float64 block.
+    options : EngineOptions, optional
+        The engine's tolerances and thresholds (see :class:`EngineOptions`); the default
+        suits networks from 2 to thousands of neurons per layer.
 
     Returns
     -------
@@ -1071,14 +1050,19 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
         raise InputValueError(message("`max_regions` of slice_regions", "a positive integer",
                                       repr(max_regions), "Pass e.g. max_regions=10_000_000."))
     net = Network(model, plane, where="slice_regions")
-    engine = _Engine(net, plane, max(int(chunk_entries), 1), int(max_regions))
+    if options is None:
+        options = EngineOptions()
+    elif not isinstance(options, EngineOptions):
+        raise InputTypeError(message("`options` of slice_regions", "an EngineOptions", describe(options),
+                                     "Pass rs.EngineOptions(...) or leave it out."))
+    engine = _Engine(net, plane, options, int(max_regions))
     engine._tick("setup", clock)
     with reuse_freed_memory():
         faces = engine.run()
         clock = time.perf_counter()
         part = build_partition(plane, net.sites, engine.xy.view().copy(), faces.ptr, faces.vid,
                                faces.lab, faces.patterns, engine.label_offset,
-                               engine.n_degenerate, SNAP_RTOL)
+                               engine.n_degenerate, options.snap_rtol)
     engine._tick("assembly", clock)
     part.timings.update({k: round(v, 4) for k, v in engine.timings.items()})
     return part

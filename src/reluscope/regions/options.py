@@ -1,0 +1,103 @@
+"""Every tolerance and threshold of the 2D engine, in one frozen options object.
+
+``slice_regions(model, plane, options=EngineOptions(...))`` takes it; nothing in the engine
+reads a module constant. Only the tolerances change results (by regions thinner than
+``snap_rtol``); the rest choose *how* the exact partition is computed (which method finds
+chords, how much is kept or batched) and change only time and memory — the tests use
+them to drive every code path on small networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from reluscope._validation import message
+from reluscope.errors import InputValueError
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Tunables of :func:`reluscope.slice_regions`.
+
+    Attributes
+    ----------
+    snap_rtol : float
+        A vertex within ``snap_rtol * diameter`` (plane units; ``diameter`` = diagonal of the
+        domain's bounding box) of a neuron's zero line lies on it, and chord crossings closer
+        than that are one vertex: regions thinner than that are not created.
+    candidate_rtol : float
+        Band (relative to the diameter) within which a neuron is re-checked with canonical
+        vertex values rather than trusted to a face map's sign.
+    chunk_entries : int
+        Target float64 entries of one (faces x neurons) value block (three such blocks stay
+        under glibc's 32 MB mmap ceiling, see ``reluscope._memory``).
+    cache_entries : int
+        Keep a site's maps on every face for the next site when they fit in this many entries.
+    walk_min_width : int
+        Walk the faces with one running map (rank-1 terms across shared edges) when the
+        previous site has at least this many neurons and the site is chained.
+    sibling_cost : int
+        Narrow layers: a sibling's chord update costs ~1/sibling_cost of a full GEMM row block.
+    sibling_batch : int
+        Chord updates applied per batch (memory: sibling_batch x 3 x size floats).
+    arrange : bool
+        Cut each face by all its chords at once (an arrangement); False: chord by chord.
+    arrange_min_chords : int
+        Faces with at least this many chords are arranged; fewer are cut in rounds.
+    dense_chords : int
+        Faces with this many chords get their pieces' chord bits as one dense block.
+    values_max_entries : int
+        Take a site's values at the vertices when the (vertices x neurons) float64 matrix has
+        at most this many entries; otherwise per-face maps.
+    arrangement_max_pairs : int
+        Largest number of chord pairs one arrangement call intersects (memory guard; larger
+        faces are cut in rounds).
+    walk_anchor_steps : int
+        Steps of the walk between exact anchors of the running map (bounds rounding).
+    walk_line_refresh : int
+        Updates of a neuron's line vector before it is recomputed in full (bounds rounding).
+    walk_buffer_pairs : int
+        Candidate pairs buffered per walk kernel call.
+    walk_parallel_faces : int
+        Sites with at least this many faces are walked by several threads.
+    walk_max_threads : int
+        Most threads of one walk.
+    """
+
+    snap_rtol: float = 1e-10
+    candidate_rtol: float = 1e-6
+    chunk_entries: int = 1 << 20
+    cache_entries: int = 1 << 25
+    walk_min_width: int = 128
+    sibling_cost: int = 8
+    sibling_batch: int = 4096
+    arrange: bool = True
+    arrange_min_chords: int = 4
+    dense_chords: int = 16
+    values_max_entries: int = 1 << 26
+    arrangement_max_pairs: int = 1 << 24
+    walk_anchor_steps: int = 16384
+    walk_line_refresh: int = 1 << 16
+    walk_buffer_pairs: int = 1 << 20
+    walk_parallel_faces: int = 20_000
+    walk_max_threads: int = 8
+
+    def __post_init__(self) -> None:
+        #: fields that may be 0 (0 turns the method off: always the other one)
+        may_be_zero = {"cache_entries", "values_max_entries", "walk_min_width"}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            where = f"`{spec.name}` of EngineOptions"
+            if spec.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise InputValueError(message(where, "True or False", repr(value), "Pass a bool."))
+                continue
+            if spec.type in ("float", float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                    raise InputValueError(message(where, "a relative tolerance in (0, 1)", repr(value),
+                                                  f"The default is {spec.default}."))
+                continue
+            low = 0 if spec.name in may_be_zero else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputValueError(message(where, f"an integer >= {low}", repr(value),
+                                              f"The default is {spec.default}."))
