@@ -5,16 +5,16 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from reluscope.regions._arrangement import _components, _permutation_cycles
-from reluscope.regions._bits import POPCOUNT, concat_rows, xor_popcount
-from reluscope.regions._hashing import KeyTable
-from reluscope.regions._sorting import (
+from reluscope._kernels.bits import POPCOUNT, concat_rows, xor_popcount
+from reluscope._kernels.hashing import KeyTable
+from reluscope._kernels.sorting import (
     argsort_int,
     lexsort_int,
     unique_first,
     unique_first_inverse,
     unique_values,
 )
+from reluscope.regions.slice2d.arrangement import _components, _permutation_cycles
 
 
 @pytest.mark.parametrize("high", [3, 10**6, 10**13, 2**61])

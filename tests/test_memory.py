@@ -24,7 +24,7 @@ def test_reuse_freed_memory_is_a_no_op_without_glibc(monkeypatch):
 
 
 def test_search_sorted_equals_numpy_for_large_and_small_queries():
-    from reluscope.regions._rings import search_sorted
+    from reluscope._kernels.rings import search_sorted
 
     rng = np.random.default_rng(0)
     keys = np.sort(rng.integers(0, 1000, 5000))

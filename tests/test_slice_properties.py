@@ -87,11 +87,11 @@ def test_neighbours_differ_exactly_across_their_shared_edge(slicer):
 def test_arrangements_equal_cutting_in_rounds(slicer, seed, depth, width):
     """Cutting every face by all its chords at once gives the partition of one chord at a
     time (same regions, same areas), at every site."""
-    from reluscope.regions import slice2d
+    from reluscope.regions.slice2d import cutting
 
     model = random_mlp(seed, [width] * depth)
     calls: list[bool] = []
-    arrange_faces = slice2d._Engine.arrange_faces
+    arrange_faces = cutting.Cutter.arrange_faces
 
     def counted(self, *args):
         result = arrange_faces(self, *args)
@@ -99,7 +99,7 @@ def test_arrangements_equal_cutting_in_rounds(slicer, seed, depth, width):
         return result
 
     with pytest.MonkeyPatch.context() as patch:  # counts calls, changes nothing
-        patch.setattr(slice2d._Engine, "arrange_faces", counted)
+        patch.setattr(cutting.Cutter, "arrange_faces", counted)
         arranged = slicer.replace(arrange_min_chords=1)(model, square(2.0))  # every face with a chord
         rounds = slicer.replace(arrange=False)(model, square(2.0))
     assert all(calls)  # no site fell back to rounds on these generic networks

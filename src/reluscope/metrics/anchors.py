@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from reluscope._kernels.rings import next_slot
 from reluscope._validation import check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.metrics.polytope import eccentricities
-from reluscope.regions._rings import next_slot
 from reluscope.regions.partition2d import Partition2D
 
 

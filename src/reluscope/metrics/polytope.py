@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from reluscope._kernels.rings import next_slot, ring_ids
 from reluscope._validation import message
 from reluscope.errors import InputValueError
-from reluscope.regions._rings import next_slot, ring_ids
 from reluscope.regions.partition2d import Partition2D
 
 

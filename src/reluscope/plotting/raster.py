@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reluscope.regions._rings import ring_ids
+from reluscope._kernels.rings import ring_ids
 from reluscope.regions.partition2d import Partition2D
 
 #: Pixel tests per vectorised block (bounds the temporaries).

@@ -25,9 +25,9 @@ from pathlib import Path as FilePath
 import numpy as np
 import torch
 
+from reluscope._kernels.bits import unpack
 from reluscope.geometry.path import Path
 from reluscope.nets.sites import Site
-from reluscope.regions._bits import unpack
 from reluscope.regions._npz import (
     patterns_from_arrays,
     patterns_to_arrays,

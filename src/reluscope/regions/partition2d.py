@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reluscope._kernels.rings import edge_twins, next_slot, ring_ids, shoelace, site_of_label, vertex_means
 from reluscope._validation import describe, message
 from reluscope.errors import InputValueError
 from reluscope.geometry.plane import Plane
@@ -36,7 +37,6 @@ from reluscope.regions._npz import (
     sites_meta,
     write_npz,
 )
-from reluscope.regions._rings import edge_twins, next_slot, ring_ids, shoelace, site_of_label, vertex_means
 
 _FORMAT = "reluscope.Partition2D"
 _FORMAT_VERSION = 1

@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reluscope._kernels.bits import pack
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError, TooManyRegionsError
 from reluscope.geometry.path import Path
 from reluscope.nets.sites import InstrumentedModel, model_device
-from reluscope.regions._bits import pack
 from reluscope.regions.partition1d import Partition1D
 
 #: Crossings closer than this (segment parameter) to a piece's end or to each other merge.

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from reluscope._kernels.bits import bit_at, xor_popcount
+from reluscope._kernels.rings import next_slot, ring_ids
 from reluscope.nets.plane_network import Network
-from reluscope.regions._bits import bit_at, xor_popcount
-from reluscope.regions._rings import next_slot, ring_ids
 from reluscope.regions.partition2d import Partition2D, VerificationReport
 
 #: Relative tolerance for the sum of areas and for convexity tests.

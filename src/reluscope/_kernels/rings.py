@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reluscope.regions._sorting import argsort_int
+from reluscope._kernels.sorting import argsort_int
 
 
 def ring_ids(ptr: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope.regions._bits import bit_at, xor_popcount
-from reluscope.regions._rings import edge_twins, ring_ids, search_sorted, site_of_label
-from reluscope.regions._sorting import lexsort_int
+from reluscope._kernels.bits import bit_at, xor_popcount
+from reluscope._kernels.rings import edge_twins, ring_ids, search_sorted, site_of_label
+from reluscope._kernels.sorting import lexsort_int
 
 
 @dataclass

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from reluscope.regions._bits import POPCOUNT
+from reluscope._kernels.bits import POPCOUNT
 from reluscope.regions.options import EngineOptions
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope.regions._rings import expand_slots, gather_rings, next_slot, ring_ids
-from reluscope.regions._sorting import unique_first_inverse
+from reluscope._kernels.rings import expand_slots, gather_rings, next_slot, ring_ids
+from reluscope._kernels.sorting import unique_first_inverse
 
 
 @dataclass

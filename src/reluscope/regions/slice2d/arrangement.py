@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from reluscope.regions._rings import next_slot
-from reluscope.regions._sorting import unique_first, unique_values
+from reluscope._kernels.rings import next_slot
+from reluscope._kernels.sorting import unique_first, unique_values
 
 
 @dataclass

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope.regions._bits import pack, unpack
-from reluscope.regions._rings import gather_rings, ring_ids
+from reluscope._kernels.bits import pack, unpack
+from reluscope._kernels.rings import gather_rings, ring_ids
 
 #: Rows of the (slots x packed neurons) block reduced at once (bounds temporaries).
 _BLOCK_SLOTS = 1 << 16

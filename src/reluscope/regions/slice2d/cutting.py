@@ -1,0 +1,298 @@
+"""Cutting faces by their chords: all at once (an arrangement) or in rounds.
+
+Faces with at least ``arrange_min_chords`` chords (the first site's single face has one
+per neuron) are cut by all of them at once, as an arrangement of segments built from ring
+order alone (``arrangement``). The others -- and any face whose arrangement is
+inconsistent -- are cut in rounds: round ``j`` cuts every piece of a face by its ``j``-th
+chord. Signs at vertices on the face's boundary are decided combinatorially (by their
+order along the edge, see :meth:`Cutter.signs`), so neighbouring faces stay consistent,
+and only vertices created inside the face use its affine map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reluscope._kernels.bits import clear_bit, set_bit
+from reluscope._kernels.rings import gather_rings, ring_ids, shoelace, vertex_means
+from reluscope._validation import message
+from reluscope.errors import TooManyRegionsError
+from reluscope.nets.sites import Site
+from reluscope.regions.options import EngineOptions
+from reluscope.regions.slice2d.arrangement import Arrangement, arrange
+from reluscope.regions.slice2d.faces import Faces, RingPool, ring_boxes
+from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
+from reluscope.regions.slice2d.split import split_rings
+from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
+
+
+@dataclass
+class _Pieces:
+    """Pieces being cut in rounds, one row each: their ring in the pool (start, length),
+    bounding box (lo, hi, each (P, 2)), this site's pattern bits, and the face they lie in."""
+
+    start: np.ndarray
+    length: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    pattern: np.ndarray
+    parent: np.ndarray
+
+    def take(self, index: np.ndarray) -> _Pieces:
+        return _Pieces(self.start[index], self.length[index], self.lo[index], self.hi[index],
+                       self.pattern[index], self.parent[index])
+
+
+class Cutter:
+    """Cuts the faces of one site by their chords; counts degenerate pieces."""
+
+    def __init__(self, vertices: VertexStore, options: EngineOptions, snap: float,
+                 label_offset: np.ndarray, max_regions: int) -> None:
+        self.vertices, self.options, self.snap = vertices, options, snap
+        self.label_offset, self.max_regions = label_offset, max_regions
+        #: pieces left whole because their sign pattern cannot be one straight cut
+        self.n_degenerate = 0
+
+    def too_many(self, site: Site, count: int) -> None:
+        raise TooManyRegionsError(message(
+            "the partition of slice_regions", f"at most max_regions={self.max_regions:,} regions",
+            f"more than {count:,} while cutting by site {site.index} (`{site.name}`, "
+            f"{site.size:,} neurons)",
+            "Use a smaller domain (a smaller margin in Plane.through, or a smaller radius in "
+            "Plane.around), or pass a larger max_regions if you have the memory "
+            "(roughly 1 KB per region for a 3 x 1024 MLP)."))
+
+    # ------------------------------------------------------------------ rounds
+    def cut_rounds(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
+                   base: np.ndarray, skip: np.ndarray | None = None) -> Faces:
+        """Round j cuts every piece of each face by that face's j-th chord.
+
+        Pieces live in an append-only ring pool, so a round only touches the pieces its
+        chords actually cross: a bounding-box test (with the snap margin) settles the
+        side of every other piece without looking at its ring. Faces where `skip` is
+        True are left out of the result (they are cut elsewhere).
+        """
+        n_chords = np.bincount(chords.face, minlength=faces.count)
+        chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
+        pool = RingPool()
+
+        def add_faces(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ptr, slots = gather_rings(faces.ptr, idx)
+            return pool.add(ptr, faces.vid[slots], faces.lab[slots])
+
+        keep = np.ones(faces.count, dtype=bool) if skip is None else ~skip
+        quiet = np.flatnonzero((n_chords == 0) & keep)
+        done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [
+            (*add_faces(quiet), quiet, base[quiet])]
+        parent = np.flatnonzero((n_chords > 0) & keep)
+        start, length = add_faces(parent)
+        lo, hi = ring_boxes(*pool.gather(start, length)[:2], self.vertices.xy)
+        live = _Pieces(start, length, lo, hi, base[parent], parent)
+        j = 0
+        while len(live.parent):
+            live = self._round(live, chord_start[live.parent] + j, chords, canonical, pool,
+                               self.label_offset[site.index])
+            j += 1
+            total = len(live.parent) + sum(len(d[0]) for d in done)
+            if total > self.max_regions:
+                self.too_many(site, total)
+            finished = n_chords[live.parent] <= j
+            if finished.any():
+                fin = live.take(np.flatnonzero(finished))
+                done.append((fin.start, fin.length, fin.parent, fin.pattern))
+                live = live.take(np.flatnonzero(~finished))
+
+        # faces leave sorted by parent, so siblings are contiguous for the next site
+        parents = np.concatenate([d[2] for d in done])
+        order = np.argsort(parents, kind="stable")
+        parents = parents[order]
+        ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
+                                    np.concatenate([d[1] for d in done])[order])
+        # only this site's patterns: the earlier ones are inherited once (see the engine)
+        return Faces(ptr, vid, lab, [np.concatenate([d[3] for d in done])[order]], parents)
+
+    def _round(self, live: _Pieces, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
+               pool: RingPool, label0: int) -> _Pieces:
+        """Cut each live piece by chord ``q[i]``: a box test settles most, the rest are split."""
+        neuron = chords.neuron[q]
+        offset = 0.5 * (live.lo + live.hi) - chords.ref[q]
+        half = 0.5 * (live.hi - live.lo)
+        ds, dt = chords.ds[q], chords.dt[q]
+        centre = chords.value[q] + ds * offset[:, 0] + dt * offset[:, 1]
+        spread = np.abs(ds) * half[:, 0] + np.abs(dt) * half[:, 1] + 2.0 * chords.tolerance(q, self.snap)
+        if chords.slack is not None:
+            spread += 2.0 * chords.slack[q]
+        plus = centre > spread
+        cross = np.flatnonzero(np.abs(centre) <= spread)
+        set_bit(live.pattern, np.flatnonzero(plus), neuron[plus])
+        if not len(cross):
+            return live
+        ptr, vid, lab = pool.gather(live.start[cross], live.length[cross])
+        pair = q[cross]
+        sign = self.signs(ptr, vid, pair, chords, canonical)
+
+        def make(a: np.ndarray, b: np.ndarray, ring: np.ndarray) -> np.ndarray:
+            return self._interior_vertices(a, b, pair[ring], chords)
+
+        res = split_rings(ptr, vid, lab, sign, label0 + chords.neuron[pair], make)
+        self.n_degenerate += int(res.degenerate.sum())
+        whole_plus = cross[res.side > 0]
+        set_bit(live.pattern, whole_plus, neuron[whole_plus])
+        src = cross[res.src]
+        h_start, h_length = pool.add(res.ptr, res.vid, res.lab)
+        h_lo, h_hi = ring_boxes(res.ptr, res.vid, self.vertices.xy)
+        h_pattern = live.pattern[src]
+        set_bit(h_pattern, np.flatnonzero(res.positive), neuron[src][res.positive])
+        halves = _Pieces(h_start, h_length, h_lo, h_hi, h_pattern, live.parent[src])
+        # the positive half takes the cut piece's row; the negative half is appended
+        n_half = len(src) // 2
+        cut = src[:n_half]
+        live.start[cut], live.length[cut] = h_start[:n_half], h_length[:n_half]
+        live.lo[cut], live.hi[cut], live.pattern[cut] = h_lo[:n_half], h_hi[:n_half], h_pattern[:n_half]
+        rest = halves.take(np.arange(n_half, len(src)))
+        return _Pieces(*(np.concatenate([getattr(live, f), getattr(rest, f)])
+                         for f in ("start", "length", "lo", "hi", "pattern", "parent")))
+
+    # ------------------------------------------------------------------ all at once
+    def arrange_faces(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
+                      base: np.ndarray, busy: np.ndarray) -> Faces | None:
+        """Faces `busy` cut by all their chords at once (see ``arrangement``).
+
+        Returns their pieces only, or None (forgetting any vertex it made) when an
+        arrangement is not consistent; the caller then cuts piece by piece.
+        """
+        is_busy = np.zeros(faces.count, dtype=bool)
+        is_busy[busy] = True
+        chords = chords.take(np.flatnonzero(is_busy[chords.face]))
+        local_face = np.searchsorted(busy, chords.face)
+        n_chords = np.bincount(local_face, minlength=len(busy))
+        sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
+        sub_vid, sub_lab = faces.vid[sub_slots], faces.lab[sub_slots]
+        # each chord's signs on its face's ring (chord-major)
+        ring_ptr, slots = gather_rings(sub_ptr, local_face)
+        sign = self.signs(ring_ptr, sub_vid[slots], np.arange(len(local_face)), chords, canonical)
+
+        def make(points: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+            return self.vertices.add(points, VertexKind.INSIDE, a, b, t)
+
+        first_vertex = self.vertices.size
+        arr = arrange(sub_ptr, sub_vid, sub_lab, self.vertices.xy, local_face,
+                      self.label_offset[site.index] + chords.neuron, sign.astype(np.int8),
+                      chords.evaluate, self.snap, make, self.options.arrangement_max_pairs)
+        xy = self.vertices.xy
+        if arr is not None:
+            area = shoelace(arr.ptr, arr.vid, xy)
+            whole = shoelace(sub_ptr, sub_vid, xy)
+            covered = np.bincount(arr.face, weights=area, minlength=len(busy))
+            if (area <= 0).any() or (np.abs(covered - whole) > 1e-9 * whole).any():
+                arr = None
+        if arr is None:
+            self.vertices.truncate(first_vertex)
+            return None
+        if len(arr.ptr) - 1 > self.max_regions:
+            self.too_many(site, len(arr.ptr) - 1)
+        parent = busy[arr.face]
+        pattern = base[parent]
+        # chord bits: the side of each chord of its face the piece's vertex mean is on ...
+        self._chord_bits(pattern, arr, n_chords, chords, site.size)
+        # ... except for the chords it borders: it lies left of its counter-clockwise edges
+        slot = np.flatnonzero(arr.chord_of_edge >= 0)
+        chord = arr.chord_of_edge[slot]
+        edge_piece = ring_ids(arr.ptr)[slot]
+        d = xy[arr.chord_end[chord]] - xy[arr.chord_start[chord]]
+        d *= np.where(arr.forward[slot], 1.0, -1.0)[:, None]
+        positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
+        clear_bit(pattern, edge_piece, chords.neuron[chord])
+        set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
+        return Faces(arr.ptr, arr.vid, arr.lab, [pattern], parent)  # this site's patterns
+
+    def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
+                    chords: Pairs, size: int) -> None:
+        """Set the bits of the chords of each piece's face where its vertex mean is above.
+
+        ``n_chords`` counts the chords of each face of the arrangement (in its order).
+        """
+        mean = vertex_means(arr.ptr, arr.vid, self.vertices.xy)
+        chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
+        parent = arr.face
+        count = n_chords[parent]
+        # faces with many chords (the first site's single face): one dense block each
+        dense = np.flatnonzero(n_chords >= self.options.dense_chords)
+        for face in dense:
+            rows = np.flatnonzero(parent == face)
+            cols = np.arange(chord_start[face], chord_start[face + 1])
+            # origin form: [1, s, t] @ [c; ds; dt] is one small matrix product per block
+            ref = chords.ref[cols]
+            c0 = chords.value[cols] - chords.ds[cols] * ref[:, 0] - chords.dt[cols] * ref[:, 1]
+            # every neuron gets a column (-1 for those that are not chords here: bit 0)
+            rhs = np.zeros((3, size))
+            rhs[0] = -1.0
+            rhs[:, chords.neuron[cols]] = np.stack([c0, chords.ds[cols], chords.dt[cols]])
+            step = max(1, (1 << 19) // size)
+            value = np.empty((min(step, len(rows)), size))
+            for lo in range(0, len(rows), step):
+                block = rows[lo : lo + step]
+                lhs = np.concatenate([np.ones((len(block), 1)), mean[block]], axis=1)
+                out = value[: len(block)]
+                np.matmul(lhs, rhs, out=out)
+                pattern[block] |= np.packbits(out > 0, axis=1)
+        count = np.where(count >= self.options.dense_chords, 0, count)  # done above
+        piece = np.repeat(np.arange(len(parent)), count)
+        pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \
+            + np.arange(int(count.sum()))
+        above = chords.evaluate(pair, mean[piece]) > 0
+        set_bit(pattern, piece[above], chords.neuron[pair[above]])
+
+    # ------------------------------------------------------------------ signs and vertices
+    def signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: Pairs,
+              canonical: CanonicalValues) -> np.ndarray:
+        """Sign of each slot's vertex for its ring's chord, by the vertex's kind.
+
+        OLD vertices have canonical values; ON_EDGE ones are placed by their order along
+        their edge relative to where the chord crosses it (so both faces of the edge agree);
+        only INSIDE ones use the face's affine map.
+        """
+        xy = self.vertices.xy
+        pair = pair_of_ring[ring_ids(ptr)]
+        k = chords.neuron[pair]
+        kind = self.vertices.kind[vid]
+        sign = np.zeros(len(vid), dtype=np.int8)
+
+        old = kind == VertexKind.OLD
+        sign[old] = np.sign(canonical(vid[old], k[old]))
+
+        on_edge = np.flatnonzero(kind == VertexKind.ON_EDGE)
+        if len(on_edge):
+            v = vid[on_edge]
+            va, vb, vt = self.vertices.segments()
+            a, b, t = va[v], vb[v], vt[v]
+            kk = k[on_edge]
+            za, zb = canonical(a, kk), canonical(b, kk)
+            crosses = np.sign(za) * np.sign(zb) < 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tk = np.where(crosses, za / np.where(crosses, za - zb, 1.0), 0.0)
+            by_order = np.sign(t - tk) * np.sign(zb - za)
+            fixed = np.where(za != 0, np.sign(za), np.sign(zb))
+            sign[on_edge] = np.where(crosses, by_order, fixed)
+
+        inner = np.flatnonzero(kind == VertexKind.INSIDE)
+        if len(inner):
+            p = pair[inner]
+            z = chords.evaluate(p, xy[vid[inner]])
+            z[np.abs(z) <= chords.tolerance(p, self.snap)] = 0.0
+            sign[inner] = np.sign(z)
+        return sign
+
+    def _interior_vertices(self, lo: np.ndarray, hi: np.ndarray, pair: np.ndarray,
+                           chords: Pairs) -> np.ndarray:
+        """Vertices where chords ``pair`` cross the segments (lo, hi) inside their faces."""
+        xy = self.vertices.xy
+        za = chords.evaluate(pair, xy[lo])
+        zb = chords.evaluate(pair, xy[hi])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip(za / (za - zb), 0.0, 1.0)
+        t = np.nan_to_num(t, nan=0.5)
+        points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
+        return self.vertices.add(points, VertexKind.INSIDE, lo, hi, t)

@@ -1,0 +1,126 @@
+"""The orchestrating engine: one refinement per ReLU site, in forward order.
+
+Holds the state of one ``slice_regions`` call and its components: the vertex store,
+the two ways to find chords (:class:`VertexValues`, :class:`FaceMaps`), the edge
+crossings and the :class:`Cutter`. The algorithm is described in the package docstring.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from reluscope.geometry.plane import Plane
+from reluscope.nets.plane_network import Network
+from reluscope.nets.sites import Site
+from reluscope.regions.options import EngineOptions
+from reluscope.regions.slice2d.crossings import insert_edge_crossings
+from reluscope.regions.slice2d.cutting import Cutter
+from reluscope.regions.slice2d.face_maps import FaceMaps
+from reluscope.regions.slice2d.faces import Faces, merge_faces
+from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
+from reluscope.regions.slice2d.values import VertexValues
+from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
+
+
+class Engine:
+    """State of one slice_regions call.
+
+    Attributes
+    ----------
+    vertices : VertexStore
+    values : VertexValues
+        Chords from the values at the vertices (and the values kept for the next site).
+    maps : FaceMaps
+        Chords from per-face affine maps (and the maps and chords kept for the next site).
+    cutter : Cutter
+    label_offset : (n_sites + 1,) int64
+        Edge label of (site, neuron) is ``label_offset[site] + neuron``.
+    timings : dict of str to float
+        Seconds per stage, summed over sites.
+    """
+
+    def __init__(self, net: Network, plane: Plane, options: EngineOptions, max_regions: int) -> None:
+        self.net, self.plane, self.options = net, plane, options
+        snap = options.snap_rtol * plane.diameter
+        band = options.candidate_rtol * plane.diameter
+        sizes = [s.size for s in net.sites]
+        self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.vertices = VertexStore()
+        self.values = VertexValues(net, self.vertices, options, snap)
+        self.maps = FaceMaps(net, self.vertices, options, snap, band, self.label_offset)
+        self.cutter = Cutter(self.vertices, options, snap, self.label_offset, max_regions)
+        self.timings: dict[str, float] = {}
+
+    def run(self) -> Faces:
+        """The partition by every site: faces with their patterns."""
+        domain = self.plane.polygon
+        k = len(domain)
+        self.vertices.add(domain, VertexKind.OLD)
+        faces = Faces(np.array([0, k], np.int64), np.arange(k, dtype=np.int64),
+                      -1 - np.arange(k, dtype=np.int64))
+        for site in self.net.sites:
+            faces = self.refine(faces, site)
+        return faces
+
+    def refine(self, faces: Faces, site: Site) -> Faces:
+        """Cut every face by the neurons of `site` (whose maps are affine on each face)."""
+        self.vertices.start_site()
+        first_new = self.vertices.size
+        clock = time.perf_counter()
+        values = None
+        if self.maps.walkable(faces, site):
+            self.values.forget()
+        else:
+            values = self.values.at_vertices(site)
+        canonical: CanonicalValues
+        snapped: tuple[np.ndarray, ...] = ()
+        if values is not None:
+            clock = self.tick("vertex values", clock)
+            canonical, chords, base, snapped = self.values.chords(faces, site, values)
+            self.maps.cache = None
+            clock = self.tick("chords", clock)
+        else:
+            candidates, base = self.maps.candidate_pairs(faces, site)
+            clock = self.tick("affine maps", clock)
+            canonical, chords, base = self.maps.chords(faces, site, candidates, base)
+        faces = insert_edge_crossings(faces, chords, canonical, self.vertices)
+        clock = self.tick("crossings", clock)
+        self.maps.prev_parent = faces.parent
+        faces = self._cut(faces, site, chords, canonical, base)
+        clock = self.tick("cutting", clock)
+        self.values.finish_site(site, values, snapped, first_new)
+        if values is not None:
+            clock = self.tick("vertex values", clock)
+        self.maps.remember(site, chords)
+        self.tick("chords", clock)
+        return faces
+
+    def _cut(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
+             base: np.ndarray) -> Faces:
+        """Faces with many chords all at once, the others in a few rounds; pieces inherit
+        the earlier sites' patterns of the face they came from."""
+        n_chords = np.bincount(chords.face, minlength=faces.count)
+        heavy = n_chords >= self.options.arrange_min_chords if self.options.arrange \
+            else np.zeros(faces.count, bool)
+        arranged = None
+        if heavy.any():
+            arranged = self.cutter.arrange_faces(faces, site, chords, canonical, base,
+                                                 np.flatnonzero(heavy))
+        if arranged is None:
+            pieces = self.cutter.cut_rounds(faces, site, chords, canonical, base)
+        else:
+            pieces = merge_faces(self.cutter.cut_rounds(faces, site, chords, canonical, base, heavy),
+                                 arranged)
+            if pieces.count > self.cutter.max_regions:
+                self.cutter.too_many(site, pieces.count)
+        assert pieces.parent is not None
+        pieces.patterns = [p[pieces.parent] for p in faces.patterns] + pieces.patterns
+        return pieces
+
+    def tick(self, stage: str, since: float) -> float:
+        """Add the time since `since` to `stage`; returns now."""
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - since
+        return now

@@ -1,0 +1,90 @@
+"""Faces of the current partition (CSR rings) and the pools pieces are cut into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reluscope._kernels.bits import concat_rows
+from reluscope._kernels.growable import Growable
+from reluscope._kernels.sorting import argsort_int
+
+
+@dataclass
+class Faces:
+    """Current faces: CSR rings, edge labels and packed activation patterns per site.
+
+    Attributes
+    ----------
+    ptr : (F + 1,) int64
+        Ring offsets into `vid` and `lab`.
+    vid : (sum of ring lengths,) int64
+        Vertex ids, counter-clockwise.
+    lab : (sum of ring lengths,) int64
+        Label of the edge leaving each slot: ``label_offset[site] + neuron`` for an edge
+        one neuron created, ``-1 - side`` for the domain's sides.
+    patterns : list of (F, ceil(size / 8)) uint8
+        Bit-packed activation pattern of each site cut so far.
+    parent : (F,) int64 or None
+        Face of the previous partition each face lies in (None before the first site).
+    """
+
+    ptr: np.ndarray
+    vid: np.ndarray
+    lab: np.ndarray
+    patterns: list[np.ndarray] = field(default_factory=list)
+    parent: np.ndarray | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.ptr) - 1
+
+
+class RingPool:
+    """Append-only storage of rings; a ring is addressed by (start, length)."""
+
+    def __init__(self) -> None:
+        self.vid = Growable(None, np.int64)
+        self.lab = Growable(None, np.int64)
+
+    def add(self, ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """Store CSR rings; return their (start, length) arrays."""
+        first = self.vid.size
+        self.vid.extend(vid)
+        self.lab.extend(lab)
+        return first + ptr[:-1], np.diff(ptr)
+
+    def gather(self, start: np.ndarray, length: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR (ptr, vid, lab) of the rings at (start, length)."""
+        ptr = np.zeros(len(start) + 1, dtype=np.int64)
+        np.cumsum(length, out=ptr[1:])
+        slots = np.repeat(start - ptr[:-1], length) + np.arange(int(ptr[-1]), dtype=np.int64)
+        return ptr, self.vid.view()[slots], self.lab.view()[slots]
+
+
+def ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding box (lower, upper corners, each (K, 2)) of each ring."""
+    if len(ptr) == 1:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    corner = xy[vid]
+    return (np.minimum.reduceat(corner, ptr[:-1], axis=0),
+            np.maximum.reduceat(corner, ptr[:-1], axis=0))
+
+
+def merge_faces(first: Faces, second: Faces) -> Faces:
+    """Both sets of faces in one, sorted by parent (siblings contiguous for the next site)."""
+    assert first.parent is not None and second.parent is not None
+    parents = np.concatenate([first.parent, second.parent])
+    order = argsort_int(parents)
+    lengths = np.concatenate([np.diff(first.ptr), np.diff(second.ptr)])[order]
+    starts = np.concatenate([first.ptr[:-1], len(first.vid) + second.ptr[:-1]])[order]
+    ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
+    vid = np.concatenate([first.vid, second.vid])[take]
+    lab = np.concatenate([first.lab, second.lab])[take]
+    patterns = [concat_rows(a, b, order) for a, b in zip(first.patterns, second.patterns,
+                                                          strict=True)]
+    return Faces(ptr, vid, lab, patterns, parents[order])

@@ -1,0 +1,203 @@
+"""Chords from a site's values at the vertices (the engine's first way to find chords).
+
+The network is continuous, so a site has one value per vertex whichever face the vertex
+is seen from: canonical by construction. Values come from one GEMM row per vertex through
+the link from the previous site's values (kept from site to site while the network is a
+chain of links; the first site is affine on the whole plane), or from a plain forward
+pass at the vertex. A neuron cuts a face iff the face's vertex values take both signs; its
+affine map on the face (needed inside it) is a least-squares fit to those values, whose
+residual bounds its error over the face (``vertex_values``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reluscope._kernels.rings import gather_rings, ring_ids
+from reluscope._kernels.sorting import unique_values
+from reluscope.nets.plane_network import Network
+from reluscope.nets.sites import Site
+from reluscope.regions.options import EngineOptions
+from reluscope.regions.slice2d.faces import Faces, ring_boxes
+from reluscope.regions.slice2d.pairs import Pairs, VertexLookup, settle_pairs
+from reluscope.regions.slice2d.vertex_values import face_signs, fit_maps, mixed_pairs
+from reluscope.regions.slice2d.vertices import VertexStore
+
+
+class VertexValues:
+    """A site's pre-activations at every vertex, in one flat store reused from site to site.
+
+    ``rows`` keeps the last site's values at every vertex when the next site is chained
+    to it (a view of the start of the store); ``store`` is the flat buffer (first touches
+    of fresh pages cost more than the arithmetic here).
+    """
+
+    def __init__(self, net: Network, vertices: VertexStore, options: EngineOptions, snap: float) -> None:
+        self.net, self.vertices, self.options, self.snap = net, vertices, options, snap
+        self.rows: np.ndarray | None = None
+        self.store: np.ndarray | None = None
+
+    def forget(self) -> None:
+        """Drop the kept values and the store (the site uses another method)."""
+        self.rows = self.store = None
+
+    def chained_next(self, site: Site) -> bool:
+        """Will the next site's values come from this site's values by one link (GEMM)?"""
+        nxt = site.index + 1
+        if nxt >= len(self.net.sites) or self.net.link(nxt) is None:
+            return False
+        if site.size >= self.options.walk_min_width:  # the next site walks the faces instead
+            return False
+        width = max(site.size, self.net.sites[nxt].size)
+        return self.vertices.size * width <= self.options.values_max_entries
+
+    def _rows(self, count: int, width: int, spare: int = 0, keep: int = 0) -> np.ndarray:
+        """(count, width) view of the store, grown to fit ``spare`` more rows; the first
+        `keep` rows survive a regrowth."""
+        need = (count + spare) * width
+        if self.store is None or len(self.store) < need:
+            grown = np.empty(need)
+            if keep and self.store is not None:
+                grown[: keep * width] = self.store[: keep * width]
+            self.store = grown
+        return self.store[: count * width].reshape(count, width)
+
+    def at_vertices(self, site: Site) -> np.ndarray | None:
+        """(V, size) pre-activations of `site` at every vertex, or None if too large.
+
+        The result lies at the start of the store, with room for the vertices this site
+        will create when the next site will need them (see :meth:`finish_site`).
+        """
+        self.vertices.batches.clear()
+        n_vertices, n = self.vertices.size, site.size
+        if n_vertices * n > self.options.values_max_entries:
+            self.forget()
+            return None
+        spare = 0
+        if self.chained_next(site):  # the vertices this site adds (a guess; it regrows)
+            spare = min(3 * n_vertices, self.options.values_max_entries // n - n_vertices)
+        link = self.net.link(site.index) if site.index > 0 else None
+        if link is not None and self.rows is not None and len(self.rows) == n_vertices:
+            return self._through_link(site, link, spare)
+        self.forget()
+        return self._by_forward(site, spare)
+
+    def _through_link(self, site: Site, link: tuple[torch.Tensor, torch.Tensor], spare: int) -> np.ndarray:
+        """One GEMM row per vertex from the previous site's kept values."""
+        assert self.rows is not None
+        matrix, bias = link
+        n_vertices, n = self.vertices.size, site.size
+        slope = self.net.sites[site.index - 1].negative_slope
+        rows = self.rows
+        in_place = rows.shape[1] == n  # each block only needs its own rows
+        if in_place:
+            out = rows
+        else:
+            self.store = None
+            out = self._rows(n_vertices, n, spare)
+        step = max(1, (1 << 20) // max(n, rows.shape[1]))
+        for lo in range(0, n_vertices, step):
+            z = torch.from_numpy(rows[lo : lo + step]).to(matrix.device)
+            act = torch.where(z > 0, z, z * slope) if slope else z.clamp_min_(0.0)
+            out[lo : lo + step] = torch.addmm(bias, act, matrix.T).cpu().numpy()
+        self.rows = None
+        if in_place:  # make room for this site's new vertices
+            out = self._rows(n_vertices, n, spare, keep=n_vertices)
+        return out
+
+    def _by_forward(self, site: Site, spare: int) -> np.ndarray:
+        """Values by forward passes at the vertices (through the links when all exist)."""
+        n_vertices, n = self.vertices.size, site.size
+        out = self._rows(n_vertices, n, spare)
+        xy = self.vertices.xy
+        sizes = [s.size for s in self.net.sites[: site.index + 1]]
+        links = [self.net.link(m) for m in range(1, site.index + 1)]
+        chained = all(link is not None for link in links)
+        step = max(1, self.options.chunk_entries // (max(sizes) if chained else sum(sizes)))
+        for lo in range(0, n_vertices, step):
+            coords = torch.from_numpy(xy[lo : lo + step].copy())
+            if chained:  # the first site's plane map, then the links: no input-sized layer
+                z = self.net.site0_values(coords)
+                for m, link in enumerate(links, start=1):
+                    matrix, bias = link  # type: ignore[misc]
+                    slope = self.net.sites[m - 1].negative_slope
+                    z = torch.addmm(bias, torch.where(z > 0, z, z * slope), matrix.T)
+            else:
+                z = self.net.plane_preactivations(coords, site.index)[site.index]
+            out[lo : lo + step] = z.cpu().numpy()
+        return out
+
+    def chords(self, faces: Faces, site: Site, values: np.ndarray
+               ) -> tuple[VertexLookup, Pairs, np.ndarray, tuple[np.ndarray, ...]]:
+        """Chords and base patterns from the values at the vertices.
+
+        A vertex within the snap distance of a neuron's zero line, on a face that neuron
+        cuts, counts as on the line: its value is set to 0 in `values` (the original
+        values are returned in ``snapped``, restored by :meth:`finish_site`).
+        """
+        xy = self.vertices.xy
+        n = site.size
+        signs = face_signs(faces.ptr, faces.vid, values)
+        face, neuron = mixed_pairs(signs, n)
+        box_lo, box_hi = ring_boxes(faces.ptr, faces.vid, xy)
+        ref = 0.5 * (box_lo + box_hi)
+        fit = fit_maps(faces.ptr, faces.vid, xy, values, face, neuron, ref)
+        pair_ptr, slots = gather_rings(faces.ptr, face)
+        pair = ring_ids(pair_ptr)
+        v, k = faces.vid[slots], neuron[pair]
+        z = values[v, k]
+        near = np.flatnonzero((np.abs(z) <= self.snap * np.hypot(fit.ds, fit.dt)[pair]) & (z != 0))
+        key = unique_values(v[near] * n + k[near])
+        sv, sk = key // n, key % n
+        snapped = (sv, sk, values[sv, sk])
+        values[sv, sk] = 0.0
+        base = signs.pos & ~signs.neg  # neurons of one sign on a face
+        cuts = settle_pairs(np.sign(values[v, k]), pair_ptr, base, face, neuron)
+        keep = np.flatnonzero(cuts)
+        chords = Pairs(face[keep], neuron[keep], fit.value[keep], fit.ds[keep], fit.dt[keep],
+                       ref[face[keep]], fit.residual[keep])
+        return VertexLookup(values), chords, base, snapped
+
+    def finish_site(self, site: Site, values: np.ndarray | None, snapped: tuple[np.ndarray, ...],
+                    first_new: int) -> None:
+        """After cutting: keep the site's values at every vertex for a chained next site."""
+        self.rows = None
+        if values is None:
+            return
+        values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
+        if self.chained_next(site):
+            self.rows = self._site_rows(site, values, first_new)
+        else:
+            self.store = None
+
+    def _site_rows(self, site: Site, values: np.ndarray, first_new: int) -> np.ndarray:
+        """Values of `site` at every vertex, the ones this site made included.
+
+        The first site is affine on the whole plane: evaluate it. A vertex created by a
+        later site lies on an edge of one face where that site is affine, so its values
+        interpolate the edge's end values. `values` lies at the start of the store, so
+        the old vertices' rows are already in place.
+        """
+        n = values.shape[1]
+        if site.index == 0:
+            rows = self._rows(self.vertices.size, n)
+            coords = torch.from_numpy(self.vertices.xy)
+            rows[:] = self.net.site0_values(coords).cpu().numpy()
+            return rows
+        rows = self._rows(self.vertices.size, n, keep=first_new)
+        va, vb, vt = self.vertices.segments()
+        # a vertex only refers to vertices made before it: fill in creation batches,
+        # in small blocks (no large temporaries)
+        step = max(1, (1 << 16) // n)
+        done = first_new
+        for stop in self.vertices.batches:
+            for lo in range(done, stop, step):
+                new = slice(lo, min(lo + step, stop))
+                a, b = rows[va[new]], rows[vb[new]]
+                b -= a
+                b *= vt[new, None]
+                b += a
+                rows[new] = b
+            done = stop
+        return rows
