@@ -1,6 +1,6 @@
 """Which faces share an edge, and the chords of the previous sites.
 
-Private helpers of the 2D engine's walk over faces (see ``_walk``). Two faces sharing
+Private helpers of the 2D engine's walk over faces (see ``walk``). Two faces sharing
 an edge differ in exactly the neuron that created the edge; edges whose two faces
 differ in more than one neuron (coinciding boundaries) are not usable and left out.
 """

@@ -17,7 +17,8 @@ Combinatorics come first, so neighbouring decisions cannot disagree:
   then its chords by the ring position of their other end, then the ring edge
   arriving); around an inner vertex, by the angle of the chords' directions;
 * pieces are the cycles of the half-edge successor map (the next half-edge clockwise
-  around the vertex reached), put in order by pointer jumping.
+  around the vertex reached), found and put in order by one compiled walk over the
+  permutation (``_permutation_cycles``).
 
 Any inconsistency (a chord whose signs are not one clean cut, two edges leaving an
 inner vertex in the same direction, a successor that does not start where its
@@ -165,12 +166,43 @@ def _components(n: int, a: np.ndarray, b: np.ndarray
     return count, label
 
 
+@dataclass
+class _Chords:
+    """The chords of one call: ring positions of their ends (first < second), the vertices
+    there (start, end), and whether each is drawn (a coincident chord draws no edges)."""
+
+    first: np.ndarray
+    second: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    drawn: np.ndarray
+
+
+@dataclass
+class _HalfEdges:
+    """Half-edges 2e (u -> v) and 2e + 1 (v -> u): chord edges first, then ring edges
+    (inner copy, then outer copy). ``chord`` is -1 for ring edges."""
+
+    tail: np.ndarray
+    head: np.ndarray
+    face: np.ndarray
+    label: np.ndarray
+    chord: np.ndarray
+    forward: np.ndarray
+    outer: np.ndarray
+
+
 def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
             chord_face: np.ndarray, chord_lab: np.ndarray, sign: np.ndarray,
             evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray], snap: float,
             make_vertices: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
             max_pairs: int = 1 << 24) -> Arrangement | None:
     """Cut convex rings by all their chords.
+
+    Stages (each returns None on an inconsistency, see the module docstring): the chords'
+    ends on their rings; which chords cross and where; the inner vertices; the chord
+    edges between consecutive vertices along each chord; the half-edges and their
+    successor around each vertex; the pieces as the successor's cycles.
 
     Parameters
     ----------
@@ -199,34 +231,60 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     -------
     Arrangement or None
     """
-    n_vertices = len(xy)
     m = np.diff(ptr)
+    chords = _locate_chords(ptr, vid, m, chord_face, sign)
+    if chords is None:
+        return None
+    crossing = _crossings(chords, chord_face, xy, evaluate, max_pairs)
+    if crossing is None:
+        return None
+    n_vertices = len(xy)
+    on_chord, node, n_new = _inner_vertices(chords, *crossing, xy, snap, make_vertices)
+    edges = _chord_edges(chords, on_chord, node)
+    if edges is None:
+        return None
+    half = _half_edges(ptr, vid, lab, m, chord_face, chord_lab, *edges)
+    successor = _successors(half, chords, m, xy, n_vertices, n_new)
+    if successor is None:
+        return None
+    return _pieces(half, successor, chords, len(m), n_vertices + n_new)
+
+
+def _locate_chords(ptr: np.ndarray, vid: np.ndarray, m: np.ndarray, chord_face: np.ndarray,
+                   sign: np.ndarray) -> _Chords | None:
+    """Each chord's two ends on its ring; coincident chords (the same two ends) draw once."""
     chord_ptr = np.concatenate([[0], np.cumsum(m[chord_face])]).astype(np.int64)
     ends = _chord_ends(sign, chord_ptr)
     if ends is None:
         return None
     first, second = ends
-    start = vid[ptr[chord_face] + first]
-    end = vid[ptr[chord_face] + second]
-    # coincident chords (the same two ends) draw one set of edges
     width = int(m.max()) + 1
     _, unique = unique_first((chord_face * width + first) * width + second)
     drawn = np.zeros(len(chord_face), dtype=bool)
     drawn[unique] = True
+    return _Chords(first, second, vid[ptr[chord_face] + first], vid[ptr[chord_face] + second], drawn)
 
-    # chords of one face cross inside it iff their ends interleave along its ring
+
+def _crossings(chords: _Chords, chord_face: np.ndarray, xy: np.ndarray,
+               evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray], max_pairs: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Crossing chord pairs (p, q) and the position (0..1) of each along p and along q.
+
+    Two chords of a face cross inside it iff their ends interleave along its ring; the
+    position along one comes from the other's values at its ends.
+    """
     p, q = _pairs_within_faces(chord_face)
     if len(p) > max_pairs:
         return None
+    first, second, drawn = chords.first, chords.second, chords.drawn
     a, b, x, y = first[p], second[p], first[q], second[q]
     shared = (x == a) | (x == b) | (y == a) | (y == b)
     cross = (((a < x) & (x < b)) ^ ((a < y) & (y < b))) & ~shared & drawn[p] & drawn[q]
     p, q = p[cross], q[cross]
 
     def along(chord: np.ndarray, other: np.ndarray) -> np.ndarray | None:
-        """Position (0..1) along `chord` where `other` crosses it."""
-        za = np.abs(evaluate(other, xy[start[chord]]))
-        zb = np.abs(evaluate(other, xy[end[chord]]))
+        za = np.abs(evaluate(other, xy[chords.start[chord]]))
+        zb = np.abs(evaluate(other, xy[chords.end[chord]]))
         total = za + zb
         if not (total > 0).all():
             return None
@@ -235,32 +293,47 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     t_p, t_q = along(p, q), along(q, p)
     if t_p is None or t_q is None:
         return None
-    # one entry per (chord, crossing), sorted along each chord; near ones are one vertex
+    return p, q, t_p, t_q
+
+
+def _inner_vertices(chords: _Chords, p: np.ndarray, q: np.ndarray, t_p: np.ndarray, t_q: np.ndarray,
+                    xy: np.ndarray, snap: float,
+                    make_vertices: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """One vertex per cluster of crossings closer than `snap` along a chord.
+
+    Returns (chord, node) per (chord, crossing), sorted along each chord, and the number
+    of vertices made.
+    """
     chord = np.concatenate([p, q])
     t = np.concatenate([t_p, t_q])
     pair = np.tile(np.arange(len(p)), 2)
     order = np.lexsort((t, chord))
     chord, t, pair = chord[order], t[order], pair[order]
+    start, end = chords.start, chords.end
     length = np.hypot(*(xy[end] - xy[start]).T)
-    node = np.zeros(0, dtype=np.int64)
-    n_new = 0
-    if len(p):
-        link = np.flatnonzero((chord[1:] == chord[:-1])
-                              & ((t[1:] - t[:-1]) * length[chord[1:]] <= snap))
-        n_new, cluster = _components(len(p), pair[link + 1], pair[link])
-        rep = np.zeros(n_new, dtype=np.int64)
-        rep[cluster[::-1]] = np.arange(len(p))[::-1]  # the lowest pair of each cluster
-        rp = p[rep]
-        points = xy[start[rp]] + t_p[rep, None] * (xy[end[rp]] - xy[start[rp]])
-        node = make_vertices(points, start[rp], end[rp], t_p[rep])[cluster[pair]]
+    if not len(p):
+        return chord, np.zeros(0, dtype=np.int64), 0
+    link = np.flatnonzero((chord[1:] == chord[:-1]) & ((t[1:] - t[:-1]) * length[chord[1:]] <= snap))
+    n_new, cluster = _components(len(p), pair[link + 1], pair[link])
+    rep = np.zeros(n_new, dtype=np.int64)
+    rep[cluster[::-1]] = np.arange(len(p))[::-1]  # the lowest pair of each cluster
+    rp = p[rep]
+    points = xy[start[rp]] + t_p[rep, None] * (xy[end[rp]] - xy[start[rp]])
+    node = make_vertices(points, start[rp], end[rp], t_p[rep])[cluster[pair]]
+    return chord, node, n_new
 
-    # chord edges: consecutive nodes along each drawn chord, from its first end to its second
+
+def _chord_edges(chords: _Chords, chord: np.ndarray, node: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Edges (u, v, chord) between consecutive vertices along each drawn chord, from its
+    first end to its second."""
     fresh = np.ones(len(chord), dtype=bool)
     fresh[1:] = (chord[1:] != chord[:-1]) | (node[1:] != node[:-1])
     chord, node = chord[fresh], node[fresh]
-    ids = np.flatnonzero(drawn)
+    ids = np.flatnonzero(chords.drawn)
     seq_chord = np.concatenate([ids, chord, ids])
-    seq_node = np.concatenate([start[ids], node, end[ids]])
+    seq_node = np.concatenate([chords.start[ids], node, chords.end[ids]])
     seq_rank = np.concatenate([np.zeros(len(ids)), np.ones(len(chord)), np.full(len(ids), 2.0)])
     order = np.lexsort((seq_rank, seq_chord))
     seq_chord, seq_node = seq_chord[order], seq_node[order]
@@ -268,8 +341,13 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     u, v, k = seq_node[step], seq_node[step + 1], seq_chord[step]
     if (u == v).any():
         return None
+    return u, v, k
 
-    # half-edges 2e (u -> v) and 2e + 1 (v -> u); chord edges, then ring edges (inner, outer)
+
+def _half_edges(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, m: np.ndarray,
+                chord_face: np.ndarray, chord_lab: np.ndarray, u: np.ndarray, v: np.ndarray,
+                k: np.ndarray) -> _HalfEdges:
+    """Both half-edges of every chord edge and ring edge."""
     ring_face = np.repeat(np.arange(len(m)), m)
     ring_next = vid[next_slot(ptr)]
     n_chord_edges, n_slots = len(u), len(vid)
@@ -278,25 +356,36 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     face = np.repeat(np.concatenate([chord_face[k], ring_face]), 2)
     label = np.stack([np.concatenate([chord_lab[k], lab]),
                       np.concatenate([chord_lab[k], np.full(n_slots, -1)])], axis=1).ravel()
-    edge_chord = np.repeat(np.concatenate([k, np.full(n_slots, -1)]), 2)
+    chord = np.repeat(np.concatenate([k, np.full(n_slots, -1)]), 2)
     forward = np.tile([True, False], n_chord_edges + n_slots)
     outer = np.zeros(len(tail), dtype=bool)
     outer[2 * n_chord_edges + 1 :: 2] = True
+    return _HalfEdges(tail, head, face, label, chord, forward, outer)
 
-    # order of the half-edges leaving each vertex (counter-clockwise), see the module doc
-    is_chord = edge_chord >= 0
-    chord_of = np.where(is_chord, edge_chord, 0)
+
+def _successors(half: _HalfEdges, chords: _Chords, m: np.ndarray, xy: np.ndarray, n_vertices: int,
+                n_new: int) -> np.ndarray | None:
+    """The next half-edge clockwise around the vertex each half-edge reaches.
+
+    Half-edges leaving a vertex are ordered counter-clockwise: at a ring vertex by ring
+    position (the ring edge leaving it, its chords by the position of their other end,
+    the ring edge arriving); at an inner vertex by the angle of the chord's direction.
+    """
+    tail, face, forward, outer = half.tail, half.face, half.forward, half.outer
+    is_chord = half.chord >= 0
+    chord_of = np.where(is_chord, half.chord, 0)
     at_ring = tail < n_vertices  # inner vertices are the new ones
-    from_first = forward & (tail == start[chord_of])
-    from_second = ~forward & (tail == end[chord_of])
+    from_first = forward & (tail == chords.start[chord_of])
+    from_second = ~forward & (tail == chords.end[chord_of])
     if (at_ring & is_chord & ~(from_first | from_second)).any():
         return None  # a chord edge leaving a ring vertex that is not its end
+    first, second = chords.first, chords.second
     span = np.where(from_first, second[chord_of] - first[chord_of],
                     first[chord_of] - second[chord_of]) % m[face]
     key = np.where(is_chord, 1.0 + span, np.where(outer, m[face] + 1.0, 0.0))
     inside = np.flatnonzero(~at_ring)  # only chord edges leave inner vertices
-    chord_dir = xy[end] - xy[start]
-    d = chord_dir[edge_chord[inside]] * np.where(forward[inside], 1.0, -1.0)[:, None]
+    chord_dir = xy[chords.end] - xy[chords.start]
+    d = chord_dir[half.chord[inside]] * np.where(forward[inside], 1.0, -1.0)[:, None]
     key[inside] = np.arctan2(d[:, 1], d[:, 0])
     where = face * (n_vertices + n_new) + tail
     by_vertex = np.lexsort((key, where))
@@ -313,33 +402,39 @@ def arrange(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, xy: np.ndarray,
     twin_pos = position[np.arange(len(tail)) ^ 1]
     gs = group_first[group[twin_pos]]
     successor = by_vertex[gs + (twin_pos - gs - 1) % group_count[group[twin_pos]]]
-    if not (tail[successor] == head).all():
+    if not (tail[successor] == half.head).all():
         return None
+    return successor
 
-    n_half = len(tail)
+
+def _pieces(half: _HalfEdges, successor: np.ndarray, chords: _Chords, n_faces: int,
+            n_all_vertices: int) -> Arrangement | None:
+    """The pieces: the successor's cycles of inner half-edges, each ring one outer cycle."""
+    n_half = len(half.tail)
     n_cycles, cycle, dist = _permutation_cycles(successor)
     if n_cycles < 0:
         return None
+    outer = half.outer
     outer_cycles = unique_values(cycle[outer])
     kind = np.zeros(n_cycles, dtype=np.int8)  # 1 inner, 2 outer
     kind[cycle[~outer]] |= 1
     kind[cycle[outer]] |= 2
-    if len(outer_cycles) != len(m) or (kind == 3).any():
+    if len(outer_cycles) != n_faces or (kind == 3).any():
         return None
     # a convex piece never runs along an edge both ways nor visits a vertex twice
     # (a dangling edge left by inconsistent orders would do both)
     if (cycle == cycle[np.arange(n_half) ^ 1]).any():
         return None
-    visit = cycle.astype(np.int64) * (n_vertices + n_new) + tail
+    visit = cycle.astype(np.int64) * n_all_vertices + half.tail
     if len(unique_values(visit)) != n_half:
         return None
     inner = np.flatnonzero(~outer)
-    inner = inner[np.lexsort((-dist[inner], cycle[inner], face[inner]))]
+    inner = inner[np.lexsort((-dist[inner], cycle[inner], half.face[inner]))]
     counts = np.bincount(cycle[inner], minlength=n_cycles)
     piece_start = np.flatnonzero(np.concatenate([[True], cycle[inner][1:] != cycle[inner][:-1]]))
     piece_len = counts[cycle[inner][piece_start]]
     if (piece_len < 3).any():
         return None
     out_ptr = np.concatenate([[0], np.cumsum(piece_len)]).astype(np.int64)
-    return Arrangement(out_ptr, tail[inner], label[inner], face[inner][piece_start],
-                       edge_chord[inner], forward[inner], start, end)
+    return Arrangement(out_ptr, half.tail[inner], half.label[inner], half.face[inner][piece_start],
+                       half.chord[inner], half.forward[inner], chords.start, chords.end)
