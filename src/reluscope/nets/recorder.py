@@ -1,0 +1,265 @@
+"""Which torch calls are ReLU sites, which are refused, and the mode that records them.
+
+A *site* is one call of a ReLU (or LeakyReLU) during the forward pass; the same
+module called twice gives two sites. Sites are found by intercepting torch
+functions (a ``TorchFunctionMode``), so ``nn.ReLU``, ``F.relu``, ``torch.relu``,
+``Tensor.relu`` and the ATen operators of a ``torch.export`` graph all work, inside any
+nesting of modules, with residual additions, convolutions, average pooling and BatchNorm
+in eval mode.
+
+Operations that are not piecewise affine with ReLU breakpoints (GELU, tanh, max-pool,
+softmax, layer norm, comparisons and masks, ...) and modules in training mode (BatchNorm
+using batch statistics, active Dropout) are refused with the module path that called
+them. ATen operators are checked against a list of affine ones instead (the namespace is
+too large for a list of refusals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from reluscope._validation import message
+from reluscope.errors import InputValueError, UnsupportedModelError
+
+_RELU_FUNCS: set[Any] = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu,
+                         torch.Tensor.relu_}
+_LEAKY_FUNCS: set[Any] = {F.leaky_relu, F.leaky_relu_}
+
+# Names of torch functions that break piecewise affinity (or hide breakpoints the
+# engines do not track). Matched on the function's __name__ so every alias is caught.
+_REFUSED = {
+    "gelu", "silu", "sigmoid", "tanh", "softplus", "elu", "selu", "celu", "mish",
+    "hardswish", "hardsigmoid", "relu6", "hardtanh", "hardshrink", "softshrink",
+    "tanhshrink", "logsigmoid", "softsign", "glu", "prelu", "rrelu", "threshold",
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
+    "fractional_max_pool2d", "fractional_max_pool3d", "softmax", "log_softmax",
+    "softmin", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
+    "rms_norm", "normalize", "exp", "log", "sqrt", "rsqrt", "abs", "max", "min",
+    "maximum", "minimum", "amax", "amin", "clamp", "clip", "clamp_min", "clamp_max",
+    "sign", "floor", "ceil", "round", "sort", "topk", "sin", "cos", "erf", "norm",
+    "vector_norm", "where",
+    # comparisons and masks built from values: g * (g > 0) hides a breakpoint the engines
+    # would never see, so any data-dependent comparison is refused (not silently ignored)
+    "gt", "lt", "ge", "le", "eq", "ne", "greater", "less", "greater_equal", "less_equal",
+    "__gt", "__lt", "__ge", "__le", "__eq", "__ne", "signbit", "heaviside", "argmax", "argmin",
+    "masked_fill", "masked_select", "nonzero", "isclose", "bucketize", "searchsorted",
+}
+#: ATen operators known to be affine in the network's input (or to only move, copy or
+#: shape data), as met in ``torch.export`` graphs before and after decomposition. Any
+#: other ATen operator is refused: the ATen namespace is too large for a list of refusals.
+_AFFINE_ATEN = {
+    "linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "conv1d", "conv2d", "conv3d", "convolution",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "add", "sub", "rsub", "mul", "div",
+    "neg", "view", "reshape", "_unsafe_view", "flatten", "unflatten", "permute", "transpose", "t",
+    "expand", "cat", "stack", "slice", "select", "unsqueeze", "squeeze", "clone", "contiguous",
+    "alias", "detach", "_to_copy", "to", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
+    "mean", "sum", "pad", "constant_pad_nd", "batch_norm", "_native_batch_norm_legit_no_training",
+    "dropout", "split", "split_with_sizes", "chunk", "unbind", "narrow", "repeat", "flip", "roll",
+    "sym_size", "sym_numel", "sym_stride", "size", "lift_fresh_copy", "copy", "zeros_like",
+    "ones_like", "full", "zeros", "ones", "scalar_tensor", "identity", "dim", "_assert_tensor_metadata",
+    "_assert_scalar", "getitem",
+}
+_DROPOUTS = {"dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d",
+             "dropout3d"}
+
+_FIX_NONLINEARITY = ("reluscope's exact engines need a network whose only nonlinearities "
+                     "are ReLU or LeakyReLU; replace it (e.g. GELU -> nn.ReLU, max-pool -> "
+                     "nn.AvgPool2d) or analyse a sub-network that stops before it.")
+
+
+@dataclass(frozen=True)
+class Site:
+    """One ReLU call in the forward pass.
+
+    Attributes
+    ----------
+    index : int
+        Position in call order (0 = first ReLU applied).
+    name : str
+        Module path of the caller and call number, e.g. ``"encoder.2"`` or ``"block1.act#2"``.
+    shape : tuple of int
+        Shape of the pre-activation of one sample.
+    negative_slope : float
+        Slope for negative inputs: 0 for ReLU, the slope of a LeakyReLU.
+    """
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    negative_slope: float
+
+    @property
+    def size(self) -> int:
+        """Number of neurons (entries of the pre-activation)."""
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+class StopForward(Exception):
+    """Raised inside the forward once the last requested site has been recorded."""
+
+
+def _is_aten(func: Any) -> bool:
+    """Whether `func` is an ATen operator (what a ``torch.export`` program's graph calls)."""
+    return isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket))
+
+
+def _function_name(func: Any) -> str:
+    if _is_aten(func):  # aten.relu.default -> "relu", aten.relu_.default -> "relu"
+        func = getattr(func, "overloadpacket", func)
+    return str(getattr(func, "__name__", func)).rstrip("_")
+
+
+def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+class SiteRecorder(TorchFunctionMode):
+    """Torch function mode that records (and optionally masks) every ReLU site.
+
+    Parameters
+    ----------
+    module_stack : list of str
+        Shared stack of module paths, kept current by module hooks (for messages).
+    masks : list of torch.Tensor or None
+        Per-site boolean masks ``(batch, size)``; ``None`` runs the plain network.
+        In a masked pass with tangents, the batch is doubled (two tangent directions)
+        and masks are repeated to match.
+    stop_after : int, optional
+        Stop the forward pass after this site is recorded (saves the rest of it).
+    """
+
+    def __init__(self, module_stack: list[str], masks: Sequence[torch.Tensor] | None = None,
+                 stop_after: int | None = None, inject: dict[int, torch.Tensor] | None = None
+                 ) -> None:
+        super().__init__()
+        self.module_stack = module_stack
+        self.masks = masks
+        self.stop_after = stop_after
+        self.inject = inject or {}
+        self.records: list[torch.Tensor] = []
+        self.sites: list[Site] = []
+        self._names: dict[str, int] = {}
+        #: ``{site: (W, b)}`` where the site's input is ``F.linear`` of the previous site's
+        #: activation (site ``len(sites)``: the model's output); filled by a plain pass.
+        self.linear_links: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._last_activation: torch.Tensor | None = None
+        self._pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+
+    def _where(self) -> str:
+        return self.module_stack[-1] if self.module_stack else "<top-level forward>"
+
+    def _refuse(self, what: str, fix: str) -> None:
+        raise UnsupportedModelError(message(
+            f"module `{self._where()}`", "piecewise affine with ReLU/LeakyReLU breakpoints",
+            what, fix))
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        aten = _is_aten(func)
+        name = _function_name(func)
+        relu = func in _RELU_FUNCS or (aten and name == "relu")
+        leaky = func in _LEAKY_FUNCS or (aten and name == "leaky_relu")
+        if relu or leaky:
+            slope = 0.0
+            if leaky:
+                slope = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
+                if not np.isfinite(slope):
+                    raise InputValueError(message(
+                        f"the LeakyReLU in module `{self._where()}`", "a finite negative slope",
+                        repr(slope), "Set negative_slope to a number (0.01 is PyTorch's default)."))
+                if slope == 1.0:  # the identity: no breakpoint, no site
+                    return func(*args, **kwargs)
+            return self._site(args[0], slope)
+        if name == "linear":
+            result = func(*args, **kwargs)
+            source = _arg(args, kwargs, 0, "input", None)
+            if source is not None and source is self._last_activation:
+                self._pending = (result, _arg(args, kwargs, 1, "weight", None),
+                                 _arg(args, kwargs, 2, "bias", None))
+            return result
+        if name in _REFUSED:
+            self._refuse(f"a call to `{name}`", _FIX_NONLINEARITY)
+        if name in _DROPOUTS and bool(_arg(args, kwargs, 2, "training", True)):
+            self._refuse("dropout in training mode (random masks)",
+                         "Call model.eval() before analysing it.")
+        if name == "batch_norm" and bool(_arg(args, kwargs, 5, "training", False)):
+            self._refuse("batch normalisation using batch statistics (training mode, or "
+                         "track_running_stats=False)",
+                         "Call model.eval() (and keep running statistics) before analysing it.")
+        if aten and name not in _AFFINE_ATEN:
+            self._refuse(f"the ATen operator `{func}`, which reluscope does not know to be affine",
+                         "Export the network with only ReLU/LeakyReLU nonlinearities and affine layers "
+                         "(linear, conv, average pooling, eval-mode batch norm), in eval mode.")
+        return func(*args, **kwargs)
+
+    def _site(self, z: torch.Tensor, slope: float) -> torch.Tensor:
+        index = len(self.records)
+        base = self._where()
+        count = self._names.get(base, 0) + 1
+        self._names[base] = count
+        name = base if count == 1 else f"{base}#{count}"
+        self.sites.append(Site(index, name, tuple(z.shape[1:]), slope))
+        self.records.append(z)
+        self.note_linear_link(index, z)
+        if index in self.inject:
+            out = self.inject[index].reshape(-1, *z.shape[1:]).to(z.dtype)  # may widen the batch
+        elif self.masks is None:
+            out = F.relu(z) if slope == 0.0 else F.leaky_relu(z, slope)
+        else:
+            mask = self.masks[index].reshape(z.shape).to(device=z.device, dtype=torch.bool)
+            # relu(z) with a forced pattern: z on active entries, slope * z elsewhere
+            # (torch.where keeps forward-mode tangents and avoids a float copy of the mask)
+            out = torch.where(mask, z, z * slope if slope != 0.0 else torch.zeros((), dtype=z.dtype,
+                                                                                 device=z.device))
+        self._last_activation = out
+        if self.stop_after is not None and index >= self.stop_after:
+            raise StopForward
+        return out
+
+    def note_linear_link(self, index: int, z: torch.Tensor) -> None:
+        """Remember ``(W, b)`` if `z` is exactly ``F.linear(previous activation, W, b)``."""
+        if self._pending is not None and self._pending[0] is z and z.dim() == 2:
+            self.linear_links[index] = self._pending[1:]
+        self._pending = None
+
+
+@contextmanager
+def module_paths(model: nn.Module, stack: list[str]) -> Iterator[None]:
+    """Keep `stack` equal to the path of the module currently running (hooks removed after)."""
+    handles = []
+    try:
+        for name, module in model.named_modules():
+            label = name or type(module).__name__
+            label = f"{label} ({type(module).__name__})" if name else label
+
+            def push(_m: nn.Module, _inp: Any, label: str = label) -> None:
+                stack.append(label)
+
+            def pop(_m: nn.Module, _inp: Any, _out: Any) -> None:
+                if stack:
+                    stack.pop()
+
+            handles.append(module.register_forward_pre_hook(push))
+            handles.append(module.register_forward_hook(pop))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        stack.clear()
+
+
