@@ -177,6 +177,8 @@ def findings_options(experiment: dict[str, object] | None) -> Findings:
 
 def write_report(root: str | Path) -> Path:
     """Write ``report/report.html`` (self-contained) and its PNGs under an experiment's root."""
+    # Long on purpose: the page is one list of sections in reading order, and most of its
+    # lines are the report's own prose; the computations are the functions it calls.
     root = Path(root)
     results = load_results(root)
     if results.empty:

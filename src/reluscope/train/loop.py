@@ -191,13 +191,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     """
     start_time = time.perf_counter()
     run = Path(run_dir)
-    images, labels = load_idx_images(config.dataset, "train", data_dir, quiet=True)
-    if config.subset is not None:
-        images, labels = images[: config.subset], labels[: config.subset]
-    x = torch.from_numpy(images)[:, None]
-    y = torch.from_numpy(labels)
-    if config.label_noise > 0:
-        y = noisy_labels(y, config.label_noise, config.seed)
+    x, y = _training_data(config, data_dir)
     n = len(x)
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch
@@ -210,22 +204,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     done = completed_checkpoints(run)
     present = {s for s, _ in done}
-    # resume after the last checkpoint of the unbroken prefix of the schedule, so a checkpoint
-    # set aside as corrupt is trained again and rewritten
-    prefix = []
-    for point in sorted(schedule):
-        if point not in present:
-            break
-        prefix.append(point)
-    resumed = None
-    step = 0
-    if prefix:
-        resumed, path = prefix[-1], dict(done)[prefix[-1]]
-        state = load_state(path)
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = resumed
-        objective.schedule(step, total)
+    resumed = _resume(done, schedule, objective, optimizer, total)
+    step = resumed or 0
     augment = Augment.for_dataset(config.dataset)
 
     def checkpoint(step: int, logs: dict[str, float]) -> None:
@@ -268,6 +248,41 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     # verified at the start; the ones written since are fresh: no second pass of hashing
     return TrainResult(objective, completed_checkpoints(run, verify=False), resumed,
                        time.perf_counter() - start_time)
+
+
+def _training_data(config: TrainConfig, data_dir: str | Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 1, H, W) and labels (N,) of the run: its subset, with its label noise."""
+    images, labels = load_idx_images(config.dataset, "train", data_dir, quiet=True)
+    if config.subset is not None:
+        images, labels = images[: config.subset], labels[: config.subset]
+    x = torch.from_numpy(images)[:, None]
+    y = torch.from_numpy(labels)
+    if config.label_noise > 0:
+        y = noisy_labels(y, config.label_noise, config.seed)
+    return x, y
+
+
+def _resume(done: list[tuple[int, Path]], schedule: set[int], objective: Objective,
+            optimizer: torch.optim.Optimizer, total: int) -> int | None:
+    """Load the last checkpoint of the unbroken prefix of the schedule; returns its step.
+
+    Resuming there (not after the last checkpoint present) means a checkpoint set aside as
+    corrupt is trained again and rewritten.
+    """
+    present = {s for s, _ in done}
+    prefix = []
+    for point in sorted(schedule):
+        if point not in present:
+            break
+        prefix.append(point)
+    if not prefix:
+        return None
+    resumed = prefix[-1]
+    state = load_state(dict(done)[resumed])
+    objective.load_state_dict(state["objective"])
+    optimizer.load_state_dict(state["optimizer"])
+    objective.schedule(resumed, total)
+    return resumed
 
 
 def noisy_labels(labels: torch.Tensor, fraction: float, seed: int, n_classes: int | None = None
