@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import reluscope as rs
+from reluscope.cli.slice import archive_kind, load_model
 from reluscope.errors import InputValueError, UnsupportedModelError
-from reluscope.slice_command import archive_kind, load_model
 
 BATCH = {0: torch.export.Dim("batch")}
 

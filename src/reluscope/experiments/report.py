@@ -20,8 +20,6 @@ import numpy as np
 import pandas as pd
 
 from reluscope._files import write_bytes
-from reluscope._validation import message
-from reluscope.errors import InputValueError
 from reluscope.experiments.config import Findings, config_from_dict
 from reluscope.experiments.findings import (
     COLLAPSE_GEOMETRY,
@@ -36,7 +34,7 @@ from reluscope.experiments.findings import (
     secondary_metrics,
     wide,
 )
-from reluscope.experiments.store import Store, load_results
+from reluscope.experiments.store import Store, load_analysed
 from reluscope.plotting import plot_partition
 from reluscope.regions import Partition2D
 
@@ -180,10 +178,7 @@ def write_report(root: str | Path) -> Path:
     # Long on purpose: the page is one list of sections in reading order, and most of its
     # lines are the report's own prose; the computations are the functions it calls.
     root = Path(root)
-    results = load_results(root)
-    if results.empty:
-        raise InputValueError(message(f"experiment folder {str(root)!r}", "analysed checkpoints",
-                                      "no results", "Run `reluscope run CONFIG --root DIR` first."))
+    results = load_analysed(root)
     out = root / "report"
     out.mkdir(parents=True, exist_ok=True)
     table = wide(results)

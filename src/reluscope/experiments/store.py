@@ -38,7 +38,7 @@ import pandas as pd
 
 from reluscope._files import write_bytes, write_json
 from reluscope._validation import message
-from reluscope.errors import RunLockedError
+from reluscope.errors import InputValueError, RunLockedError
 from reluscope.train.checkpoints import set_aside, sha256_of
 
 #: Columns of the long results table.
@@ -204,3 +204,12 @@ def load_results(root: str | Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     return pd.concat(frames, ignore_index=True)
+
+
+def load_analysed(root: str | Path) -> pd.DataFrame:
+    """:func:`load_results`, refusing an experiment folder with no analysed checkpoint."""
+    results = load_results(root)
+    if results.empty:
+        raise InputValueError(message(f"experiment folder {str(root)!r}", "analysed checkpoints",
+                                      "no results", "Run `reluscope run CONFIG --root DIR` first."))
+    return results

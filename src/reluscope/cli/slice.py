@@ -40,6 +40,9 @@ from reluscope._validation import message
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
 
+NAME = "slice"
+HELP = "exact regions of a saved model on a plane through three images"
+
 if TYPE_CHECKING:  # torch loads when a command runs, not for --help
     import numpy as np
     from torch import nn

@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from reluscope._arguments import positive_int_argument
+from reluscope.cli._arguments import positive_int_argument
 
+NAME = "demo"
+HELP = "the main job: a small grid from raw data to a report"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the demo command."""

@@ -14,11 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reluscope._arguments import positive_float_argument, positive_int_argument
 from reluscope._files import write_json
+from reluscope.cli._arguments import positive_float_argument, positive_int_argument
 from reluscope.data.registry import DATASETS
 from reluscope.train.names import OBJECTIVE_NAMES
 
+NAME = "train"
+HELP = "train one run with checkpoints (and evaluate them)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the train command (one per TrainConfig field)."""
