@@ -132,3 +132,19 @@ def test_report_of_an_empty_folder_says_what_to_run(tmp_path):
     with pytest.raises(ValueError, match="analysed checkpoints.*reluscope run"):
         write_report(tmp_path)
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_the_training_table_is_trainconfig_fields_and_reaches_every_run():
+    import dataclasses
+
+    from reluscope.experiments.config import Training, config_from_dict
+    from reluscope.train.loop import TrainConfig
+
+    run_fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for f in dataclasses.fields(Training):
+        assert run_fields.get(f.name) == f.type, f.name  # same name, same type: one meaning
+    config = config_from_dict({"grid": {"objectives": ["supervised", "simclr"], "widths": [8], "depth": 1},
+                               "training": {"epochs": 2, "lr": 3e-4, "subset": 500, "label_noise": 0.1}})
+    for spec in config.runs():
+        shared = {f.name: getattr(spec.train, f.name) for f in dataclasses.fields(Training)}
+        assert shared == dataclasses.asdict(config.training)

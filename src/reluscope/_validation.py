@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,11 +137,20 @@ def check_positive(value: Any, where: str) -> float:
     return number
 
 
-def check_sequence_len(value: Sequence[Any], n: int, where: str) -> None:
-    """Raise unless ``len(value) == n``."""
-    if len(value) != n:
-        raise InputValueError(message(where, f"of length {n}", f"length {len(value)}",
-                                      f"Pass exactly {n} items."))
+def check_int(value: Any, where: str, *, low: int = 1, high: int | None = None, example: Any = None) -> int:
+    """Validate an integer in ``[low, high]`` (bools are not integers here); returns it as int.
+
+    `example` goes into the fix ("Pass e.g. ..."); by default it is `low`.
+    """
+    if high is None:
+        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+    else:
+        expected = f"an integer in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low \
+            or (high is not None and value > high):
+        raise InputValueError(message(where, expected, repr(value),
+                                      f"Pass e.g. {low if example is None else example}."))
+    return int(value)
 
 
 

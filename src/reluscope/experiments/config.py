@@ -58,22 +58,12 @@ class Grid:
 
 @dataclass(frozen=True)
 class Training:
-    """Training budget shared by all runs.
+    """The training budget every run of the grid shares: the ``[training]`` table.
 
-    Attributes
-    ----------
-    epochs : int
-    batch_size : int
-    lr : float
-        Adam learning rate.
-    weight_decay : float
-    subset : int or None
-        Train on the first ``subset`` training images (None: all 60,000).
-    label_noise : float
-        Symmetric label noise of the training labels (fixed by each run's seed; supervised
-        objectives are the ones it affects).
-    checkpoints_per_decade : int
-        Log-spaced checkpoints per factor of 10 in steps (plus step 0 and epoch ends).
+    Its fields are :class:`~reluscope.train.loop.TrainConfig` fields of the same names,
+    meaning and checks (documented there); only the defaults are the grid's. The grid
+    gives the rest of each run's TrainConfig (dataset, objective, backbone, width, depth,
+    seed), see :meth:`train_config`.
     """
 
     epochs: int = 3
@@ -83,6 +73,11 @@ class Training:
     subset: int | None = None
     checkpoints_per_decade: int = 3
     label_noise: float = 0.0
+
+    def train_config(self, **per_run: Any) -> TrainConfig:
+        """One run's TrainConfig: these shared fields plus the run's own (`per_run`)."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return TrainConfig(**shared, **per_run)
 
 
 @dataclass(frozen=True)
@@ -260,11 +255,8 @@ class ExperimentConfig:
     def runs(self) -> list[RunSpec]:
         """Every run of the grid, in a stable order."""
         g = self.grid
-        return [RunSpec(TrainConfig(dataset=d, objective=o, backbone=b, width=w, depth=g.depth, epochs=self
-                                    .training.epochs, batch_size=self.training.batch_size,
-                                    lr=self.training.lr, weight_decay=self.training.weight_decay, seed=s,
-                                    subset=self.training.subset, label_noise=self.training.label_noise,
-                                    checkpoints_per_decade=self.training.checkpoints_per_decade))
+        return [RunSpec(self.training.train_config(dataset=d, objective=o, backbone=b, width=w, depth=g.depth,
+                                                   seed=s))
                 for d in g.datasets for b in g.backbones for w in g.widths for o in g.objectives
                 for s in g.seeds]
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reluscope._validation import as_float64_tensor, check_positive, describe, message
+from reluscope._validation import as_float64_tensor, check_int, check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.geometry.path import Path
 
@@ -103,9 +103,7 @@ def translation_loop(image: Any, radius: float, n_anchors: int = 8) -> Path:
     ``a_k = 2 pi k / n_anchors`` (Gamba et al., 2022).
     """
     r = check_positive(radius, "`radius` of translation_loop")
-    if isinstance(n_anchors, bool) or not isinstance(n_anchors, int) or n_anchors < 3:
-        raise InputValueError(message("`n_anchors` of translation_loop", "an integer >= 3",
-                                      repr(n_anchors), "Pass e.g. n_anchors=8."))
+    check_int(n_anchors, "`n_anchors` of translation_loop", low=3, example="n_anchors=8")
     angles = 2 * np.pi * np.arange(n_anchors) / n_anchors
     shifts = r * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return Path.polyline(translate(image, shifts), closed=True)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reluscope._validation import as_float64_tensor, check_positive, describe, message
+from reluscope._validation import as_float64_tensor, check_int, check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.nets.sites import InstrumentedModel, model_device
 
@@ -128,10 +128,8 @@ def cross_polytope_lc(model: nn.Module, points: Any, radius: float, n_directions
     n, shape = x.shape[0], tuple(x.shape[1:])
     d = int(np.prod(shape))
     if frames is None:
-        if isinstance(n_directions, bool) or not isinstance(n_directions, int) or not 1 <= n_directions <= d:
-            raise InputValueError(message("`n_directions` of cross_polytope_lc",
-                                          f"an integer in [1, {d}] (the input dimension)",
-                                          repr(n_directions), "Pass e.g. n_directions=25."))
+        check_int(n_directions, "`n_directions` of cross_polytope_lc (at most the input dimension)",
+                  high=d, example="n_directions=25")
         gen = torch.Generator().manual_seed(0) if generator is None else generator
         dirs = random_frames(n, shape, n_directions, gen).to(x.device)
     else:
@@ -175,9 +173,8 @@ def _values_and_gradient_norms(net: InstrumentedModel, x: torch.Tensor, probes: 
     output Jacobian's Frobenius norm (N,) (None if the output is not one tensor)."""
     n, shape = x.shape[0], tuple(x.shape[1:])
     d = int(np.prod(shape))
-    if probes is not None and (isinstance(probes, bool) or not isinstance(probes, int) or probes < 1):
-        raise InputValueError(message(f"`probes` of {where}", "None (exact) or a positive integer",
-                                      repr(probes), "Pass e.g. probes=64, or None for exact norms."))
+    if probes is not None:
+        check_int(probes, f"`probes` of {where}", example="probes=64, or None for exact norms")
     k = d if probes is None else probes
     gen = torch.Generator().manual_seed(0) if generator is None else generator
     width = sum(s.size for s in net.sites) + 1

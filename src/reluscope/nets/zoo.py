@@ -11,16 +11,16 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from reluscope._validation import message
+from reluscope._validation import check_int, message
 from reluscope.errors import InputValueError
 
 
 def _check_widths(widths: Sequence[int], where: str) -> list[int]:
     values = list(widths)
-    if not values or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in values):
+    if not values:
         raise InputValueError(message(where, "a non-empty list of positive integers", repr(widths),
                                       "Pass e.g. [256, 256, 256]."))
-    return values
+    return [check_int(w, f"each of {where}", example="[256, 256, 256]") for w in values]
 
 
 class MLP(nn.Sequential):

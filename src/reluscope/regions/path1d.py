@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reluscope._kernels.bits import pack
-from reluscope._validation import describe, message
+from reluscope._validation import check_int, describe, message
 from reluscope.errors import InputTypeError, InputValueError, TooManyRegionsError
 from reluscope.geometry.path import Path
 from reluscope.nets.sites import InstrumentedModel, model_device
@@ -236,9 +236,7 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
     """
     clock = time.perf_counter()
     batch = _as_paths(paths)
-    if isinstance(max_regions, bool) or not isinstance(max_regions, int | np.integer) or max_regions < 1:
-        raise InputValueError(message("`max_regions` of path_regions", "a positive integer",
-                                      repr(max_regions), "Pass e.g. max_regions=10_000_000."))
+    check_int(max_regions, "`max_regions` of path_regions", example="max_regions=10_000_000")
     device = model_device(model, batch[0].points.device) if isinstance(model, nn.Module) else "cpu"
     starts = torch.cat([p.starts for p in batch]).to(device)
     directions = torch.cat([p.directions for p in batch]).to(device)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from reluscope._files import write_json
-from reluscope._validation import message
+from reluscope._validation import check_int, message
 from reluscope.data import load_idx_images
 from reluscope.data.augment import Augment, two_views
 from reluscope.errors import InputValueError
@@ -97,9 +97,7 @@ class TrainConfig:
             value = getattr(self, name)
             if name == "subset" and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputValueError(message(f"`{name}` of TrainConfig", "a positive integer", repr(value),
-                                              "Pass e.g. 1 or more."))
+            check_int(value, f"`{name}` of TrainConfig")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputValueError(message("`seed` of TrainConfig", "a non-negative integer", repr(self.seed),
                                           "Pass e.g. 0."))

@@ -52,12 +52,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from torch import nn
 
 from reluscope._memory import reuse_freed_memory
-from reluscope._validation import describe, message
-from reluscope.errors import InputTypeError, InputValueError
+from reluscope._validation import check_int, describe, message
+from reluscope.errors import InputTypeError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network
 from reluscope.regions.options import EngineOptions
@@ -121,10 +120,7 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
     True
     """
     clock = time.perf_counter()
-    if isinstance(max_regions, bool) or not isinstance(max_regions, int | np.integer) \
-            or max_regions < 1:
-        raise InputValueError(message("`max_regions` of slice_regions", "a positive integer",
-                                      repr(max_regions), "Pass e.g. max_regions=10_000_000."))
+    check_int(max_regions, "`max_regions` of slice_regions", example="max_regions=10_000_000")
     net = Network(model, plane, where="slice_regions")
     if options is None:
         options = EngineOptions()
