@@ -60,6 +60,9 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir):
     for metric in ("slice.n_regions", "path.n_regions", "lc.total", "probe_test_accuracy", "knn_accuracy",
                    "embedding_std", "train.loss"):
         assert metric in set(results["metric"]), metric
+    from reluscope.experiments.metric_names import unknown
+
+    assert unknown(set(results["metric"])) == []  # every name the analysis writes is described
     again = run_experiment(config, root, data_dir=data_dir, quiet=True)
     assert again.skipped and not again.completed
     assert len(load_results(root)) == len(results)
@@ -68,6 +71,7 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir):
     assert main(["findings", str(root), "--markdown"]) == 0
     html = (root / "report" / "report.html").read_text()
     assert "Findings" in html and "data:image/png;base64" in html and "simsiam-no-stopgrad" in html
+    assert "larger = more regions" in html and "(not described)" not in html  # the glossary
     with pytest.raises(ValueError, match="results of a different config"):
         run_experiment(config_from_dict({**TINY, "name": "other"}), root, data_dir=data_dir, quiet=True)
 
@@ -148,3 +152,17 @@ def test_the_training_table_is_trainconfig_fields_and_reaches_every_run():
     for spec in config.runs():
         shared = {f.name: getattr(spec.train, f.name) for f in dataclasses.fields(Training)}
         assert shared == dataclasses.asdict(config.training)
+
+
+def test_metric_names_say_what_each_metric_is_and_which_are_geometry():
+    from reluscope.experiments.metric_names import is_geometry, lookup, network_of, unknown
+
+    assert lookup("plane3.n_regions").pattern == "plane{k}.n_regions"
+    assert lookup("full.lc.site2").pattern == "lc.site{s}" and network_of("full.lc.site2") == "full"
+    assert lookup("finetune10.accuracy").source == "finetune"
+    assert lookup("slice.area_median").complexity == -1 and lookup("lc.total").complexity == 1
+    assert is_geometry("slice.log_density_mean") and is_geometry("path_diff.boundary_density")
+    for not_a_candidate in ("plane0.n_regions", "full.slice.n_regions", "slice.failed_planes",
+                            "probe_test_accuracy", "time.slices", "train.loss"):
+        assert not is_geometry(not_a_candidate), not_a_candidate
+    assert unknown({"slice.n_regions", "slice.no_such_metric"}) == ["slice.no_such_metric"]

@@ -18,6 +18,7 @@ from reluscope.evaluate.finetune import FinetuneOptions, finetune_accuracy, frac
 from reluscope.evaluate.quality import load_split
 from reluscope.evaluate.robustness import robust_accuracy
 from reluscope.experiments.config import Analysis
+from reluscope.experiments.metric_names import NETWORK_PREFIXES
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
 from reluscope.regions import path_regions, slice_regions
@@ -85,9 +86,6 @@ def choose_probes(dataset: str, analysis: Analysis, data_dir: str | Path | None,
 #: ratios and plane-level resampling).
 PLANE_METRICS = ("n_regions", "region_density", "boundary_density", "area_median", "eccentricity_mean")
 
-#: Which network each prefix of the results table measures: the backbone (no prefix), or the
-#: backbone with the head the loss trains through (``full.``; see ``Objective.trained_head``).
-NETWORK_PREFIXES = {"backbone": "", "full": "full."}
 
 
 def _has_breakpoints(module: torch.nn.Module) -> bool:

@@ -34,6 +34,7 @@ from reluscope.experiments.findings import (
     secondary_metrics,
     wide,
 )
+from reluscope.experiments.metric_names import lookup, split_network
 from reluscope.experiments.store import Store, load_analysed
 from reluscope.plotting import plot_partition
 from reluscope.regions import Partition2D
@@ -42,6 +43,21 @@ CURVES = ("slice.log_density_mean", "slice.n_regions", "slice.area_median", "sli
           "slice.boundary_density", "path.boundary_density", "full.path.boundary_density", "lc.total",
           "full.lc.total", "full.path.mean_abs_deviation", "probe_test_accuracy", "knn_accuracy",
           "embedding_std", "embedding_rankme", "feature_rankme", "train.loss")
+
+
+def glossary(names: list[str]) -> pd.DataFrame:
+    """Meaning, unit and direction of each metric name (from :mod:`metric_names`)."""
+    direction = {1: "larger = more regions", -1: "larger = fewer regions", 0: ""}
+    rows = []
+    for name in names:
+        spec = lookup(name)
+        network, _ = split_network(name)
+        meaning = "(not described)" if spec is None else spec.meaning
+        if network == "full":
+            meaning += "; of the backbone with its trained head"
+        rows.append({"metric": name, "meaning": meaning, "unit": "" if spec is None else spec.unit,
+                     "direction": "" if spec is None else direction[spec.complexity]})
+    return pd.DataFrame(rows)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -231,17 +247,9 @@ def write_report(root: str | Path) -> Path:
         "<h2>Runs at their last checkpoint</h2>", _table(final[summary_cols]),
         "<h2>Partitions over training</h2>", _img(figures["partitions"]),
         "<h2>Metrics over training</h2>",
-        "<p>Backbone: <code>slice.log_density_mean</code> is the mean over the planes of log(regions per "
-        "unit area) (the pre-registered primary metric); other <code>slice.*</code> are means over the "
-        "planes of the number of linear regions in the plane's square, their median area, mean "
-        "eccentricity (0 for round regions, near 1 for slivers) and boundary length per unit area; "
-        "<code>path.boundary_density</code>: region boundaries per unit length along segments between "
-        "test images; <code>lc.total</code>: neurons whose boundary passes through a small cross-polytope "
-        "around a test image. <code>full.*</code>: the same for the backbone with its trained head "
-        "(classifier or projector); <code>full.path.mean_abs_deviation</code>: the mean |f - affine "
-        "interpolation| along the segments (Gamba et al.). Then linear-probe and kNN accuracy, the "
-        "collapse indicators (normalised std: ~1 healthy, 0 collapsed; RankMe: effective rank) and the "
-        "training loss. Dashed lines: collapse variants.</p>", _img(figures["curves"]),
+        "<p>Mean over seeds per objective, shaded over the seeds' range; dashed lines: collapse "
+        "variants. What each panel measures:</p>", _table(glossary([m for m in CURVES if m in table])),
+        _img(figures["curves"]),
         "<h2>Correlation with representation quality</h2>",
         "<p>Spearman and Kendall over all runs and checkpoints (pooled; the 20 strongest), with 95% "
         "bootstrap intervals.</p>", _table(top),

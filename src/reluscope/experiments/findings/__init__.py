@@ -35,7 +35,6 @@ from reluscope.experiments.findings.collapse import (
     finding_collapse_early,
 )
 from reluscope.experiments.findings.common import (
-    GEOMETRY_PREFIXES,
     TARGETS,
     Finding,
     Resampler,
@@ -47,7 +46,6 @@ from reluscope.experiments.findings.common import (
     is_collapse_variant,
     is_supervised,
     log_values,
-    network_of,
     summarise,
     wide,
 )
@@ -66,11 +64,11 @@ from reluscope.experiments.findings.regions import (
     matched_quality_gap,
     run_trends,
 )
+from reluscope.experiments.metric_names import network_of
 
 __all__ = [
     "COLLAPSE_GEOMETRY",
     "COLLAPSE_STANDARD",
-    "GEOMETRY_PREFIXES",
     "KENDALL_PAIRWISE_MAX",
     "MATCHED_LEVELS",
     "TARGETS",

@@ -10,11 +10,8 @@ import numpy as np
 import pandas as pd
 
 from reluscope.experiments.config import Findings
+from reluscope.experiments.metric_names import is_geometry
 from reluscope.experiments.statistics import Estimate, bootstrap
-
-#: Metric prefixes that measure geometry (candidates to predict quality).
-GEOMETRY_PREFIXES = ("slice.", "path.", "path_same.", "path_diff.", "lc.")
-
 
 #: Quality targets.
 TARGETS = ("probe_test_accuracy", "knn_accuracy")
@@ -29,7 +26,7 @@ def wide(results: pd.DataFrame) -> pd.DataFrame:
 
 def geometry_metrics(table: pd.DataFrame) -> list[str]:
     """Columns of `table` that are geometry metrics."""
-    return [c for c in table.columns if isinstance(c, str) and c.startswith(GEOMETRY_PREFIXES)]
+    return [c for c in table.columns if isinstance(c, str) and is_geometry(c)]
 
 
 @dataclass
@@ -64,11 +61,6 @@ def is_collapse_variant(objective: str) -> bool:
 def is_supervised(objective: str) -> bool:
     """Supervised baselines (``supervised``, ``supervised-aug``)."""
     return objective.startswith("supervised")
-
-
-def network_of(metric: str) -> str:
-    """``"full"`` for metrics of the backbone + head (``full.`` prefix), else ``"backbone"``."""
-    return "full" if metric.startswith("full.") else "backbone"
 
 
 def log_values(metric: str, values: np.ndarray) -> np.ndarray:

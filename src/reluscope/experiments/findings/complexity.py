@@ -15,9 +15,9 @@ from reluscope.experiments.findings.common import (
     final_rows,
     is_collapse_variant,
     is_supervised,
-    network_of,
 )
 from reluscope.experiments.findings.regions import _trend_finding
+from reluscope.experiments.metric_names import network_of
 
 
 def within_run_association(table: pd.DataFrame, x: str, y: str, burn_in_epochs: float,

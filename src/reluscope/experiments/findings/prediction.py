@@ -15,8 +15,8 @@ from reluscope.experiments.findings.common import (
     final_rows,
     geometry_metrics,
     is_collapse_variant,
-    network_of,
 )
+from reluscope.experiments.metric_names import network_of
 from reluscope.experiments.statistics import Estimate, adjust_pvalues, bootstrap, loo_r2, spearman_permutation
 
 

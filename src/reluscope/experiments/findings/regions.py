@@ -15,9 +15,9 @@ from reluscope.experiments.findings.common import (
     healthy_ssl,
     is_collapse_variant,
     log_values,
-    network_of,
     summarise,
 )
+from reluscope.experiments.metric_names import network_of
 from reluscope.experiments.statistics import classify, first_crossing, pooled_std, theil_sen
 
 #: Matched-quality comparison (finding 1): probe-accuracy levels spread over the range both
