@@ -7,6 +7,7 @@ import pytest
 from reluscope.cli import main
 
 
+@pytest.mark.slow
 def test_demo_runs_a_grid_and_writes_the_report(tmp_path, data_dir, capsys):
     config = tmp_path / "grid.toml"
     config.write_text(

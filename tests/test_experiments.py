@@ -17,6 +17,8 @@ from reluscope.experiments.config import config_from_dict, load_config
 from reluscope.experiments.runner import run_experiment
 from reluscope.experiments.store import COLUMNS, load_results
 
+pytestmark = pytest.mark.slow  # trains networks / runs grids end to end
+
 TINY = {
     "name": "tiny",
     "grid": {"objectives": ["supervised", "simsiam", "simsiam-no-stopgrad"], "widths": [12], "depth": 2},

@@ -18,6 +18,8 @@ from reluscope.experiments.config import config_from_dict
 from reluscope.experiments.runner import run_experiment
 from reluscope.experiments.store import Store, load_results
 
+pytestmark = pytest.mark.slow  # trains networks / runs grids end to end
+
 SMALL = {
     "name": "integrity",
     "grid": {"objectives": ["supervised", "simclr"], "widths": [8], "depth": 1},

@@ -17,6 +17,8 @@ from reluscope.evaluate import collapse_indicators, extract_features, knn_accura
 from reluscope.nets.zoo import MLP, SmallCNN, build_backbone
 from reluscope.train import OBJECTIVES, Batch, TrainConfig, build, checkpoint_steps, load_checkpoint, train
 
+pytestmark = pytest.mark.slow  # trains networks / runs grids end to end
+
 
 def tiny_batch(n: int = 16) -> Batch:
     g = torch.Generator().manual_seed(0)
