@@ -20,7 +20,7 @@ def test_save_load_roundtrip(part, tmp_path):
     back = rs.Partition2D.load(path)
     assert back.n_regions == part.n_regions
     for name in ("vertices", "face_offsets", "face_vertices", "edges", "edge_faces",
-                 "edge_layer", "edge_neuron"):
+                 "edge_site", "edge_neuron"):
         assert np.array_equal(getattr(back, name), getattr(part, name))
     assert all(np.array_equal(a, b) for a, b in zip(back.patterns, part.patterns, strict=True))
     assert back.sites == part.sites

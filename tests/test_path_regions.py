@@ -114,7 +114,7 @@ def test_path_through_a_plane_meets_the_2d_partition_edges():
     a, b = np.array([-1.7, -1.1]), np.array([1.9, 1.3])
     part1 = rs.path_regions(model, rs.Path.segment(torch.from_numpy(a), torch.from_numpy(b)))
     # crossings of the segment with the interior edges of the 2D partition
-    inner = part2.edge_layer >= 0
+    inner = part2.edge_site >= 0
     p, q = part2.vertices[part2.edges[inner, 0]], part2.vertices[part2.edges[inner, 1]]
     d, e = b - a, q - p
     den = d[0] * e[:, 1] - d[1] * e[:, 0]

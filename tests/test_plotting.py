@@ -66,7 +66,7 @@ def test_decision_boundary_anchor_images_and_path_profile(tmp_path):
 
 
 def test_raster_matches_point_location_and_draws_one_image(tmp_path):
-    from reluscope.plotting.raster import edge_layers, region_raster
+    from reluscope.plotting.raster import edge_sites, region_raster
 
     part = rs.slice_regions(random_mlp(4, [16, 16]), square(2.0))
     ids = region_raster(part, 300, 200)
@@ -75,7 +75,7 @@ def test_raster_matches_point_location_and_draws_one_image(tmp_path):
     rows, cols = rng.integers(0, 200, 500), rng.integers(0, 300, 500)
     pts = np.stack([-2 + (cols + 0.5) * 4 / 300, 2 - (rows + 0.5) * 4 / 200], 1)
     assert (part.region_of(pts) == ids[rows, cols]).mean() > 0.99  # ties only on boundaries
-    layers = edge_layers(part, ids)
+    layers = edge_sites(part, ids)
     assert set(np.unique(layers)) <= {-2, -1, 0, 1}
     ax = plot_partition(part, raster=True, pixels=300)
     assert len(ax.images) == 1 and len(ax.collections) == 0

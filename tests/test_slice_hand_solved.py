@@ -21,7 +21,7 @@ def test_one_neuron_gives_two_regions_with_exact_areas(slicer):
     assert part.areas()[active] == pytest.approx([1.0], abs=1e-14)
     inner = part.edge_faces[:, 1] >= 0
     assert inner.sum() == 1
-    assert part.edge_layer[inner].tolist() == [0] and part.edge_neuron[inner].tolist() == [0]
+    assert part.edge_site[inner].tolist() == [0] and part.edge_neuron[inner].tolist() == [0]
     assert part.verify(linear_relu([[1.0, 0.0]], [-0.5])).ok
 
 

@@ -75,7 +75,7 @@ def test_neighbours_differ_exactly_across_their_shared_edge(slicer):
     inner = part.edge_faces[:, 1] >= 0
     for site in range(3):
         act = part.active(site)
-        on = inner & (part.edge_layer == site)
+        on = inner & (part.edge_site == site)
         left, right = part.edge_faces[on, 0], part.edge_faces[on, 1]
         flips = act[left] ^ act[right]
         assert (flips[np.arange(on.sum()), part.edge_neuron[on]]).all()

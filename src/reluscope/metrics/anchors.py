@@ -55,7 +55,7 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None
     region = part.region_of(pts)
     ecc, _ = eccentricities(part)
     areas = part.areas()
-    inner = part.edge_layer >= 0
+    inner = part.edge_site >= 0
     ea, eb = part.vertices[part.edges[inner, 0]], part.vertices[part.edges[inner, 1]]
     ptr, vid = part.face_offsets, part.face_vertices
     ra, rb = part.vertices[vid], part.vertices[vid[next_slot(ptr)]]

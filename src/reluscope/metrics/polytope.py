@@ -124,10 +124,10 @@ def boundary_lengths(part: Partition2D) -> dict[int, float]:
     Returns ``{site: length}`` for every site (0 where a site made no boundary); edges
     on the domain boundary are not counted.
     """
-    inner = part.edge_layer >= 0
+    inner = part.edge_site >= 0
     seg = part.vertices[part.edges[inner]]
     lengths = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
-    per_site = np.bincount(part.edge_layer[inner], weights=lengths, minlength=len(part.sites))
+    per_site = np.bincount(part.edge_site[inner], weights=lengths, minlength=len(part.sites))
     return {i: float(v) for i, v in enumerate(per_site)}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError
 from reluscope.metrics.decision import DecisionBoundary
-from reluscope.plotting.raster import edge_layers, region_raster
+from reluscope.plotting.raster import edge_sites, region_raster
 from reluscope.regions.partition2d import Partition2D
 
 _COLOR_BY = ("region", "active", "area")
@@ -28,7 +28,7 @@ def _draw_raster(ax: Any, part: Partition2D, values: np.ndarray, colormap: Any, 
     rgba = colormap((values - values.min()) / span)[np.maximum(ids, 0)]
     rgba[ids < 0] = 0.0  # outside the domain: transparent
     if edges:
-        layer = edge_layers(part, ids)
+        layer = edge_sites(part, ids)
         on = layer >= -1
         rgba[on] = np.where((layer[on] < 0)[:, None], np.array([[0, 0, 0, 1.0]]),
                             palette(np.maximum(layer[on], 0) % 9))
@@ -132,7 +132,7 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
         ax.add_collection(faces)
         if edges:
             segments = part.vertices[part.edges]
-            layer = part.edge_layer
+            layer = part.edge_site
             colors = np.where((layer < 0)[:, None], np.array([[0, 0, 0, 1.0]]),
                               palette(np.maximum(layer, 0) % 9))
             ax.add_collection(LineCollection(segments, colors=colors, linewidths=linewidth))

@@ -68,7 +68,7 @@ def region_raster(part: Partition2D, width: int, height: int) -> np.ndarray:
     return ids
 
 
-def edge_layers(part: Partition2D, ids: np.ndarray) -> np.ndarray:
+def edge_sites(part: Partition2D, ids: np.ndarray) -> np.ndarray:
     """Layer of the boundary at each pixel whose right or lower neighbour is another region.
 
     Returns (height, width) int64: the site that made the edge between the two regions,
@@ -80,7 +80,7 @@ def edge_layers(part: Partition2D, ids: np.ndarray) -> np.ndarray:
     n = max(part.n_regions, 1)
     keys = lo * n + hi
     order = np.argsort(keys)
-    keys, layers = keys[order], part.edge_layer[inner][order]
+    keys, layers = keys[order], part.edge_site[inner][order]
     out = np.full(ids.shape, -2, dtype=np.int64)
     for axis in (0, 1):
         a = ids[:-1, :] if axis == 0 else ids[:, :-1]

@@ -7,7 +7,8 @@ Layout (the GeoArrow / shapely ragged-array layout for the rings):
   the first vertex is not repeated);
 * ``edges (E, 2)`` vertex ids; ``edge_faces (E, 2)``: the face on the left of
   ``edges[e, 0] -> edges[e, 1]`` and the face on the right (``-1`` outside the domain);
-* ``edge_layer (E,)``: the site that created the edge (``-1`` for the domain boundary),
+* ``edge_site (E,)``: the site (ReLU call) that created the edge (``-1`` for the domain
+  boundary; saved files store it under ``edge_layer``, its former name, still an alias),
   ``edge_neuron (E,)``: the neuron within that site (or the domain side);
 * ``patterns``: one ``(F, ceil(size/8))`` uint8 array per site, bit-packed with
   ``numpy.packbits`` (big-endian bit order): bit ``k`` set means neuron ``k`` is active
@@ -57,13 +58,18 @@ class Partition2D:
     face_vertices: np.ndarray
     edges: np.ndarray
     edge_faces: np.ndarray
-    edge_layer: np.ndarray
+    edge_site: np.ndarray
     edge_neuron: np.ndarray
     patterns: tuple[np.ndarray, ...]
     n_degenerate: int = 0
     snap_rtol: float = 0.0
     #: Seconds spent per stage of the engine (diagnostics; not saved).
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def edge_layer(self) -> np.ndarray:
+        """Former name of :attr:`edge_site` (it always held a site index, not a layer)."""
+        return self.edge_site
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -171,7 +177,7 @@ class Partition2D:
         arrays = {
             "vertices": self.vertices, "face_offsets": self.face_offsets,
             "face_vertices": self.face_vertices, "edges": self.edges,
-            "edge_faces": self.edge_faces, "edge_layer": self.edge_layer,
+            "edge_faces": self.edge_faces, "edge_layer": self.edge_site,
             "edge_neuron": self.edge_neuron,
             "plane_origin": self.plane.origin.detach().cpu().numpy(),
             "plane_basis": self.plane.basis.detach().cpu().numpy(),

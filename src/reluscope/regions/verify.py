@@ -82,9 +82,9 @@ def _nonaffine_regions(part: Partition2D, model: nn.Module, faces: np.ndarray) -
 
 def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
     inner = part.edge_faces[:, 1] >= 0
-    unmatched = int((~inner & (part.edge_layer >= 0)).sum())
+    unmatched = int((~inner & (part.edge_site >= 0)).sum())
     left, right = part.edge_faces[inner, 0], part.edge_faces[inner, 1]
-    layer, neuron = part.edge_layer[inner], part.edge_neuron[inner]
+    layer, neuron = part.edge_site[inner], part.edge_neuron[inner]
     flips = np.zeros(len(left), dtype=np.int64)
     right_bit = np.zeros(len(left), dtype=bool)
     for site, packed in enumerate(part.patterns):
