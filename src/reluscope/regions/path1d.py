@@ -69,7 +69,7 @@ def _as_paths(paths: Any) -> tuple[Path, ...]:
                                  "Path.polyline(points, closed=...)."))
 
 
-class _Walker:
+class _SegmentRefiner:
     """Refines the breakpoints of a batch of segments site by site (private; inputs validated).
 
     State: the breakpoints ``(seg, t)`` sorted by segment then ``t`` (each segment's ends
@@ -95,7 +95,7 @@ class _Walker:
         #: Index of the breakpoint that starts each piece, (n_pieces,); kept in step with `seg`.
         self.piece_start = torch.arange(0, 2 * n, 2, device=dev)
 
-    def run(self) -> _Walker:
+    def run(self) -> _SegmentRefiner:
         """Split by every site, then compute the outputs at the breakpoints; returns self."""
         values: torch.Tensor | None = None  # previous site's pre-activations at the breakpoints
         sites = self.net.sites
@@ -244,7 +244,7 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
     results = []
     used = 0
     for lo in range(0, starts.shape[0], BATCH_SEGMENTS):
-        walker = _Walker(net, starts[lo: lo + BATCH_SEGMENTS], directions[lo: lo + BATCH_SEGMENTS],
+        walker = _SegmentRefiner(net, starts[lo: lo + BATCH_SEGMENTS], directions[lo: lo + BATCH_SEGMENTS],
                          int(max_regions) - used).run()
         walker.seg += lo
         used += int(walker.piece_start.shape[0])

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -180,6 +181,21 @@ def _step(edge: int, sign: float, face: int, z: np.ndarray, kind: np.ndarray, co
         z[2, i] += c2 * v
 
 
+class _Shared(NamedTuple):
+    """The walk's read-only inputs, shared by every walker: the first arguments of
+    :func:`_walk` in order (a compiled kernel takes flat arrays; this names them)."""
+
+    ptr: np.ndarray
+    dst: np.ndarray
+    kind: np.ndarray
+    col: np.ndarray
+    coef: np.ndarray
+    at_rows: np.ndarray
+    prev_rows: np.ndarray
+    gates: np.ndarray
+    slope: float
+
+
 @numba.njit(cache=True, nogil=True)
 def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
           at_rows: np.ndarray, prev_rows: np.ndarray, gates: np.ndarray, slope: float,
@@ -285,8 +301,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     base = np.zeros((n_faces, (at_rows.shape[1] + 7) // 8), dtype=np.uint8)
     if prev_rows is None:
         prev_rows = np.zeros((1, at_rows.shape[0]))
-    shared = (graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows, prev_rows,
-              np.ascontiguousarray(gates), slope)
+    shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows, prev_rows,
+                     np.ascontiguousarray(gates), slope)
     lock = threading.Lock()
 
     def exact(face: int) -> np.ndarray:
@@ -312,13 +328,14 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
 class _Walker:
     """One depth-first walk over the faces not marked `skip` (its own running map)."""
 
-    def __init__(self, shared: tuple, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
+    def __init__(self, shared: _Shared, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
                  skip: np.ndarray, exact_maps: Callable[[int], np.ndarray], options: EngineOptions
                  ) -> None:
         self.shared, self.ref, self.half, self.base = shared, ref, half, base
         self.anchor_steps, self.line_refresh = options.walk_anchor_steps, options.walk_line_refresh
         self.exact_maps = exact_maps
-        ptr, kind, at_rows, prev_rows, gates = shared[0], shared[2], shared[5], shared[6], shared[7]
+        ptr, kind, at_rows, prev_rows, gates = shared.ptr, shared.kind, shared.at_rows, shared.prev_rows, \
+            shared.gates
         n_faces, n = len(ptr) - 1, at_rows.shape[1]
         self.lines = np.zeros((prev_rows.shape[0] if (kind == 1).any() else 1, n))
         self.line_gates = np.zeros((len(self.lines), gates.shape[1]), dtype=np.uint8)
@@ -335,12 +352,12 @@ class _Walker:
                         np.zeros(8 * base.shape[1], dtype=np.uint8))
 
     def run(self) -> None:
-        ptr = self.shared[0]
+        ptr = self.shared.ptr
         stack_face, _, stack_cursor = self.stack
         while True:
             count, status = _walk(  # type: ignore[call-arg]
                 *self.shared, self.lines, self.line_gates, self.line_age, self.line_refresh, self.ref,
-                self.half, self.z, self.visited, *self.stack, self.state, self.base,
+                self.half, self.z, self.visited, *self.stack, self.state, self.base,  # type: ignore[arg-type]
                 *self.buffers, self.anchor_steps, *self.scratch)
             for part, buffer in zip(self.parts, self.buffers, strict=True):
                 part.append(buffer[:count].copy())
