@@ -127,3 +127,39 @@ def test_vertex_values_give_the_same_partition_as_face_maps(kind):
     assert values.n_regions == maps.n_regions
     assert np.sort(values.areas()) == pytest.approx(np.sort(maps.areas()), rel=1e-9, abs=1e-14)
     assert values.verify(model).ok
+
+
+class _InputSkip(nn.Module):
+    """Site 1 sees the input directly too (no link from site 0), site 2 is a chained linear layer:
+    the walk at site 2 cannot cross site-0 edges, so it runs one component per site-0 face."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.a, self.b, self.skip = nn.Linear(2, 10), nn.Linear(10, 10), nn.Linear(2, 10)
+        self.c, self.out = nn.Linear(10, 12), nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.b(torch.relu(self.a(x))) + self.skip(x))
+        return self.out(torch.relu(self.c(h)))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 128])
+def test_walk_roots_computed_in_batches_give_the_full_maps_partition(batch):
+    import reluscope as rs
+    from reluscope.regions.slice2d.walk import WalkGraph, component_roots
+
+    model = _InputSkip().eval()
+    walked = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+        values_max_entries=0, walk_min_width=1, walk_root_batch=batch))
+    full = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+        values_max_entries=0, walk_min_width=10**9))
+    assert walked.n_regions == full.n_regions > 50
+    assert np.allclose(walked.vertices, full.vertices, rtol=0, atol=1e-12)
+    assert np.array_equal(walked.face_vertices, full.face_vertices)
+    assert walked.verify(model).ok
+    # the roots: lowest face of each component within a strip (faces 0-1-2 | 3-4 | 5, strips 0, 0, 0, 1, 1, 1)
+    graph = WalkGraph(np.array([0, 1, 3, 4, 5, 6, 6]), np.array([1, 0, 2, 1, 4, 3]), np.zeros(6, np.int8),
+                      np.zeros(6, np.int64), np.zeros((6, 3)))
+    assert component_roots(graph, np.zeros(6, np.int64)).tolist() == [0, 3, 5]
+    assert component_roots(graph, np.array([0, 0, 1, 1, 1, 1])).tolist() == [0, 2, 3, 5]

@@ -62,6 +62,10 @@ class EngineOptions:
         Sites with at least this many faces are walked by several threads.
     walk_max_threads : int
         Most threads of one walk.
+    walk_root_batch : int
+        Exact maps at the faces each walk starts a component from are computed this many
+        faces per pass, before walking (a network whose earlier link is not dense -- a CNN --
+        splits the walk into one component per face of two sites back).
     """
 
     snap_rtol: float = 1e-10
@@ -81,6 +85,7 @@ class EngineOptions:
     walk_buffer_pairs: int = 1 << 20
     walk_parallel_faces: int = 20_000
     walk_max_threads: int = 8
+    walk_root_batch: int = 128
 
     def __post_init__(self) -> None:
         #: fields that may be 0 (0 turns the method off: always the other one)

@@ -127,8 +127,12 @@ class FaceMaps:
             idx = np.array([face], dtype=np.int64)
             return self._full_maps(faces, site, idx)[:, 0].cpu().numpy()
 
+        def exact_batch(idx: np.ndarray) -> np.ndarray:
+            return self._full_maps(faces, site, idx).cpu().numpy()
+
         out = walk_candidates(graph, at_rows, prev_rows, faces.patterns[index - 1],
-                              self.net.sites[index - 1].negative_slope, ref, half, exact, self.options)
+                              self.net.sites[index - 1].negative_slope, ref, half, exact, self.options,
+                              exact_batch)
         order = argsort_int(out.face)  # stable: neurons stay ascending within a face
         pairs = Pairs(out.face, out.neuron, out.value, out.ds, out.dt, ref[out.face])
         return pairs.take(order), out.base

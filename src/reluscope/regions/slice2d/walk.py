@@ -263,8 +263,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
 
 def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray | None,
                     gates: np.ndarray, slope: float, ref: np.ndarray, half: np.ndarray,
-                    exact_maps: Callable[[int], np.ndarray], options: EngineOptions | None = None
-                    ) -> WalkResult:
+                    exact_maps: Callable[[int], np.ndarray], options: EngineOptions | None = None,
+                    exact_batch: Callable[[np.ndarray], np.ndarray] | None = None) -> WalkResult:
     """Screen every face's map of one site, walking the faces (see module docstring).
 
     Parameters
@@ -282,6 +282,10 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
         Centre and half-extent (grown by the band) of each face's bounding box.
     exact_maps : callable
         ``exact_maps(face)`` -> (3, size_l) exact origin-form map on that face.
+    exact_batch : callable, optional
+        ``exact_batch(faces (R,))`` -> (3, R, size_l): the same for many faces in one pass.
+        With it, the maps at every walker's component roots are computed up front, in
+        batches of ``walk_root_batch`` (see :func:`component_roots`).
     options : EngineOptions, optional
         Its ``walk_*`` fields: anchor spacing, line refresh, buffer size, and threads. Walks
         run side by side, each over one vertical strip of the faces (edges between strips
@@ -304,15 +308,25 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows, prev_rows,
                      np.ascontiguousarray(gates), slope)
     lock = threading.Lock()
-
-    def exact(face: int) -> np.ndarray:
-        with lock:  # anchors are rare; keep the model's own state single-threaded
-            return exact_maps(face)
-
     strip = np.zeros(n_faces, dtype=np.int64)
     if threads > 1:
         edges = np.quantile(ref[:, 0], np.arange(1, threads) / threads)
         strip = np.searchsorted(edges, ref[:, 0], side="right")
+    ready: dict[int, np.ndarray] = {}
+    if exact_batch is not None:
+        roots = component_roots(graph, strip)
+        # every root's map at once would hold (3, roots, size) floats: only as many as fit
+        roots = roots[: max(1, options.cache_entries // (3 * max(at_rows.shape[1], 1)))]
+        if len(roots) > 1:
+            for lo in range(0, len(roots), options.walk_root_batch):
+                batch = roots[lo : lo + options.walk_root_batch]
+                maps = exact_batch(batch)
+                ready.update({int(face): maps[:, i] for i, face in enumerate(batch)})
+
+    def exact(face: int) -> np.ndarray:
+        with lock:  # keep the model's own state single-threaded
+            found = ready.pop(face, None)
+            return exact_maps(face) if found is None else found
     walkers = [_Walker(shared, ref, half, base, strip != t, exact, options) for t in range(threads)]
     if threads == 1:
         walkers[0].run()
@@ -323,6 +337,23 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     face, neuron, value, ds, dt = (np.concatenate([p for w in walkers for p in w.parts[i]])
                                    for i in range(5))
     return WalkResult(face, neuron, value, ds, dt, base)
+
+
+def component_roots(graph: WalkGraph, strip: np.ndarray) -> np.ndarray:
+    """The faces the walkers start from: the lowest face of each connected component of the
+    graph restricted to one strip (a walker takes the first unvisited face as its next root
+    and walks its whole component), in increasing order."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(graph.ptr) - 1
+    src = np.repeat(np.arange(n), np.diff(graph.ptr))
+    keep = strip[src] == strip[graph.dst]
+    adjacency = csr_matrix((np.ones(int(keep.sum())), (src[keep], graph.dst[keep])), shape=(n, n))
+    n_components, label = connected_components(adjacency, directed=True, connection="weak")
+    roots = np.full(n_components, n, dtype=np.int64)
+    np.minimum.at(roots, label, np.arange(n))
+    return np.sort(roots)
 
 
 class _Walker:
