@@ -61,3 +61,43 @@ def test_region_of_and_face(part):
     with pytest.raises(rs.InputValueError, match="Sites are numbered"):
         part.active(5)
     assert "Partition2D(n_regions=" in repr(part)
+
+
+def test_to_frame_has_one_checked_row_per_region():
+    model = random_mlp(7, [8, 8])
+    part = rs.slice_regions(model, square(2.0))
+    frame = part.to_frame(model)
+    assert len(frame) == part.n_regions and frame["region"].tolist() == list(range(part.n_regions))
+    assert frame["area"].to_numpy() == pytest.approx(part.areas(), rel=1e-12, abs=1e-15)
+    polys = part.to_shapely()
+    assert frame["perimeter"].to_numpy() == pytest.approx(shapely.length(polys), rel=1e-12)
+    centroids = shapely.get_coordinates(shapely.centroid(polys))
+    assert frame[["centroid_s", "centroid_t"]].to_numpy() == pytest.approx(centroids, rel=1e-9, abs=1e-12)
+    assert np.all(shapely.contains_xy(polys, frame["point_s"], frame["point_t"]))
+    for site in range(len(part.sites)):
+        assert frame[f"active_site{site}"].tolist() == part.active(site).sum(axis=1).tolist()
+    # equal hashes exactly for equal patterns (all sites)
+    bits = np.concatenate([part.active(s) for s in range(len(part.sites))], axis=1)
+    _, first = np.unique(bits, axis=0, return_inverse=True)
+    hashes = frame["pattern_hash"].to_numpy()
+    assert len(set(hashes.tolist())) == len(set(first.ravel().tolist()))
+    with torch.no_grad():
+        out = model(part.plane.to_input(part.interior_points()).float())
+    assert frame["predicted"].tolist() == out.argmax(1).tolist()
+    assert frame["logit0"].to_numpy() == pytest.approx(out[:, 0].double().numpy(), rel=1e-5, abs=1e-6)
+    assert "predicted" not in part.to_frame().columns
+
+
+def test_geo_interface_and_geopandas():
+    part = rs.slice_regions(random_mlp(3, [4]), square())
+    geo = part.__geo_interface__
+    assert geo["type"] == "FeatureCollection" and len(geo["features"]) == part.n_regions
+    shapes = [shapely.geometry.shape(f["geometry"]) for f in geo["features"]]
+    assert [s.area for s in shapes] == pytest.approx(part.areas().tolist(), rel=1e-12)
+    try:
+        import geopandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(rs.InputValueError, match="pip install geopandas"):
+            part.to_geopandas()
+    else:
+        assert len(part.to_geopandas()) == part.n_regions

@@ -162,6 +162,37 @@ class Partition2D:
         return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords,
                                          (closed_offsets, np.arange(self.n_regions + 1)))
 
+    def to_frame(self, model: torch.nn.Module | None = None) -> Any:
+        """One row per region as a pandas DataFrame: area, perimeter, vertices, shape,
+        centroid, an interior point, a pattern hash, active neurons per site and, with
+        `model`, the predicted class and logits (see :func:`reluscope.metrics.tables.region_table`)."""
+        from reluscope.metrics.tables import region_table  # metrics sit above regions: import late
+
+        return region_table(self, model)
+
+    @property
+    def __geo_interface__(self) -> dict[str, Any]:
+        """GeoJSON FeatureCollection of the regions (plane coordinates), with each region's
+        index and area as properties (for shapely, geopandas and GIS tools)."""
+        areas = self.areas()
+        rings = np.split(self.face_vertices, self.face_offsets[1:-1])
+        features = [{"type": "Feature", "properties": {"region": i, "area": float(areas[i])},
+                     "geometry": {"type": "Polygon",
+                                  "coordinates": [self.vertices[np.append(r, r[0])].tolist()]}}
+                    for i, r in enumerate(rings)]  # GeoJSON is one object per region by definition
+        return {"type": "FeatureCollection", "features": features}
+
+    def to_geopandas(self, model: torch.nn.Module | None = None) -> Any:
+        """:meth:`to_frame` as a GeoDataFrame with the regions as polygons (needs geopandas)."""
+        try:
+            import geopandas
+        except ImportError as exc:
+            raise InputValueError(message("Partition2D.to_geopandas", "geopandas installed",
+                                          "no geopandas in this environment",
+                                          "pip install geopandas, or use to_frame() and to_shapely()."
+                                          )) from exc
+        return geopandas.GeoDataFrame(self.to_frame(model), geometry=self.to_shapely())
+
     # ------------------------------------------------------------------ io
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the partition to a compressed ``.npz`` file, atomically.
