@@ -182,3 +182,21 @@ def test_verify_catches_an_output_that_is_not_affine_inside_its_regions():
     assert report.nonaffine_regions > 0 and not report.ok
     clean = tiny_net()
     assert rs.slice_regions(clean, plane2d()).verify(clean).nonaffine_regions == 0
+
+
+def test_config_values_can_be_overridden_on_the_command_line_and_bad_overrides_are_named(tmp_path, capsys):
+    from reluscope.experiments.config import apply_overrides
+
+    config = load_config("configs/mnist-small.toml", ["training.epochs=1", "grid.seeds=[0, 1]",
+                                                       "name=quick-look", "grid.objectives=[\"simclr\"]",
+                                                       "analysis.lc_estimators=[\"ball\"]"])
+    assert config.training.epochs == 1 and config.grid.seeds == [0, 1] and config.name == "quick-look"
+    assert config.grid.objectives == ["simclr"] and len(config.runs()) == 2 * len(config.grid.widths)
+    assert apply_overrides({"grid": {}}, ["grid.backbones=mlp"])["grid"]["backbones"] == "mlp"  # bare word
+    for bad in ("training.epochs", "epochs=2", "a.b.c=1", "=3"):
+        with pytest.raises(ValueError, match="section.key=value"):
+            load_config("configs/mnist-small.toml", [bad])
+    with pytest.raises(ValueError, match="`training.epochs`"):  # validated like the file itself
+        load_config("configs/mnist-small.toml", ["training.epochs=-2"])
+    assert main(["run", "configs/mnist-small.toml", "--set", "oops", "--root", str(tmp_path / "x")]) == 2
+    assert "section.key=value" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int_argument, default=None,
                         help="parallel runs (default 2)")
     parser.add_argument("--config", default=None, help="another grid (TOML) instead of the demo's")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                        help="override a config value (TOML syntax; repeatable), e.g. --set grid.seeds=[0]")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -35,10 +37,10 @@ def run(args: argparse.Namespace) -> None:
     from reluscope.experiments.runner import run_experiment
 
     if args.config is not None:
-        config = load_config(args.config)
+        config = load_config(args.config, args.overrides)
     else:
         with resources.as_file(resources.files("reluscope.experiments") / "configs" / "demo.toml") as path:
-            config = load_config(path)
+            config = load_config(path, args.overrides)
     report = run_experiment(config, args.root, data_dir=args.data, workers=args.workers)
     print(f"grid: {len(report.completed)} runs done, {len(report.skipped)} already complete, "
           f"{len(report.failed)} failed ({report.seconds:.0f}s)")

@@ -6,6 +6,7 @@ resumes; a failing run is reported and the others go on; SIGTERM or Ctrl-C stops
 workers and keeps every finished checkpoint). ``--report`` then writes the report.
 
 Usage: reluscope run CONFIG.toml [--root DIR] [--data DIR] [--workers N] [--report]
+       [--set SECTION.KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int_argument, default=None,
                         help="parallel runs (default: from the config)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                        help="override a config value (TOML syntax; repeatable), e.g. "
+                        "--set training.epochs=1 --set grid.seeds=[0]")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from reluscope.experiments.report import write_report
     from reluscope.experiments.runner import run_experiment
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.overrides)
     root = args.root or f"outputs/{config.name}"
     report = run_experiment(config, root, data_dir=args.data, workers=args.workers)
     print(f"{config.name}: {len(report.completed)} runs done, {len(report.skipped)} already complete, "

@@ -407,8 +407,9 @@ def _check(config: ExperimentConfig) -> None:
                               + "\n  - ".join(problems.found))
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML experiment config."""
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate a TOML experiment config, with ``section.key=value`` `overrides`
+    (see :func:`apply_overrides`) applied before validation."""
     source = Path(path)
     if not source.is_file():
         raise InputValueError(message("the experiment config", "an existing TOML file",
@@ -421,7 +422,34 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if "grid" not in data:  # an empty file would silently start the default grid
         raise InputValueError(message("the experiment config", "a [grid] table saying what to train",
                                       f"{str(source)!r} without one", "Start from configs/mnist-small.toml."))
-    return config_from_dict(data)
+    return config_from_dict(apply_overrides(data, overrides or []))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`data` with each ``section.key=value`` (or ``name=value``) set; values are TOML
+    (``3``, ``1e-3``, ``true``, ``[0, 1, 2]``, ``"simclr"``), bare words are strings."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        path = key.strip().split(".")
+        if not sep or not all(path) or len(path) > 2 or (len(path) == 1 and path[0] != "name"):
+            raise InputValueError(message("`--set` of the experiment config",
+                                          "section.key=value (or name=...)", repr(text),
+                                          "e.g. --set training.epochs=2 --set grid.seeds=[0]"))
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word: a string
+        if len(path) == 1:
+            out["name"] = value
+        else:
+            table = out.setdefault(path[0], {})
+            if not isinstance(table, dict):
+                raise InputValueError(message(f"`--set {key}`", "a key of a table",
+                                              f"{path[0]!r} is not a table",
+                                              "Set table keys such as training.epochs."))
+            table[path[1]] = value
+    return out
 
 
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
