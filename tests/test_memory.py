@@ -33,3 +33,29 @@ def test_search_sorted_equals_numpy_for_large_and_small_queries():
         left, right = search_sorted(keys, queries, sides=("left", "right"))
         assert np.array_equal(left, np.searchsorted(keys, queries, side="left"))
         assert np.array_equal(right, np.searchsorted(keys, queries, side="right"))
+
+
+def test_the_first_compilation_of_a_reluscope_kernel_logs_one_notice(caplog):
+    import logging
+
+    from numba.core import event
+
+    from reluscope._kernels.compile_notice import FirstCompileNotice
+
+    class Dispatcher:
+        def __init__(self, function):
+            self.py_func = function
+
+    def start(function):
+        return event.Event("numba:compile", event.EventStatus.START,
+                           data={"dispatcher": Dispatcher(function)})
+
+    notice = FirstCompileNotice()
+    with caplog.at_level(logging.WARNING, logger="reluscope"):
+        notice.notify(start(len))  # not a reluscope function: nothing
+        assert not caplog.records
+        notice.notify(start(FirstCompileNotice.on_start))
+        notice.notify(start(FirstCompileNotice.on_start))
+    assert [r.getMessage() for r in caplog.records] == [
+        "reluscope: compiling the engines' kernels with numba (first run on this machine only, up to a "
+        "minute; cached afterwards)"]

@@ -9,3 +9,7 @@ validated by their callers:
 * ``hashing`` -- an open-addressing int64 -> float64 table.
 * ``growable`` -- an append-only array with amortised growth.
 """
+
+from reluscope._kernels.compile_notice import install as _install_compile_notice
+
+_install_compile_notice()
