@@ -148,6 +148,16 @@ def test_train_command_trains_resumes_and_evaluates(tmp_path, data_dir, capsys):
     assert quality[-1].stat().st_mtime_ns == stamp
 
 
+def test_every_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: 256)" in text and "(default: mlp)" in text and "(default: None)" not in text
+    with pytest.raises(SystemExit):
+        main(["slice", "--help"])
+    assert "(default: 5000000)" in capsys.readouterr().out
+
+
 def test_help_is_fast_and_imports_no_torch_and_names_match_the_registry():
     import subprocess
     import sys

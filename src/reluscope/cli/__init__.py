@@ -16,6 +16,19 @@ from reluscope import __version__
 from reluscope.cli import demo, findings, report, run, slice, train
 from reluscope.errors import ReluscopeError
 
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Docstrings as written, and each option's default in ``--help`` unless its help says it
+    already (or there is none to show: a flag, or a default computed at run time)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 #: The commands, in the order ``--help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (demo, run, report, findings, train, slice)
 
@@ -28,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {}
     for command in COMMANDS:
         sub = commands.add_parser(command.NAME, help=command.HELP, description=command.__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+                                  formatter_class=_HelpFormatter)
         command.add_arguments(sub)
+        for action in sub._actions:  # options without help still show their default
+            if action.help is None and action.option_strings and action.default not in (None, False):
+                action.help = "(default: %(default)s)"
         by_name[command.NAME] = command
     args = parser.parse_args(argv)
     try:
