@@ -186,3 +186,36 @@ def test_first_layer_arrangement_matches_cutting_in_rounds(slicer):
     # the three concurrent lines (and the duplicate) meet in one vertex at the origin
     at_origin = np.flatnonzero(np.hypot(*arranged.vertices.T) < 1e-12)
     assert len(at_origin) == 1
+
+
+def test_coincident_neurons_pass_verify_and_a_false_flip_does_not(slicer):
+    """Two neurons with one zero line (x = 0.25, the second scaled by 4) switch together across
+    it: a correct partition, which verify must certify, naming the coincident edges."""
+    import dataclasses
+
+    net = linear_relu([[1.0, 0.0], [4.0, 0.0], [0.0, 1.0]], [-0.25, -1.0, 0.125])
+    part = slicer(net, square())
+    assert part.n_regions == 4
+    report = part.verify(net)
+    assert report.ok and report.coincident_edges == 2 and report.adjacency_mismatches == 0
+    # an edge whose faces differ in a neuron that does not vanish along it is still refused
+    patterns = [p.copy() for p in part.patterns]
+    face = int(part.edge_faces[np.flatnonzero(part.edge_faces[:, 1] >= 0)[0], 0])
+    patterns[0][face, 0] ^= np.uint8(0b00100000)  # neuron 2 (the line y = -0.125), not on that edge
+    tampered = dataclasses.replace(part, patterns=tuple(patterns))
+    assert tampered.verify(net).adjacency_mismatches > 0
+
+
+def test_conv_neurons_seeing_equal_patches_switch_together_and_verify(slicer):
+    """Images that repeat with period 3 along the width: a 3x3 conv's neurons at columns 0
+    and 3 see equal patches in all three images, so their zero lines on the plane coincide
+    (as for MNIST's equal pixels in a real CNN)."""
+    gen = torch.Generator().manual_seed(5)
+    tile = torch.rand(3, 1, 6, 3, generator=gen, dtype=torch.float64)
+    x = torch.cat([tile, tile], dim=3)  # (3, 1, 6, 6), columns j and j + 3 equal
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(32, 2)).double().eval()
+    part = slicer(net, rs.Plane.through(x[0], x[1], x[2], margin=0.5))
+    report = part.verify(net)
+    assert report.coincident_edges > 0 and report.adjacency_mismatches == 0 and report.ok

@@ -264,6 +264,10 @@ class VerificationReport:
     nonaffine_regions : int
         Sampled regions where the model's output is not affine (a nonlinearity the
         partition does not account for).
+    coincident_edges : int
+        Shared edges where more neurons than the recorded one switch, every one of them
+        zero at both ends of the edge (neurons with the same zero line there: a CNN on
+        images with equal pixels has them). Correct, so not counted as mismatches.
     """
 
     area_relative_error: float
@@ -275,6 +279,7 @@ class VerificationReport:
     unmatched_edges: int
     area_rtol: float = 1e-9
     nonaffine_regions: int = 0
+    coincident_edges: int = 0
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,9 @@ Checks, each from first principles:
 3. patterns: a plain forward pass at each region's interior point reproduces the
    recorded activation pattern (entries within rounding of zero are skipped);
 4. adjacency: two regions sharing an edge differ in exactly the neuron that created
-   the edge; edges with one region are on the domain boundary.
+   the edge -- or, where several neurons have the same zero line, in a set of neurons
+   that all vanish at both ends of the edge (checked by a forward pass there); edges
+   with one region are on the domain boundary.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from reluscope.regions.partition2d import Partition2D, VerificationReport
 AREA_RTOL = 1e-9
 #: Pre-activations with |z| below this fraction of the sample's largest |z| are ambiguous.
 ZERO_RTOL = 1e-12
+#: A neuron counts as switching along an edge when |z| at both of the edge's ends is below
+#: this fraction of its site's largest |z| there (the ends are rounded vertices: looser).
+ON_EDGE_RTOL = 1e-8
 _BATCH = 4096
 
 
@@ -80,7 +85,8 @@ def _nonaffine_regions(part: Partition2D, model: nn.Module, faces: np.ndarray) -
     return int((gap > 1e-7 * scale).sum())
 
 
-def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
+def _adjacency_mismatches(part: Partition2D, model: nn.Module) -> tuple[int, int, int]:
+    """(mismatched, unmatched, coincident) shared edges."""
     inner = part.edge_faces[:, 1] >= 0
     unmatched = int((~inner & (part.edge_site >= 0)).sum())
     left, right = part.edge_faces[inner, 0], part.edge_faces[inner, 1]
@@ -93,7 +99,33 @@ def _adjacency_mismatches(part: Partition2D) -> tuple[int, int]:
         right_bit[here] = bit_at(packed, left[here], neuron[here]) \
             != bit_at(packed, right[here], neuron[here])
     bad = (flips != 1) | ~right_bit | (layer < 0)
-    return int(bad.sum()), unmatched
+    several = np.flatnonzero(bad & (flips > 1) & right_bit & (layer >= 0))
+    coincident = np.zeros(len(left), dtype=bool)
+    if len(several):
+        ends = part.edges[np.flatnonzero(inner)[several]]
+        coincident[several] = _all_vanish(part, model, left[several], right[several], ends)
+    return int((bad & ~coincident).sum()), unmatched, int(coincident.sum())
+
+
+def _all_vanish(part: Partition2D, model: nn.Module, left: np.ndarray, right: np.ndarray,
+                ends: np.ndarray) -> np.ndarray:
+    """For each edge (its two faces, its two end vertices (E, 2)): does every neuron that
+    differs between the faces vanish at both ends (it switches along the whole edge)?"""
+    net = Network(model, part.plane, where="Partition2D.verify")
+    ok = np.ones(len(left), dtype=bool)
+    for start in range(0, len(left), _BATCH):
+        chunk = slice(start, start + _BATCH)
+        points = part.vertices[ends[chunk].ravel()]  # (2m, 2): both ends of each edge
+        pre = net.plane_preactivations(torch.from_numpy(points))
+        for site, tensor in enumerate(pre):
+            z = np.abs(tensor.detach().cpu().numpy()).reshape(-1, 2, tensor.shape[-1])
+            scale = z.max(axis=2, keepdims=True) + 1e-300
+            on_line = (z <= ON_EDGE_RTOL * scale).all(axis=1)  # (m, size)
+            packed = part.patterns[site]
+            differs = np.unpackbits(packed[left[chunk]] ^ packed[right[chunk]], axis=1,
+                                    count=part.sites[site].size).astype(bool)
+            ok[chunk] &= ~(differs & ~on_line).any(axis=1)
+    return ok
 
 
 #: Regions (spread over the checked ones) whose output is tested for affinity.
@@ -124,7 +156,7 @@ def verify(part: Partition2D, model: nn.Module, *, max_regions: int | None = Non
     if max_regions is not None and max_regions < part.n_regions:
         pick = torch.randperm(part.n_regions, generator=generator)[:max_regions]
         faces = np.sort(pick.numpy())
-    adjacency, unmatched = _adjacency_mismatches(part)
+    adjacency, unmatched, coincident = _adjacency_mismatches(part, model)
     return VerificationReport(
         area_relative_error=float(abs(areas.sum() - domain) / domain),
         nonpositive_areas=int((areas <= 0).sum()),
@@ -134,5 +166,6 @@ def verify(part: Partition2D, model: nn.Module, *, max_regions: int | None = Non
         checked_regions=len(faces),
         adjacency_mismatches=adjacency,
         unmatched_edges=unmatched,
+        coincident_edges=coincident,
         area_rtol=AREA_RTOL,
     )
