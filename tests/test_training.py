@@ -83,6 +83,12 @@ def test_checkpoint_schedule_is_log_spaced_with_epoch_ends():
     steps = checkpoint_steps(1000, 100, per_decade=2)
     assert steps[:5] == [0, 1, 3, 10, 32]
     assert set(range(100, 1001, 100)) <= set(steps) and steps == sorted(set(steps))
+    sparse = checkpoint_steps(1000, 100, per_decade=2, every_epochs=4)
+    assert {400, 800, 1000} <= set(sparse) and not {200, 300, 500, 600} & set(sparse)
+    assert checkpoint_steps(1000, 100, per_decade=2, every_epochs=0) == [0, 1, 3, 10, 32, 100, 316, 1000]
+    # a new field at its default leaves every published run id as it was
+    assert "checkpoint_every_epochs" not in TrainConfig().identity()
+    assert TrainConfig(checkpoint_every_epochs=5).identity()["checkpoint_every_epochs"] == 5
 
 
 def run_config(**changes) -> TrainConfig:

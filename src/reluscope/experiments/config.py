@@ -73,6 +73,7 @@ class Training:
     subset: int | None = None
     checkpoints_per_decade: int = 3
     label_noise: float = 0.0
+    checkpoint_every_epochs: int = 1
 
     def train_config(self, **per_run: Any) -> TrainConfig:
         """One run's TrainConfig: these shared fields plus the run's own (`per_run`)."""
@@ -383,6 +384,7 @@ def _check(config: ExperimentConfig) -> None:
                     "findings.detection_z": f.detection_z})
     problems.reals({"training.weight_decay": t.weight_decay, "findings.burn_in_epochs": f.burn_in_epochs,
                     "training.label_noise": t.label_noise}, strict=False)
+    problems.integers({"training.checkpoint_every_epochs": t.checkpoint_every_epochs}, 0)
     if isinstance(t.label_noise, int | float) and not t.label_noise < 1:
         problems.fail("training.label_noise", "a fraction in [0, 1)", t.label_noise, "e.g. 0.2.")
     if isinstance(a.lc_directions, int) and a.lc_directions > 784:

@@ -26,8 +26,10 @@ from reluscope._validation import message
 from reluscope.errors import CheckpointError
 
 
-def checkpoint_steps(total_steps: int, steps_per_epoch: int, per_decade: int = 4) -> list[int]:
-    """Log-spaced steps including 0, plus every epoch end, up to ``total_steps`` (sorted).
+def checkpoint_steps(total_steps: int, steps_per_epoch: int, per_decade: int = 4,
+                     every_epochs: int = 1) -> list[int]:
+    """Log-spaced steps including 0, plus the end of every ``every_epochs``-th epoch (0: none)
+    and the last step, up to ``total_steps`` (sorted).
 
     ``per_decade`` log-spaced points per factor of 10 (1, 1.8, 3.2, 5.6, 10, ... for 4).
     """
@@ -35,7 +37,9 @@ def checkpoint_steps(total_steps: int, steps_per_epoch: int, per_decade: int = 4
     if total_steps > 0:
         n = math.ceil(per_decade * math.log10(total_steps)) + 1
         steps.update(min(total_steps, round(10 ** (k / per_decade))) for k in range(n + 1))
-    steps.update(range(steps_per_epoch, total_steps + 1, max(steps_per_epoch, 1)))
+    if every_epochs > 0:
+        stride = max(steps_per_epoch, 1) * every_epochs
+        steps.update(range(stride, total_steps + 1, stride))
     return sorted(s for s in steps if 0 <= s <= total_steps)
 
 

@@ -67,6 +67,9 @@ class TrainConfig:
         Symmetric label noise: this fraction of the training labels (exactly
         ``round(label_noise * n)``, chosen by the seed) is replaced by a uniformly random
         *other* class, once, before training (see :func:`noisy_labels`).
+    checkpoint_every_epochs : int
+        Checkpoint the end of every N-th epoch (0: only the log-spaced steps and the last);
+        long runs (hundreds of epochs) want more than 1.
     """
 
     dataset: str = "mnist"
@@ -84,10 +87,11 @@ class TrainConfig:
     checkpoints_per_decade: int = 4
     objective_options: dict[str, Any] = field(default_factory=dict)
     label_noise: float = 0.0
+    checkpoint_every_epochs: int = 1
 
     #: Fields added after run ids were first published, with the default that leaves a run's
     #: id (and its folder) as it was: they enter the id only when set to something else.
-    LATER_FIELDS: ClassVar[dict[str, Any]] = {"label_noise": 0.0}
+    LATER_FIELDS: ClassVar[dict[str, Any]] = {"label_noise": 0.0, "checkpoint_every_epochs": 1}
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -98,6 +102,7 @@ class TrainConfig:
             if name == "subset" and value is None:
                 continue
             check_int(value, f"`{name}` of TrainConfig")
+        check_int(self.checkpoint_every_epochs, "`checkpoint_every_epochs` of TrainConfig", low=0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputValueError(message("`seed` of TrainConfig", "a non-negative integer", repr(self.seed),
                                           "Pass e.g. 0."))
@@ -194,7 +199,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch
     total = config.epochs * steps_per_epoch
-    schedule = set(checkpoint_steps(total, steps_per_epoch, config.checkpoints_per_decade))
+    schedule = set(checkpoint_steps(total, steps_per_epoch, config.checkpoints_per_decade,
+                                    config.checkpoint_every_epochs))
     _check_same_config(run, config)
 
     objective = build(config)
