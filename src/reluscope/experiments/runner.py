@@ -252,6 +252,7 @@ def _log_line(report: GridReport, total: int, spec: RunSpec, quiet: bool | None)
 
 def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None, workers: int,
                  report: GridReport, store: Store, quiet: bool | None) -> None:
+    before = len(report.skipped)  # complete before this call: counted in the log's [done/total]
     bar = progress_bar(total=len(pending), desc=f"grid {config.name}", unit="run", disable=quiet)
     with bar:
         if workers <= 1 or len(pending) <= 1:
@@ -262,7 +263,7 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
                 except Exception as exc:  # one failing run must not stop the grid
                     _record(report, store, spec, exc)
                 bar.update(1)
-                _log_line(report, len(pending), spec, quiet)
+                _log_line(report, len(pending) + before, spec, quiet)
             return
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
@@ -273,7 +274,7 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
             for done in futures.as_completed(jobs):
                 _record(report, store, jobs[done], done.exception())
                 bar.update(1)
-                _log_line(report, len(pending), jobs[done], quiet)
+                _log_line(report, len(pending) + before, jobs[done], quiet)
         except BaseException:  # Ctrl-C or SIGTERM: no orphaned workers
             _stop_workers(pool)
             raise
