@@ -351,3 +351,23 @@ def test_local_complexity_claims_on_planted_associations():
     assert found["higher local complexity, lower robust accuracy"].verdict == "holds"
     assert found["lower feature rank comes with lower local complexity"].verdict == "does not hold"
     assert found["local complexity falls after the first epoch"].verdict == "holds"
+
+
+def test_the_complexity_figure_draws_lc_pairs_and_double_descent(tmp_path):
+    from reluscope.experiments.figures import plot_complexity
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for width in (4, 16, 64, 256):
+        for seed in range(2):
+            for step in (0, 10, 100):
+                lc = float(rng.uniform(1, 10))
+                rows.append({"run_id": f"w{width}-s{seed}", "objective": "supervised", "width": width,
+                             "seed": seed, "step": step, "full.lc.total": lc,
+                             "full.path.total_variation_density": 2 * lc, "lc.total": lc,
+                             "feature_rankme": 3 * lc, "classifier.test_accuracy": 0.8 + 0.01 * seed,
+                             "classifier.train_accuracy": 0.9, "full.path.mean_abs_deviation": lc / width})
+    path = plot_complexity(pd.DataFrame(rows), tmp_path)
+    assert path is not None and path.stat().st_size > 20_000
+    bare = pd.DataFrame([{"run_id": "a", "objective": "simclr", "width": 8, "seed": 0, "step": 0}])
+    assert plot_complexity(bare, tmp_path) is None

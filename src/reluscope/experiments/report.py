@@ -3,7 +3,8 @@
 Sections: the runs at their last checkpoint; the findings table with verdicts and
 criteria; partitions of the same plane at several checkpoints for each objective;
 metric curves over training beside probe accuracy; correlations with quality; the
-collapse timeline.
+collapse timeline; local complexity and double descent. The figures are drawn in
+:mod:`reluscope.experiments.figures`.
 """
 
 from __future__ import annotations
@@ -12,37 +13,22 @@ import base64
 import html
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from reluscope._files import write_bytes
 from reluscope.experiments.config import Findings, config_from_dict
+from reluscope.experiments.figures import CURVES, plot_collapse, plot_complexity, plot_curves, plot_partitions
 from reluscope.experiments.findings import (
-    COLLAPSE_GEOMETRY,
-    COLLAPSE_STANDARD,
-    base_objective,
     correlations,
     detection_steps,
     false_alarm_rates,
     findings,
-    healthy_reference,
-    is_collapse_variant,
     secondary_metrics,
     wide,
 )
 from reluscope.experiments.metric_names import lookup, split_network
 from reluscope.experiments.store import Store, load_analysed
-from reluscope.plotting import plot_partition
-from reluscope.regions import Partition2D
-
-CURVES = ("slice.log_density_mean", "slice.n_regions", "slice.area_median", "slice.eccentricity_mean",
-          "slice.boundary_density", "path.boundary_density", "full.path.boundary_density", "lc.total",
-          "full.lc.total", "full.path.mean_abs_deviation", "probe_test_accuracy", "knn_accuracy",
-          "embedding_std", "embedding_rankme", "feature_rankme", "train.loss")
 
 
 def glossary(names: list[str]) -> pd.DataFrame:
@@ -58,109 +44,6 @@ def glossary(names: list[str]) -> pd.DataFrame:
         rows.append({"metric": name, "meaning": meaning, "unit": "" if spec is None else spec.unit,
                      "direction": "" if spec is None else direction[spec.complexity]})
     return pd.DataFrame(rows)
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4) -> Path | None:
-    """Plane 0 of every objective at up to `columns` checkpoints, side by side."""
-    rows = []
-    for run_id, group in table.groupby("run_id"):
-        steps = [int(s) for s in group["step"]
-                 if (root / "runs" / run_id / "partitions" / f"step_{int(s):08d}" / "plane0.npz").is_file()]
-        if steps:
-            spots = np.linspace(0, len(steps) - 1, min(columns, len(steps)))
-            pick = sorted({steps[round(i)] for i in spots})
-            rows.append((run_id, group["objective"].iloc[0], group.set_index("step"), pick))
-    if not rows:
-        return None
-    columns = max(len(pick) for *_, pick in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.3 * len(rows)), squeeze=False)
-    for r, (run_id, objective, group, pick) in enumerate(rows):
-        for c in range(columns):
-            ax = axes[r, c]
-            if c >= len(pick):
-                ax.axis("off")
-                continue
-            step = pick[c]
-            part = Partition2D.load(root / "runs" / run_id / "partitions" / f"step_{step:08d}" / "plane0.npz")
-            plot_partition(part, ax, pixels=500)
-            probe = group.loc[step].get("probe_test_accuracy", np.nan)
-            ax.set_title(f"{objective} step {step}\n{part.n_regions:,} regions, probe {probe:.3f}",
-                         fontsize=8)
-    fig.suptitle("The same plane through three test images, over training (edges coloured by layer)")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (3.3 * len(rows))))
-    return _save(fig, out / "partitions.png")
-
-
-def plot_curves(table: pd.DataFrame, out: Path) -> Path:
-    """Each metric over training steps: the mean over seeds per objective, with the seeds' range."""
-    metrics = [m for m in CURVES if m in table]
-    cols = 4
-    nrows = int(np.ceil(len(metrics) / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
-    palette = plt.get_cmap("tab20")
-    objectives = sorted(table["objective"].unique())
-    for i, metric in enumerate(metrics):
-        ax = axes.flat[i]
-        for k, objective in enumerate(objectives):
-            runs = table[table["objective"] == objective].groupby("step")[metric]
-            mean, low, high = runs.mean(), runs.min(), runs.max()
-            color = palette(k % 20)
-            style = "--" if is_collapse_variant(objective) else "-"
-            ax.plot(mean.index + 1, mean.to_numpy(), style, color=color, marker=".", markersize=3,
-                    label=objective)
-            ax.fill_between(mean.index + 1, low.to_numpy(), high.to_numpy(), color=color, alpha=0.15,
-                            linewidth=0)
-        ax.set_xscale("log")
-        ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("step + 1", fontsize=8)
-    for ax in axes.flat[len(metrics):]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
-    fig.suptitle("Mean over seeds (band: range over seeds); dashed: collapse variants", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.98))
-    return _save(fig, out / "curves.png")
-
-
-def plot_collapse(table: pd.DataFrame, steps: pd.DataFrame, out: Path) -> Path | None:
-    """For each collapse variant: indicators relative to the healthy run, with detection steps."""
-    runs = [r for r in table["run_id"].unique() if is_collapse_variant(table[table["run_id"] == r]
-                                                                       ["objective"].iloc[0])]
-    if not runs:
-        return None
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 3.8), squeeze=False)
-    for ax, run_id in zip(axes[0], runs, strict=True):
-        group = table[table["run_id"] == run_id].set_index("step")
-        objective = group["objective"].iloc[0]
-        reference = healthy_reference(table, group)
-        for indicator in COLLAPSE_GEOMETRY + COLLAPSE_STANDARD:
-            if indicator not in group:
-                continue
-            if reference is None or indicator not in reference:
-                continue
-            ref = reference[indicator].reindex(group.index)
-            style = "-" if indicator in COLLAPSE_GEOMETRY else ":"
-            line = ax.plot(group.index + 1, group[indicator] / ref, style, marker=".", label=indicator)[0]
-            hit = steps[(steps["run_id"] == run_id) & (steps["indicator"] == indicator)]["step"]
-            hit = hit.dropna()
-            if len(hit) and np.isfinite(hit.iloc[0]):
-                ax.axvline(hit.iloc[0] + 1, color=line.get_color(), alpha=0.4, linewidth=3)
-        ax.axhline(1.0, color="black", linewidth=0.6)
-        ax.set_xscale("log")
-        ax.set_title(f"{objective} relative to {base_objective(objective)} (other seeds)", fontsize=9)
-        ax.set_xlabel("step + 1 (bands: first flag of each indicator)", fontsize=8)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no healthy run of another seed to compare with", ha="center",
-                    transform=ax.transAxes, fontsize=8)
-    return _save(fig, out / "collapse.png")
 
 
 def _img(path: Path | None) -> str:
@@ -218,7 +101,7 @@ def write_report(root: str | Path) -> Path:
     steps = detection_steps(table, options)
     alarms = false_alarm_rates(steps).rename("false-alarm rate").reset_index()
     figures = {"partitions": plot_partitions(root, table, out), "curves": plot_curves(table, out),
-               "collapse": plot_collapse(table, steps, out)}
+               "collapse": plot_collapse(table, steps, out), "complexity": plot_complexity(table, out)}
     failures = Store(root).failures()
     config = Store(root).read_json("experiment.json") or {}
     parts = [
@@ -262,6 +145,12 @@ def write_report(root: str | Path) -> Path:
         _img(figures["collapse"]),
         _table(alarms) if not alarms.empty else "",
         _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
+        "<h2>Local complexity and double descent</h2>",
+        "<p>Every checkpoint of every healthy run: local complexity against the total variation of the "
+        "output along test segments (Humayun et al. bound one by the other), against robust accuracy "
+        "and against feature rank (Patel &amp; Montúfar); for a grid over widths, the test error and the "
+        "nonlinearity along test segments at the last checkpoint (Gamba et al.).</p>",
+        _img(figures["complexity"]),
     ]
     if failures:
         parts += ["<h2>Failed runs</h2>", _table(pd.DataFrame(
