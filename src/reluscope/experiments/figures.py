@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -164,6 +165,7 @@ def plot_complexity(table: pd.DataFrame, out: Path) -> Path | None:
         if x.endswith("lc.total") and y.endswith("total_variation_density"):
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded minor labels
     if pairs:
         axes[0][0].legend(fontsize=6, markerscale=2)
     if descent:
