@@ -72,9 +72,7 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
                    cmap: str | None = None, seed: int = 0, decision: DecisionBoundary | None = None,
                    anchor_images: Any = None, image_size: float = 0.12, raster: bool | None = None,
                    pixels: int = 1400) -> Any:
-    """
-    # Long for its parameter documentation (40 lines); the drawing itself is split into the
-    # vector and raster helpers above.Draw the regions of a partition (fast for 10^5-10^6 regions).
+    """Draw the regions of a partition (fast for 10^5-10^6 regions).
 
     Parameters
     ----------
@@ -110,6 +108,7 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
     -------
     matplotlib Axes
     """
+    # Long for its parameter documentation (40 lines); the drawing is in the helpers above.
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection, PolyCollection
 
