@@ -200,3 +200,23 @@ def test_config_values_can_be_overridden_on_the_command_line_and_bad_overrides_a
         load_config("configs/mnist-small.toml", ["training.epochs=-2"])
     assert main(["run", "configs/mnist-small.toml", "--set", "oops", "--root", str(tmp_path / "x")]) == 2
     assert "section.key=value" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_engine_options_name_the_bad_field_and_the_default():
+    with pytest.raises(ValueError, match="`walk_min_width` of EngineOptions must be an integer >= 0; got -1.*"
+                                         "walk_min_width=128"):
+        rs.EngineOptions(walk_min_width=-1)
+    with pytest.raises(ValueError, match="`sibling_batch` of EngineOptions must be a positive integer"):
+        rs.EngineOptions(sibling_batch=2.5)
+    with pytest.raises(ValueError, match="`snap_rtol` of EngineOptions must be a relative tolerance in"):
+        rs.EngineOptions(snap_rtol=2.0)
+    with pytest.raises(ValueError, match="`arrange` of EngineOptions must be True or False"):
+        rs.EngineOptions(arrange=1)
+    with pytest.raises(TypeError, match="`options` of slice_regions must be an EngineOptions"):
+        rs.slice_regions(tiny_net(), plane2d(), options={"snap_rtol": 1e-9})
+
+
+def test_to_frame_refuses_a_model_that_is_not_a_module():
+    part = rs.slice_regions(tiny_net(), plane2d())
+    with pytest.raises(TypeError, match="`model` of Partition2D.to_frame must be a torch.nn.Module"):
+        part.to_frame(lambda x: x)

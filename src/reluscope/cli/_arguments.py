@@ -26,3 +26,10 @@ def positive_float_argument(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set SECTION.KEY=VALUE`` (repeatable), collected in ``args.overrides``."""
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                        help="override a config value (TOML syntax; repeatable), e.g. "
+                        "--set training.epochs=1 --set grid.seeds=[0]")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from reluscope.cli._arguments import positive_int_argument
+from reluscope.cli._arguments import add_overrides_argument, positive_int_argument
 
 NAME = "demo"
 HELP = "the main job: a small grid from raw data to a report"
@@ -26,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int_argument, default=None,
                         help="parallel runs (default 2)")
     parser.add_argument("--config", default=None, help="another grid (TOML) instead of the demo's")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                        help="override a config value (TOML syntax; repeatable), e.g. --set grid.seeds=[0]")
+    add_overrides_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:

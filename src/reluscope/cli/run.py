@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from reluscope.cli._arguments import positive_int_argument
+from reluscope.cli._arguments import add_overrides_argument, positive_int_argument
 
 NAME = "run"
 HELP = "run an experiment grid (TOML config)"
@@ -27,9 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int_argument, default=None,
                         help="parallel runs (default: from the config)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                        help="override a config value (TOML syntax; repeatable), e.g. "
-                        "--set training.epochs=1 --set grid.seeds=[0]")
+    add_overrides_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

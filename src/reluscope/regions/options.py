@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from reluscope._validation import message
+from reluscope._validation import check_int, message
 from reluscope.errors import InputValueError
 
 
@@ -102,7 +102,5 @@ class EngineOptions:
                     raise InputValueError(message(where, "a relative tolerance in (0, 1)", repr(value),
                                                   f"The default is {spec.default}."))
                 continue
-            low = 0 if spec.name in may_be_zero else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputValueError(message(where, f"an integer >= {low}", repr(value),
-                                              f"The default is {spec.default}."))
+            check_int(value, where, low=0 if spec.name in may_be_zero else 1,
+                      example=f"{spec.name}={spec.default} (the default)")

@@ -47,8 +47,7 @@ def _convexity_violations(part: Partition2D) -> int:
     return int(np.unique(ring_ids(ptr)[bad]).size)
 
 
-def _pattern_mismatches(part: Partition2D, model: nn.Module, faces: np.ndarray) -> int:
-    net = Network(model, part.plane, where="Partition2D.verify")
+def _pattern_mismatches(part: Partition2D, net: Network, faces: np.ndarray) -> int:
     points = part.interior_points()[faces]
     bad = np.zeros(len(faces), dtype=bool)
     for start in range(0, len(faces), _BATCH):
@@ -63,14 +62,13 @@ def _pattern_mismatches(part: Partition2D, model: nn.Module, faces: np.ndarray) 
     return int(bad.sum())
 
 
-def _nonaffine_regions(part: Partition2D, model: nn.Module, faces: np.ndarray) -> int:
+def _nonaffine_regions(part: Partition2D, net: Network, faces: np.ndarray) -> int:
     """Regions where the model's output is not affine: with a, b halfway from the interior
     point to two of the region's vertices (so a, b and their midpoint lie inside), an affine
     output has f((a + b) / 2) = (f(a) + f(b)) / 2. Catches nonlinearities the engines never
     saw (they would make a region's output curved). Tolerance: 1e-7 of the outputs' scale."""
     if not len(faces):
         return 0
-    net = Network(model, part.plane, where="Partition2D.verify")
     ptr, vid, xy = part.face_offsets, part.face_vertices, part.vertices
     centre = part.interior_points()[faces]
     v0, v1 = xy[vid[ptr[faces]]], xy[vid[ptr[faces] + 1]]
@@ -85,7 +83,7 @@ def _nonaffine_regions(part: Partition2D, model: nn.Module, faces: np.ndarray) -
     return int((gap > 1e-7 * scale).sum())
 
 
-def _adjacency_mismatches(part: Partition2D, model: nn.Module) -> tuple[int, int, int]:
+def _adjacency_mismatches(part: Partition2D, net: Network) -> tuple[int, int, int]:
     """(mismatched, unmatched, coincident) shared edges."""
     inner = part.edge_faces[:, 1] >= 0
     unmatched = int((~inner & (part.edge_site >= 0)).sum())
@@ -103,15 +101,14 @@ def _adjacency_mismatches(part: Partition2D, model: nn.Module) -> tuple[int, int
     coincident = np.zeros(len(left), dtype=bool)
     if len(several):
         ends = part.edges[np.flatnonzero(inner)[several]]
-        coincident[several] = _all_vanish(part, model, left[several], right[several], ends)
+        coincident[several] = _all_vanish(part, net, left[several], right[several], ends)
     return int((bad & ~coincident).sum()), unmatched, int(coincident.sum())
 
 
-def _all_vanish(part: Partition2D, model: nn.Module, left: np.ndarray, right: np.ndarray,
+def _all_vanish(part: Partition2D, net: Network, left: np.ndarray, right: np.ndarray,
                 ends: np.ndarray) -> np.ndarray:
     """For each edge (its two faces, its two end vertices (E, 2)): does every neuron that
     differs between the faces vanish at both ends (it switches along the whole edge)?"""
-    net = Network(model, part.plane, where="Partition2D.verify")
     ok = np.ones(len(left), dtype=bool)
     for start in range(0, len(left), _BATCH):
         chunk = slice(start, start + _BATCH)
@@ -156,13 +153,14 @@ def verify(part: Partition2D, model: nn.Module, *, max_regions: int | None = Non
     if max_regions is not None and max_regions < part.n_regions:
         pick = torch.randperm(part.n_regions, generator=generator)[:max_regions]
         faces = np.sort(pick.numpy())
-    adjacency, unmatched, coincident = _adjacency_mismatches(part, model)
+    net = Network(model, part.plane, where="Partition2D.verify")  # one instrumented copy for every check
+    adjacency, unmatched, coincident = _adjacency_mismatches(part, net)
     return VerificationReport(
         area_relative_error=float(abs(areas.sum() - domain) / domain),
         nonpositive_areas=int((areas <= 0).sum()),
         nonconvex_regions=_convexity_violations(part),
-        pattern_mismatches=_pattern_mismatches(part, model, faces),
-        nonaffine_regions=_nonaffine_regions(part, model, faces[:: max(1, len(faces) // AFFINE_SAMPLES)]),
+        pattern_mismatches=_pattern_mismatches(part, net, faces),
+        nonaffine_regions=_nonaffine_regions(part, net, faces[:: max(1, len(faces) // AFFINE_SAMPLES)]),
         checked_regions=len(faces),
         adjacency_mismatches=adjacency,
         unmatched_edges=unmatched,
