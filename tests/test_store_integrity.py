@@ -236,3 +236,29 @@ def test_workers_do_not_outlive_a_grid_killed_with_sigkill(tmp_path, data_dir):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert _gone(workers, 30), "workers outlived the grid"
+
+
+def test_a_lock_still_being_written_is_not_taken_for_stale(tmp_path):
+    """os.open(O_EXCL) creates the lock empty; its JSON follows. A second process must wait for
+    it, not unlink it as a crash's leftover (two processes once ran one run this way)."""
+    import socket
+    import threading
+    import time
+
+    store = Store(tmp_path / "exp")
+    path = store.run_dir("r") / "lock.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("")  # created, not yet written
+    live = {"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}
+    writer = threading.Timer(0.3, lambda: path.write_text(json.dumps(live)))
+    writer.start()
+    try:
+        with pytest.raises(RunLockedError, match="held by pid"), store.lock("r"):
+            pass
+    finally:
+        writer.join()
+    path.write_text("")  # left empty by a crash long ago: stale
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    with store.lock("r"):
+        assert json.loads(path.read_text())["pid"] == os.getpid()

@@ -94,18 +94,23 @@ class Store:
         path = self.run_dir(run_id) / "lock.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        for _ in range(3):
+        taken_over, waited_until = 0, time.monotonic() + _LOCK_WRITE_SECONDS
+        while taken_over < 3:
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _read_lock(path)
+                if holder is None and time.monotonic() < waited_until and _age(path) < _LOCK_WRITE_SECONDS:
+                    time.sleep(0.02)  # its creator has not written it yet: not stale
+                    continue
                 if holder is not None and _alive(holder):
                     raise RunLockedError(message(
                         f"run {run_id!r}", "not being run by another process",
                         f"a lock held by pid {holder.get('pid')} on {holder.get('host')} since "
                         f"{holder.get('since')}", "Wait for it to finish, or stop that process; a lock "
                         "left by a dead process is taken over automatically.")) from None
-                path.unlink(missing_ok=True)  # stale: its process is gone
+                path.unlink(missing_ok=True)  # stale: its process is gone (or it was left empty)
+                taken_over += 1
                 continue
             with os.fdopen(fd, "w") as handle:
                 json.dump(me, handle)
@@ -170,6 +175,19 @@ def read_part(path: Path) -> pd.DataFrame | None:
         set_aside(path, checksum, reason=f"its columns are {list(frame.columns)}, not {list(COLUMNS)}")
         return None
     return frame
+
+
+#: A lock file is created empty, then written: an unreadable one younger than this is being
+#: written by its creator (live), an older one was left empty by a crash (stale).
+_LOCK_WRITE_SECONDS = 5.0
+
+
+def _age(path: Path) -> float:
+    """Seconds since `path` was last modified (0 if it is gone)."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return 0.0
 
 
 def _read_lock(path: Path) -> dict[str, Any] | None:
