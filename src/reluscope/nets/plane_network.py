@@ -10,6 +10,7 @@ from torch import nn
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError
 from reluscope.geometry.plane import Plane
+from reluscope.nets.links import Link
 from reluscope.nets.sites import InstrumentedModel, Site, model_device
 
 
@@ -88,8 +89,7 @@ class Network(InstrumentedModel):
         else:
             maps = previous.to(self.device)
         for m, link in enumerate(links, start=first):
-            matrix, bias = link  # type: ignore[misc]
-            maps = apply_link(maps, masks[m - 1], self.sites[m - 1], matrix, bias)
+            maps = apply_link(maps, masks[m - 1], self.sites[m - 1], link)  # type: ignore[arg-type]
         return maps
 
     def site0_maps(self) -> torch.Tensor:
@@ -150,8 +150,7 @@ class Network(InstrumentedModel):
         return value, ds, dt
 
 
-def apply_link(maps: torch.Tensor, mask: torch.Tensor, site: Site, matrix: torch.Tensor,
-               bias: torch.Tensor) -> torch.Tensor:
+def apply_link(maps: torch.Tensor, mask: torch.Tensor, site: Site, link: Link) -> torch.Tensor:
     """Push affine maps through a site's activation and the link after it.
 
     Parameters
@@ -162,7 +161,7 @@ def apply_link(maps: torch.Tensor, mask: torch.Tensor, site: Site, matrix: torch
         Activation pattern of `site` on each of the N pieces.
     site : Site
         The site (for its negative slope).
-    matrix, bias : torch.Tensor, shapes (size_next, size_prev) and (size_next,)
+    link : Link
         The link to the next site (or the output).
 
     Returns
@@ -174,8 +173,9 @@ def apply_link(maps: torch.Tensor, mask: torch.Tensor, site: Site, matrix: torch
     if site.negative_slope != 0.0:
         gate = gate + site.negative_slope * (1.0 - gate)
     gated = (maps * gate[None]).reshape(k * n, -1)
-    out = (gated @ matrix.T).reshape(k, n, -1)  # one GEMM for the value and every slope
-    out[0] += bias
+    # one pass for the value and every slope; the slopes carry no bias
+    out = link.linear(gated).reshape(k, n, -1)
+    out[0] += link.bias
     return out
 
 

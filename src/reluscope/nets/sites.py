@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.autograd.forward_ad as fwad
 from torch import nn
 
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError, UnsupportedModelError
+from reluscope.nets.links import Link, local_link
 from reluscope.nets.recorder import Site, SiteRecorder, StopForward, module_paths
 
 __all__ = ["MAX_LINK_ENTRIES", "InstrumentedModel", "Pass", "Site", "SiteRecorder", "model_device"]
@@ -86,6 +88,8 @@ class InstrumentedModel:
 
     #: How error messages name the inputs (subclasses say where they come from).
     input_noun = "inputs shaped"
+    #: A sparse link denser than this (fraction of its entries) is held dense when it fits.
+    dense_fraction = 0.25
 
     def __init__(self, model: nn.Module, examples: torch.Tensor, where: str) -> None:
         if not isinstance(model, nn.Module):
@@ -114,8 +118,8 @@ class InstrumentedModel:
         #: Number of entries of the model's output for one sample (0 if not one tensor).
         self.output_size = 0 if probe.output is None else int(probe.output.shape[-1])
         # links met as a plain nn.Linear: its parameters are the map (no probing needed)
-        self._links: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {
-            site: (weight, torch.zeros_like(weight[:, 0]) if bias is None else bias)
+        self._links: dict[int, Link | None] = {
+            site: Link(torch.zeros_like(weight[:, 0]) if bias is None else bias, dense=weight)
             for site, (weight, bias) in probe.linear_links.items()}
         for example in self.examples[1:]:  # one at a time: a branch may look at x[0]
             self.check_sites(self.forward(example[None]).sites, None, exact=True)
@@ -217,46 +221,76 @@ class InstrumentedModel:
         self.check_sites(result.sites, upto)
         return [r[0] for r in result.records]
 
-    def link(self, site: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def link(self, site: int) -> Link | None:
         """The affine map from site ``site-1``'s activation to site ``site``'s input, if any.
 
         ``site == len(self.sites)`` means the model's output. The map exists when that
         input depends on nothing but the previous site's activation (no skip connection
-        around it): checked by injecting the same activation for different inputs.
+        around it): checked by injecting the same activation for different inputs. It is
+        held dense when small, else (spatial sites: a conv net) by its certified sparse
+        columns and applied by the layers themselves (see ``reluscope.nets.links``).
 
         Returns
         -------
-        (A, b) with ``z = A @ a + b`` and A of shape (size_site, size_prev), or None (then
-        callers use the generic masked pass).
+        Link or None
+            None: callers use the generic masked pass.
         """
         if site in self._links:
             return self._links[site]
         result = None
         is_output = site == len(self.sites)
         stop = None if is_output else site
-        prev = self.sites[site - 1].size
-        cur = self.output_size if is_output else self.sites[site].size
-        if site > 0 and prev * cur <= MAX_LINK_ENTRIES:
+        prev = self.sites[site - 1].size if site > 0 else 0
+        if site > 0:
             gen = torch.Generator().manual_seed(0)
-            probe = torch.rand(1, prev, generator=gen, dtype=torch.float64).to(self.device)
+            probe = torch.rand(2, prev, generator=gen, dtype=torch.float64).to(self.device)
             inputs = torch.cat([self.examples[:1], self.examples[:1] + 1.0, self.examples[:1] - 2.0])
 
             def after(x: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
                 ran = self.forward(x, stop_after=stop, inject={site - 1: activation})
                 return ran.output[0] if is_output else ran.records[site][0]  # type: ignore[index]
 
-            z_probe = after(inputs, probe.expand(3, prev))
+            def operator(activation: torch.Tensor) -> torch.Tensor:
+                return self._after_each(after, activation)
+
+            z_probe = after(inputs, probe[:1].expand(3, prev))
             scale = float(z_probe.abs().max()) + 1.0
             if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
-                basis = torch.cat([torch.zeros(1, prev, dtype=torch.float64),
-                                   torch.eye(prev, dtype=torch.float64)]).to(self.device)
-                z_basis = self._after_each(after, basis)
-                bias = z_basis[0]
-                matrix = (z_basis[1:] - bias).T.contiguous()
-                if float((matrix @ probe[0] + bias - z_probe[0]).abs().max()) <= 1e-10 * scale:
-                    result = (matrix, bias)
+                result = self._build_link(site, operator, probe, 1e-10 * scale)
         self._links[site] = result
         return result
+
+    def _build_link(self, site: int, operator: Callable[[torch.Tensor], torch.Tensor],
+                    probe: torch.Tensor, tolerance: float) -> Link | None:
+        """Sparse (local spatial map) or dense link from `operator`, checked at `probe`."""
+        prev_shape = self.sites[site - 1].shape
+        is_output = site == len(self.sites)
+        cur_shape = (self.output_size,) if is_output else self.sites[site].shape
+        prev, cur = self.sites[site - 1].size, int(np.prod(cur_shape))
+        bias = operator(torch.zeros(1, prev, dtype=torch.float64, device=self.device))[0]
+        expected = operator(probe)
+        if len(prev_shape) >= 2 and len(cur_shape) >= 2:
+            columns = local_link(operator, bias, prev_shape, cur_shape, probe, expected, tolerance)
+            if columns is not None and (columns.nnz > self.dense_fraction * prev * cur
+                                        and prev * cur <= MAX_LINK_ENTRIES):
+                dense = np.zeros((cur, prev))
+                col = np.repeat(np.arange(prev), np.diff(columns.ptr))
+                dense[columns.rows, col] = columns.values
+                return Link(bias, dense=torch.from_numpy(dense).to(self.device))
+            if columns is not None:
+                return Link(bias, columns=columns, operator=operator)
+        if prev * cur > MAX_LINK_ENTRIES:
+            return None
+        step = max(1, (1 << 22) // max(prev, cur))  # basis blocks: bounded memory
+        blocks = []
+        for lo in range(0, prev, step):
+            basis = torch.zeros(min(step, prev - lo), prev, dtype=torch.float64, device=self.device)
+            basis[torch.arange(basis.shape[0]), torch.arange(lo, lo + basis.shape[0])] = 1.0
+            blocks.append(operator(basis) - bias)
+        matrix = torch.cat(blocks).T.contiguous()
+        if float((probe @ matrix.T + bias - expected).abs().max()) > tolerance:
+            return None
+        return Link(bias, dense=matrix)
 
     def _after_each(self, after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                     activations: torch.Tensor) -> torch.Tensor:

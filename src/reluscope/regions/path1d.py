@@ -43,6 +43,7 @@ from reluscope._kernels.bits import pack
 from reluscope._validation import check_int, describe, message
 from reluscope.errors import InputTypeError, InputValueError, TooManyRegionsError
 from reluscope.geometry.path import Path
+from reluscope.nets.links import Link
 from reluscope.nets.sites import InstrumentedModel, model_device
 from reluscope.regions.partition1d import Partition1D
 
@@ -103,14 +104,14 @@ class _SegmentRefiner:
             k = site.index
             link = self.net.link(k) if k > 0 else None
             if link is not None and values is not None:
-                values = _through(values, sites[k - 1].negative_slope, *link)
+                values = _through(values, sites[k - 1].negative_slope, link)
             else:
                 values = self._plain(k)
             values = self._split(values, k)
             self.masks.append(self._midpoint_signs(values))
         link = self.net.link(len(sites))
         if link is not None and values is not None:
-            self.outputs = _through(values, sites[-1].negative_slope, *link)
+            self.outputs = _through(values, sites[-1].negative_slope, link)
         else:
             self.outputs = self._plain(None)
         return self
@@ -198,11 +199,10 @@ class _SegmentRefiner:
         return torch.cat([values, new_values])[order]
 
 
-def _through(values: torch.Tensor, negative_slope: float, matrix: torch.Tensor, bias: torch.Tensor
-             ) -> torch.Tensor:
+def _through(values: torch.Tensor, negative_slope: float, link: Link) -> torch.Tensor:
     """Next site's (or the output's) pre-activations from this site's, by the link: (n, size_next)."""
     act = torch.relu(values) if negative_slope == 0.0 else F.leaky_relu(values, negative_slope)
-    return torch.addmm(bias, act, matrix.T)
+    return link.apply(act)
 
 
 def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,

@@ -226,18 +226,30 @@ class Cutter:
             # origin form: [1, s, t] @ [c; ds; dt] is one small matrix product per block
             ref = chords.ref[cols]
             c0 = chords.value[cols] - chords.ds[cols] * ref[:, 0] - chords.dt[cols] * ref[:, 1]
-            # every neuron gets a column (-1 for those that are not chords here: bit 0)
-            rhs = np.zeros((3, size))
-            rhs[0] = -1.0
-            rhs[:, chords.neuron[cols]] = np.stack([c0, chords.ds[cols], chords.dt[cols]])
-            step = max(1, (1 << 19) // size)
-            value = np.empty((min(step, len(rows)), size))
+            neuron = chords.neuron[cols]
+            if 4 * len(cols) >= size:
+                # every neuron gets a column (-1 for those that are not chords here: bit 0)
+                rhs = np.zeros((3, size))
+                rhs[0] = -1.0
+                rhs[:, neuron] = np.stack([c0, chords.ds[cols], chords.dt[cols]])
+                few: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            else:  # a wide site with few chords (a conv layer): columns of the chords only
+                order = np.argsort(neuron, kind="stable")
+                rhs = np.stack([c0, chords.ds[cols], chords.dt[cols]])[:, order]
+                byte, start = np.unique(neuron[order] >> 3, return_index=True)
+                few = (byte, start, (128 >> (neuron[order] & 7)).astype(np.uint8))
+            step = max(1, (1 << 19) // rhs.shape[1])
+            value = np.empty((min(step, len(rows)), rhs.shape[1]))
             for lo in range(0, len(rows), step):
                 block = rows[lo : lo + step]
                 lhs = np.concatenate([np.ones((len(block), 1)), mean[block]], axis=1)
                 out = value[: len(block)]
                 np.matmul(lhs, rhs, out=out)
-                pattern[block] |= np.packbits(out > 0, axis=1)
+                if few is None:
+                    pattern[block] |= np.packbits(out > 0, axis=1)
+                else:  # distinct bits of one byte: their sum is their OR
+                    bits = np.add.reduceat((out > 0) * few[2], few[1], axis=1, dtype=np.uint8)
+                    pattern[block[:, None], few[0]] |= bits
         count = np.where(count >= self.options.dense_chords, 0, count)  # done above
         piece = np.repeat(np.arange(len(parent)), count)
         pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \

@@ -26,6 +26,7 @@ import torch
 from reluscope._kernels.bits import bit_at, pack, unpack
 from reluscope._kernels.rings import gather_rings, ring_ids
 from reluscope._kernels.sorting import argsort_int, unique_first_inverse
+from reluscope.nets.links import Link, SparseColumns
 from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
@@ -119,9 +120,10 @@ class FaceMaps:
             coef[far] = self.prev2_chords.lookup(grandparent, adj.neuron[far])
         coef *= adj.step[:, None]
         graph = WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, coef)
-        matrix = self.net.link(index)[0]  # type: ignore[index]
-        at_rows = matrix.T.contiguous().cpu().numpy()
-        prev_rows = prev_link[0].T.contiguous().cpu().numpy() if cross and prev_link else None
+        link = self.net.link(index)
+        assert link is not None
+        at_rows = _walk_form(link)
+        prev_rows = _walk_form(prev_link) if cross and prev_link else None
 
         def exact(face: int) -> np.ndarray:
             idx = np.array([face], dtype=np.int64)
@@ -153,10 +155,9 @@ class FaceMaps:
             elif faces.parent is None or self.prev_chords is None:
                 yield idx, self._full_maps(faces, site, idx)
             else:
-                yield idx, self._sibling_maps(faces, site, idx, link[0])
+                yield idx, self._sibling_maps(faces, site, idx, link)
 
-    def _sibling_maps(self, faces: Faces, site: Site, idx: np.ndarray, matrix: torch.Tensor
-                      ) -> torch.Tensor:
+    def _sibling_maps(self, faces: Faces, site: Site, idx: np.ndarray, link: Link) -> torch.Tensor:
         """Maps on a contiguous run of faces (sorted by parent), for narrow layers.
 
         The first face of each parent in the run is computed in full; its siblings differ
@@ -175,13 +176,14 @@ class FaceMaps:
         first[1:] = parent[1:] != parent[:-1]
         anchor = np.flatnonzero(first)[np.cumsum(first) - 1]
         full = np.flatnonzero(first | (n_chords * self.options.sibling_cost > prev_site.size))
-        maps = torch.empty((3, len(idx), site.size), dtype=torch.float64, device=matrix.device)
-        maps[:, torch.from_numpy(full).to(matrix.device)] = self._full_maps(faces, site, idx[full])
+        device = link.bias.device
+        maps = torch.empty((3, len(idx), site.size), dtype=torch.float64, device=device)
+        maps[:, torch.from_numpy(full).to(device)] = self._full_maps(faces, site, idx[full])
         rest = np.setdiff1d(np.arange(len(idx)), full, assume_unique=True)
         if len(rest) == 0:
             return maps
-        maps[:, torch.from_numpy(rest).to(matrix.device)] = \
-            maps[:, torch.from_numpy(anchor[rest]).to(matrix.device)]
+        maps[:, torch.from_numpy(rest).to(device)] = \
+            maps[:, torch.from_numpy(anchor[rest]).to(device)]
         count = n_chords[rest]
         rows = np.repeat(rest, count)
         chord = np.repeat(lo[rest] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
@@ -194,9 +196,9 @@ class FaceMaps:
         batch = self.options.sibling_batch
         for start in range(0, len(rows), batch):
             sl = slice(start, start + batch)
-            g = torch.from_numpy((table.rows[chord[sl]] * step[sl, None]).T).to(matrix.device)
-            cols = matrix[:, torch.from_numpy(k[sl]).to(matrix.device)].T  # (P, size)
-            maps.index_add_(1, torch.from_numpy(rows[sl]).to(matrix.device),
+            g = torch.from_numpy((table.rows[chord[sl]] * step[sl, None]).T).to(device)
+            cols = link.dense_columns(k[sl])  # (P, size)
+            maps.index_add_(1, torch.from_numpy(rows[sl]).to(device),
                             g[:, :, None] * cols[None])
         return maps
 
@@ -255,3 +257,11 @@ class FaceMaps:
         chord_slots = np.flatnonzero(cuts[pair])
         canonical = Canonical(key[chord_slots], value[chord_slots], n)
         return canonical, cand.take(np.flatnonzero(cuts)), base
+
+
+def _walk_form(link: Link) -> np.ndarray | SparseColumns:
+    """What the walk takes of a link: ``A`` transposed (dense), or its CSC columns."""
+    if link.sparse:
+        return link.columns
+    assert link.dense is not None
+    return link.dense.T.contiguous().cpu().numpy()

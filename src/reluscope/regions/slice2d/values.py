@@ -16,6 +16,7 @@ import torch
 
 from reluscope._kernels.rings import gather_rings, ring_ids
 from reluscope._kernels.sorting import unique_values
+from reluscope.nets.links import Link
 from reluscope.nets.plane_network import Network
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
@@ -83,10 +84,9 @@ class VertexValues:
         self.forget()
         return self._by_forward(site, spare)
 
-    def _through_link(self, site: Site, link: tuple[torch.Tensor, torch.Tensor], spare: int) -> np.ndarray:
-        """One GEMM row per vertex from the previous site's kept values."""
+    def _through_link(self, site: Site, link: Link, spare: int) -> np.ndarray:
+        """One GEMM row (or operator pass) per vertex from the previous site's kept values."""
         assert self.rows is not None
-        matrix, bias = link
         n_vertices, n = self.vertices.size, site.size
         slope = self.net.sites[site.index - 1].negative_slope
         rows = self.rows
@@ -98,9 +98,9 @@ class VertexValues:
             out = self._rows(n_vertices, n, spare)
         step = max(1, (1 << 20) // max(n, rows.shape[1]))
         for lo in range(0, n_vertices, step):
-            z = torch.from_numpy(rows[lo : lo + step]).to(matrix.device)
+            z = torch.from_numpy(rows[lo : lo + step]).to(link.bias.device)
             act = torch.where(z > 0, z, z * slope) if slope else z.clamp_min_(0.0)
-            out[lo : lo + step] = torch.addmm(bias, act, matrix.T).cpu().numpy()
+            out[lo : lo + step] = link.apply(act).cpu().numpy()
         self.rows = None
         if in_place:  # make room for this site's new vertices
             out = self._rows(n_vertices, n, spare, keep=n_vertices)
@@ -120,9 +120,8 @@ class VertexValues:
             if chained:  # the first site's plane map, then the links: no input-sized layer
                 z = self.net.site0_values(coords)
                 for m, link in enumerate(links, start=1):
-                    matrix, bias = link  # type: ignore[misc]
                     slope = self.net.sites[m - 1].negative_slope
-                    z = torch.addmm(bias, torch.where(z > 0, z, z * slope), matrix.T)
+                    z = link.apply(torch.where(z > 0, z, z * slope))  # type: ignore[union-attr]
             else:
                 z = self.net.plane_preactivations(coords, site.index)[site.index]
             out[lo : lo + step] = z.cpu().numpy()

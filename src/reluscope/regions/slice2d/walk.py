@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 from reluscope._kernels.bits import POPCOUNT
+from reluscope.nets.links import SparseColumns
 from reluscope.regions.options import EngineOptions
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
@@ -159,21 +160,84 @@ def _line_vector(j: int, face: int, gates: np.ndarray, slope: float, at_rows: np
 
 
 @numba.njit(cache=True, nogil=True)
+def _line_vector_sparse(j: int, face: int, gates: np.ndarray, slope: float, at_ptr: np.ndarray,
+                        at_idx: np.ndarray, at_val: np.ndarray, prev_ptr: np.ndarray,
+                        prev_idx: np.ndarray, prev_val: np.ndarray, lines: np.ndarray,
+                        line_gates: np.ndarray, line_age: np.ndarray, refresh: int
+                        ) -> None:  # pragma: no cover
+    """:func:`_line_vector` for sparse links: both ``A`` in CSC form (column j of ``A_{l-1}``
+    lists the site l-1 neurons k it reaches; only their gates matter)."""
+    lo, hi = prev_ptr[j], prev_ptr[j + 1]
+    vec = lines[j]
+    if line_age[j] >= 0:
+        changed = 0
+        for p in range(lo, hi):
+            k = prev_idx[p]
+            if (gates[face, k >> 3] ^ line_gates[j, k >> 3]) & (128 >> (k & 7)):
+                changed += 1
+        if 4 * changed <= hi - lo and line_age[j] + changed <= refresh:
+            if changed == 0:
+                return
+            for p in range(lo, hi):
+                k = prev_idx[p]
+                b, bit = k >> 3, 128 >> (k & 7)
+                if (gates[face, b] ^ line_gates[j, b]) & bit:
+                    w = (1.0 - slope) * prev_val[p]
+                    if not gates[face, b] & bit:
+                        w = -w
+                    for q in range(at_ptr[k], at_ptr[k + 1]):
+                        vec[at_idx[q]] += w * at_val[q]
+            for p in range(lo, hi):  # only the bits of column j are ever read
+                b = prev_idx[p] >> 3
+                line_gates[j, b] = gates[face, b]
+            line_age[j] += changed
+            return
+    vec[:] = 0.0
+    for p in range(lo, hi):
+        k = prev_idx[p]
+        gate = 1.0 if gates[face, k >> 3] & (128 >> (k & 7)) else slope
+        w = gate * prev_val[p]
+        if w != 0.0:
+            for q in range(at_ptr[k], at_ptr[k + 1]):
+                vec[at_idx[q]] += w * at_val[q]
+    for p in range(lo, hi):
+        b = prev_idx[p] >> 3
+        line_gates[j, b] = gates[face, b]
+    line_age[j] = 0
+
+
+@numba.njit(cache=True, nogil=True)
 def _step(edge: int, sign: float, face: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
-          coef: np.ndarray, at_rows: np.ndarray, prev_rows: np.ndarray, gates: np.ndarray,
-          slope: float, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
-          refresh: int) -> None:  # pragma: no cover
-    """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`."""
+          coef: np.ndarray, links: tuple, gates: np.ndarray, slope: float, lines: np.ndarray,
+          line_gates: np.ndarray, line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
+    """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`.
+
+    `links`: ``(sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
+    prev_val)``: dense ``A`` transposed, or both links' CSC columns when `sparse`.
+    """
+    sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx, prev_val = links
     j = col[edge]
+    c0 = sign * coef[edge, 0]
+    c1 = sign * coef[edge, 1]
+    c2 = sign * coef[edge, 2]
+    if kind[edge] == 0 and sparse:
+        for q in range(at_ptr[j], at_ptr[j + 1]):
+            i = at_idx[q]
+            v = at_val[q]
+            z[0, i] += c0 * v
+            z[1, i] += c1 * v
+            z[2, i] += c2 * v
+        return
     if kind[edge] == 0:
         vec = at_rows[j]
+    elif sparse:
+        _line_vector_sparse(j, face, gates, slope, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
+                            prev_val, lines, line_gates, line_age, refresh)
+        vec = lines[j]
     else:
         _line_vector(j, face, gates, slope, at_rows, prev_rows, lines, line_gates, line_age,
                      refresh)
         vec = lines[j]
-    c0 = sign * coef[edge, 0]
-    c1 = sign * coef[edge, 1]
-    c2 = sign * coef[edge, 2]
     for i in range(vec.shape[0]):
         v = vec[i]
         z[0, i] += c0 * v
@@ -190,15 +254,14 @@ class _Shared(NamedTuple):
     kind: np.ndarray
     col: np.ndarray
     coef: np.ndarray
-    at_rows: np.ndarray
-    prev_rows: np.ndarray
+    links: tuple  # see _step
     gates: np.ndarray
     slope: float
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
-          at_rows: np.ndarray, prev_rows: np.ndarray, gates: np.ndarray, slope: float,
+          links: tuple, gates: np.ndarray, slope: float,
           lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray, refresh: int,
           ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
           stack_face: np.ndarray, stack_edge: np.ndarray, stack_cursor: np.ndarray,
@@ -239,8 +302,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
                 state[0] = depth
                 return count, _FULL
             face = dst[edge]
-            _step(edge, 1.0, face, z, kind, col, coef, at_rows, prev_rows, gates, slope, lines,
-                  line_gates, line_age, refresh)
+            _step(edge, 1.0, face, z, kind, col, coef, links, gates, slope, lines, line_gates,
+                  line_age, refresh)
             visited[face] = True
             stack_cursor[depth - 1] = edge + 1
             stack_face[depth] = face
@@ -253,16 +316,17 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             stack_cursor[depth - 1] = end
             depth -= 1
             if depth > 0:
-                _step(stack_edge[depth], -1.0, stack_face[depth], z, kind, col, coef, at_rows,
-                      prev_rows, gates, slope, lines, line_gates, line_age, refresh)
+                _step(stack_edge[depth], -1.0, stack_face[depth], z, kind, col, coef, links, gates,
+                      slope, lines, line_gates, line_age, refresh)
         steps += 1
         if steps >= max_steps and depth > 0:
             state[0] = depth
             return count, _ANCHOR
 
 
-def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray | None,
-                    gates: np.ndarray, slope: float, ref: np.ndarray, half: np.ndarray,
+def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
+                    prev_rows: np.ndarray | SparseColumns | None, gates: np.ndarray, slope: float,
+                    ref: np.ndarray, half: np.ndarray,
                     exact_maps: Callable[[int], np.ndarray], options: EngineOptions | None = None,
                     exact_batch: Callable[[np.ndarray], np.ndarray] | None = None) -> WalkResult:
     """Screen every face's map of one site, walking the faces (see module docstring).
@@ -270,10 +334,12 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     Parameters
     ----------
     graph : WalkGraph
-    at_rows : (size_{l-1}, size_l) float64
-        ``A_l`` transposed (row k is column k).
-    prev_rows : (size_{l-2}, size_{l-1}) float64 or None
-        ``A_{l-1}`` transposed; None when the graph has no edges of site l-2.
+    at_rows : (size_{l-1}, size_l) float64, or SparseColumns
+        ``A_l`` transposed (row k is column k), or its columns in CSC form (a sparse link:
+        a conv net; each rank-1 term then costs its column's non-zeros, not size_l).
+    prev_rows : (size_{l-2}, size_{l-1}) float64, SparseColumns, or None
+        ``A_{l-1}`` the same way; None when the graph has no edges of site l-2. If either
+        link is sparse, both are used in CSC form.
     gates : (F, ceil(size_{l-1} / 8)) uint8
         Packed patterns of site l-1 on the faces.
     slope : float
@@ -302,10 +368,9 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     threads = min(os.cpu_count() or 1, options.walk_max_threads) \
         if n_faces >= options.walk_parallel_faces else 1
     threads = max(1, min(threads, n_faces))
-    base = np.zeros((n_faces, (at_rows.shape[1] + 7) // 8), dtype=np.uint8)
-    if prev_rows is None:
-        prev_rows = np.zeros((1, at_rows.shape[0]))
-    shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, at_rows, prev_rows,
+    links, size = _link_arrays(at_rows, prev_rows)
+    base = np.zeros((n_faces, (size + 7) // 8), dtype=np.uint8)
+    shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, links,
                      np.ascontiguousarray(gates), slope)
     lock = threading.Lock()
     strip = np.zeros(n_faces, dtype=np.int64)
@@ -316,7 +381,7 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     if exact_batch is not None:
         roots = component_roots(graph, strip)
         # every root's map at once would hold (3, roots, size) floats: only as many as fit
-        roots = roots[: max(1, options.cache_entries // (3 * max(at_rows.shape[1], 1)))]
+        roots = roots[: max(1, options.cache_entries // (3 * max(size, 1)))]
         if len(roots) > 1:
             for lo in range(0, len(roots), options.walk_root_batch):
                 batch = roots[lo : lo + options.walk_root_batch]
@@ -327,7 +392,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
         with lock:  # keep the model's own state single-threaded
             found = ready.pop(face, None)
             return exact_maps(face) if found is None else found
-    walkers = [_Walker(shared, ref, half, base, strip != t, exact, options) for t in range(threads)]
+    walkers = [_Walker(shared, size, ref, half, base, strip != t, exact, options)
+               for t in range(threads)]
     if threads == 1:
         walkers[0].run()
     else:
@@ -337,6 +403,25 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray, prev_rows: np.ndarray
     face, neuron, value, ds, dt = (np.concatenate([p for w in walkers for p in w.parts[i]])
                                    for i in range(5))
     return WalkResult(face, neuron, value, ds, dt, base)
+
+
+def _link_arrays(at_rows: np.ndarray | SparseColumns, prev_rows: np.ndarray | SparseColumns | None
+                 ) -> tuple[tuple, int]:
+    """The kernel's ``links`` tuple (see :func:`_step`) and size_l."""
+    empty_f, empty_i = np.zeros(0), np.zeros(1, dtype=np.int64)
+    sparse = isinstance(at_rows, SparseColumns) or isinstance(prev_rows, SparseColumns)
+    if not sparse:
+        assert isinstance(at_rows, np.ndarray)
+        prev = np.zeros((1, at_rows.shape[0])) if prev_rows is None else prev_rows
+        return (False, at_rows, prev, empty_i, empty_i, empty_f, empty_i, empty_i, empty_f), \
+            at_rows.shape[1]
+    at = at_rows if isinstance(at_rows, SparseColumns) else SparseColumns.from_dense(at_rows.T)
+    if prev_rows is None:
+        prev = SparseColumns(np.zeros(1, dtype=np.int64), empty_i[:0], empty_f, len(at.ptr) - 1)
+    else:
+        prev = prev_rows if isinstance(prev_rows, SparseColumns) else SparseColumns.from_dense(prev_rows.T)
+    dummy = np.zeros((1, 1))
+    return (True, dummy, dummy, at.ptr, at.rows, at.values, prev.ptr, prev.rows, prev.values), at.size_out
 
 
 def component_roots(graph: WalkGraph, strip: np.ndarray) -> np.ndarray:
@@ -359,16 +444,18 @@ def component_roots(graph: WalkGraph, strip: np.ndarray) -> np.ndarray:
 class _Walker:
     """One depth-first walk over the faces not marked `skip` (its own running map)."""
 
-    def __init__(self, shared: _Shared, ref: np.ndarray, half: np.ndarray, base: np.ndarray,
-                 skip: np.ndarray, exact_maps: Callable[[int], np.ndarray], options: EngineOptions
-                 ) -> None:
+    def __init__(self, shared: _Shared, size: int, ref: np.ndarray, half: np.ndarray,
+                 base: np.ndarray, skip: np.ndarray, exact_maps: Callable[[int], np.ndarray],
+                 options: EngineOptions) -> None:
         self.shared, self.ref, self.half, self.base = shared, ref, half, base
         self.anchor_steps, self.line_refresh = options.walk_anchor_steps, options.walk_line_refresh
         self.exact_maps = exact_maps
-        ptr, kind, at_rows, prev_rows, gates = shared.ptr, shared.kind, shared.at_rows, shared.prev_rows, \
-            shared.gates
-        n_faces, n = len(ptr) - 1, at_rows.shape[1]
-        self.lines = np.zeros((prev_rows.shape[0] if (kind == 1).any() else 1, n))
+        ptr, kind, gates = shared.ptr, shared.kind, shared.gates
+        sparse, prev_rows, prev_ptr = shared.links[0], shared.links[2], shared.links[6]
+        n_faces, n = len(ptr) - 1, size
+        # one line vector per neuron of site l-2 (edges two sites back)
+        n_lines = len(prev_ptr) - 1 if sparse else prev_rows.shape[0]
+        self.lines = np.zeros((n_lines if (kind == 1).any() else 1, n))
         self.line_gates = np.zeros((len(self.lines), gates.shape[1]), dtype=np.uint8)
         self.line_age = np.full(len(self.lines), -1, dtype=np.int64)
         self.z = np.zeros((3, n))
