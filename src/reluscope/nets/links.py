@@ -206,7 +206,8 @@ def colored_columns(operator: Operator, bias: torch.Tensor, shape_in: tuple[int,
     for start in range(0, n_groups, step):
         g = np.arange(start, min(start + step, n_groups))
         inject = np.zeros((len(g), channels, h_in, w_in))
-        hit = (ys[None, :, None] % py == g_ry[g, None, None]) & (xs[None, None, :] % px == g_rx[g, None, None])
+        hit = (ys[None, :, None] % py == g_ry[g, None, None]) \
+            & (xs[None, None, :] % px == g_rx[g, None, None])
         inject[np.arange(len(g)), g_chan[g]] = hit
         z = (operator(torch.from_numpy(inject.reshape(len(g), -1)).to(bias.device)) - bias).cpu().numpy()
         g_idx, i_idx = np.nonzero(z)
