@@ -26,8 +26,11 @@ probed on its own). A wrong locality guess therefore costs time, never exactness
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,6 +136,19 @@ class Link:
             return activation @ self.dense.T
         return self.apply(activation) - self.bias
 
+    def rebound(self, operator: Operator) -> Link:
+        """The same map applied by another network's operator (a remembered link)."""
+        return Link(self.bias, self.dense, self._columns, None if self.dense is not None else operator,
+                    self.chunk_entries)
+
+    def reproduces(self, operator: Operator, probes: torch.Tensor, tolerance: float) -> bool:
+        """Does ``A p + b`` equal ``operator(p)`` at every row of `probes` within `tolerance`?"""
+        expected = operator(probes)
+        if self.dense is not None:
+            got = probes @ self.dense.T + self.bias
+            return bool(float((got - expected).abs().max()) <= tolerance)
+        return reproduces(self.columns, self.bias, probes, expected, tolerance)
+
     def dense_columns(self, ks: np.ndarray) -> torch.Tensor:
         """(len(ks), size_out): the columns ``A[:, ks]`` transposed."""
         if self.dense is not None:
@@ -147,7 +163,9 @@ def _unit_windows(size_in: int, size_out: int, period: int) -> np.ndarray:
     centre of the input cells it covers); its window is the `period` units centred there.
     """
     centre = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-    return np.floor(centre - (period - 1) / 2 + 0.5).astype(np.int64)
+    lo = np.floor(centre - (period - 1) / 2 + 0.5).astype(np.int64)
+    # windows stay on the grid (a row's support does): a full period then covers it all
+    return np.clip(lo, 0, max(size_in - period, 0))
 
 
 def _periods_from_probe(spread_rows: np.ndarray, spread_cols: np.ndarray, at: tuple[int, int],
@@ -229,8 +247,8 @@ def colored_columns(operator: Operator, bias: torch.Tensor, shape_in: tuple[int,
     return SparseColumns(ptr, rows[order], vals[order], size_out)
 
 
-def reproduces(columns: SparseColumns, operator: Operator, bias: torch.Tensor, probes: torch.Tensor,
-               expected: torch.Tensor, tolerance: float) -> bool:
+def reproduces(columns: SparseColumns, bias: torch.Tensor, probes: torch.Tensor, expected: torch.Tensor,
+               tolerance: float) -> bool:
     """Does ``A probes + b`` from `columns` equal `expected` (the operator's) within `tolerance`?"""
     from scipy.sparse import csc_matrix
 
@@ -264,8 +282,49 @@ def local_link(operator: Operator, bias: torch.Tensor, shape_in: tuple[int, ...]
                                       (h_out, w_out))
     while True:
         columns = colored_columns(operator, bias, shape_in, shape_out, periods)
-        if reproduces(columns, operator, bias, probes, expected, tolerance):
+        if reproduces(columns, bias, probes, expected, tolerance):
             return columns
         if periods[0] >= h_in and periods[1] >= w_in:
             return None  # every unit had its own pass and it still disagrees: not a link
         periods = (min(2 * periods[0], h_in), min(2 * periods[1], w_in))
+
+
+def state_key(tensors: Iterable[torch.Tensor], *context: Any) -> str:
+    """A digest of a model's float64 state and of `context` (shapes, options): the links of
+    two instrumented copies with the same key are the same maps."""
+    digest = hashlib.blake2b(repr(context).encode(), digest_size=16)
+    for tensor in tensors:
+        digest.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class LinkMemo:
+    """Links remembered per model (weakly: they go with the model) for its latest state.
+
+    Building a conv net's links costs seconds, and every plane of one checkpoint (a new
+    instrumented copy each) needs the same ones. A remembered link is used only after it
+    reproduces the new copy's own operator at fresh random activations (so a model changed
+    in any way the key misses is rebuilt, never trusted).
+    """
+
+    def __init__(self) -> None:
+        self._by_model: weakref.WeakKeyDictionary[Any, tuple[str, dict[int, Link]]] = \
+            weakref.WeakKeyDictionary()
+
+    def get(self, model: Any, key: str, site: int) -> Link | None:
+        entry = self._by_model.get(model)
+        if entry is None or entry[0] != key:
+            return None
+        return entry[1].get(site)
+
+    def put(self, model: Any, key: str, site: int, link: Link) -> None:
+        entry = self._by_model.get(model)
+        if entry is None or entry[0] != key:  # a new state: forget the old one's links
+            entry = (key, {})
+            self._by_model[model] = entry
+        entry[1][site] = link
+
+
+#: The process's remembered links (see LinkMemo).
+LINKS = LinkMemo()

@@ -23,11 +23,16 @@ class Network(InstrumentedModel):
         Any network whose nonlinearities are ReLU/LeakyReLU.
     plane : Plane
         The slice; the model is probed at its origin and the corners of its domain.
+    where : str
+        Name of the public function, for error messages.
+    dense_fraction : float
+        See :class:`~reluscope.nets.sites.InstrumentedModel`.
     """
 
     input_noun = "inputs shaped like the plane's origin"
 
-    def __init__(self, model: nn.Module, plane: Plane, where: str = "slice_regions") -> None:
+    def __init__(self, model: nn.Module, plane: Plane, where: str = "slice_regions",
+                 dense_fraction: float = 0.25) -> None:
         if not isinstance(plane, Plane):
             raise InputTypeError(message(f"`plane` of {where}", "a reluscope.Plane",
                                          describe(plane),
@@ -39,7 +44,7 @@ class Network(InstrumentedModel):
         self._site0: torch.Tensor | None = None
         # the same ReLU calls must happen everywhere: probe the domain's corners too
         corners = torch.cat([torch.zeros(1, 2, dtype=torch.float64), torch.from_numpy(plane.polygon)])
-        super().__init__(model, self._inputs(corners), where)
+        super().__init__(model, self._inputs(corners), where, dense_fraction)
 
     def _inputs(self, coords: torch.Tensor) -> torch.Tensor:
         coords = coords.to(self.origin.device)

@@ -23,7 +23,7 @@ from torch import nn
 
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError, UnsupportedModelError
-from reluscope.nets.links import Link, local_link
+from reluscope.nets.links import LINKS, Link, local_link, state_key
 from reluscope.nets.recorder import Site, SiteRecorder, StopForward, module_paths
 
 __all__ = ["MAX_LINK_ENTRIES", "InstrumentedModel", "Pass", "Site", "SiteRecorder", "model_device"]
@@ -84,14 +84,18 @@ class InstrumentedModel:
         other must give the same sequence of ReLU calls.
     where : str
         Name of the public function, for error messages.
+    dense_fraction : float
+        A sparse link with more than this fraction of its entries non-zero is held dense
+        when it fits (``MAX_LINK_ENTRIES``).
     """
 
     #: How error messages name the inputs (subclasses say where they come from).
     input_noun = "inputs shaped"
-    #: A sparse link denser than this (fraction of its entries) is held dense when it fits.
-    dense_fraction = 0.25
 
-    def __init__(self, model: nn.Module, examples: torch.Tensor, where: str) -> None:
+    def __init__(self, model: nn.Module, examples: torch.Tensor, where: str,
+                 dense_fraction: float = 0.25) -> None:
+        self.dense_fraction = dense_fraction
+        self._state_key: str | None = None
         if not isinstance(model, nn.Module):
             raise InputTypeError(message(f"`model` of {where}", "a torch.nn.Module",
                                          describe(model), "Pass the network itself."))
@@ -256,9 +260,33 @@ class InstrumentedModel:
             z_probe = after(inputs, probe[:1].expand(3, prev))
             scale = float(z_probe.abs().max()) + 1.0
             if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
-                result = self._build_link(site, operator, probe, 1e-10 * scale)
+                result = self._remembered_link(site, operator, 1e-10 * scale)
+                if result is None:
+                    result = self._build_link(site, operator, probe, 1e-10 * scale)
+                    if result is not None:
+                        LINKS.put(self.model, self.state_key, site, result)
         self._links[site] = result
         return result
+
+    @property
+    def state_key(self) -> str:
+        """Digest of the float64 state, the sites and the link options (see LinkMemo)."""
+        if self._state_key is None:
+            self._state_key = state_key(
+                [t for t in self.state.values() if isinstance(t, torch.Tensor)], self.input_shape,
+                [(s.shape, s.negative_slope) for s in self.sites], self.output_size, self.dense_fraction,
+                type(self.model).__qualname__)
+        return self._state_key
+
+    def _remembered_link(self, site: int, operator: Callable[[torch.Tensor], torch.Tensor],
+                         tolerance: float) -> Link | None:
+        """This model's link from an earlier copy, if it still reproduces this copy's operator."""
+        remembered = LINKS.get(self.model, self.state_key, site)
+        if remembered is None:
+            return None
+        gen = torch.Generator().manual_seed(1)  # other activations than the build's
+        probes = torch.rand(2, remembered.size_in, generator=gen, dtype=torch.float64).to(self.device)
+        return remembered.rebound(operator) if remembered.reproduces(operator, probes, tolerance) else None
 
     def _build_link(self, site: int, operator: Callable[[torch.Tensor], torch.Tensor],
                     probe: torch.Tensor, tolerance: float) -> Link | None:

@@ -66,6 +66,10 @@ class EngineOptions:
         Exact maps at the faces each walk starts a component from are computed this many
         faces per pass, before walking (a network whose earlier link is not dense -- a CNN --
         splits the walk into one component per face of two sites back).
+    link_dense_fraction : float
+        A sparse link (a conv net's, see ``reluscope.nets.links``) with more than this
+        fraction of its entries non-zero is held as a dense matrix when that fits
+        (``MAX_LINK_ENTRIES``): a GEMM then beats the layers' own operator.
     """
 
     snap_rtol: float = 1e-10
@@ -86,6 +90,7 @@ class EngineOptions:
     walk_parallel_faces: int = 20_000
     walk_max_threads: int = 8
     walk_root_batch: int = 128
+    link_dense_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         #: fields that may be 0 (0 turns the method off: always the other one)

@@ -121,12 +121,12 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
     """
     clock = time.perf_counter()
     check_int(max_regions, "`max_regions` of slice_regions", example="max_regions=10_000_000")
-    net = Network(model, plane, where="slice_regions")
     if options is None:
         options = EngineOptions()
     elif not isinstance(options, EngineOptions):
         raise InputTypeError(message("`options` of slice_regions", "an EngineOptions", describe(options),
                                      "Pass rs.EngineOptions(...) or leave it out."))
+    net = Network(model, plane, where="slice_regions", dense_fraction=options.link_dense_fraction)
     engine = Engine(net, plane, options, int(max_regions))
     engine.tick("setup", clock)
     with reuse_freed_memory():

@@ -1,0 +1,88 @@
+"""Speed and memory of the exact 2D engine on conv nets, beside an MLP (one JSON line per case).
+
+Cases: ``zoo.SmallCNN`` (conv 16 -> avg-pool -> conv 32 -> avg-pool -> linear 256, ReLUs;
+torch.manual_seed(0), default init), untrained and (``--trained``) after one epoch of
+supervised training on all of MNIST; planes through MNIST test images (0, 1, 2) centred
+like ``Plane.through(..., margin=0.2)``, as squares of ``--scales`` times its half-width
+(1.0 is the full plane). The MLP 784-256-256-256-10 of ``slice_bench`` on the full plane
+runs first, and every CNN line carries the ratio of its microseconds per region to the
+MLP's.
+
+Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+import reluscope as rs
+from _common import machine, mlp, peak_rss_mb, reset_peak_rss
+from reluscope.data import load_idx_images
+from reluscope.nets.zoo import SmallCNN
+
+
+def run(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
+    """Slice once; the row's measured fields."""
+    reset_peak_rss()
+    start = time.perf_counter()
+    part = rs.slice_regions(model, plane, max_regions=max_regions)
+    seconds = time.perf_counter() - start
+    return {"regions": part.n_regions, "seconds": round(seconds, 3),
+            "us_per_region": round(1e6 * seconds / part.n_regions, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "stages": part.timings}
+
+
+def square(plane: rs.Plane, scale: float) -> rs.Plane:
+    """The plane's square domain shrunk by `scale` about its origin."""
+    half = scale * plane.extent[0][1]
+    return rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
+
+
+def trained_cnn(data: str | None) -> torch.nn.Module:
+    """SmallCNN after one supervised epoch (batch 256, Adam 1e-3, seed 0)."""
+    from reluscope.train import TrainConfig, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(TrainConfig(objective="supervised", backbone="cnn", epochs=1, seed=0), tmp,
+                       data_dir=data, quiet=True)
+    return result.objective.backbone.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
+    parser.add_argument("--trained", action="store_true", help="also the CNN after one epoch")
+    parser.add_argument("--max-regions", type=int, default=2_000_000)
+    parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
+    args = parser.parse_args()
+    images, _ = load_idx_images("mnist", "test", args.data)
+    x = torch.from_numpy(images).double()[:, None]
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.2)
+    rs.slice_regions(mlp(4), rs.Plane.through(x[0, 0], x[1, 0], x[2, 0]))  # warm-up (compiles)
+    flat = rs.Plane(plane.origin.reshape(28, 28), plane.basis.reshape(2, 28, 28), plane.extent)
+    reference = run(mlp(256), flat, args.max_regions)
+    print(json.dumps({"bench": "cnn_slice", "model": "mlp 784-256x3", "scale": 1.0, **reference,
+                      "machine": machine()}), flush=True)
+    torch.manual_seed(0)
+    models = {"SmallCNN untrained": SmallCNN().eval()}
+    if args.trained:
+        models["SmallCNN 1 epoch"] = trained_cnn(args.data)
+    for name, model in models.items():
+        for scale in args.scales:
+            try:
+                row = run(model, square(plane, scale), args.max_regions)
+            except rs.TooManyRegionsError as exc:
+                row = {"refused": str(exc).split(";")[0]}
+            if "us_per_region" in row:
+                row["vs_mlp"] = round(row["us_per_region"] / reference["us_per_region"], 2)
+            print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
+                              "machine": machine()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
