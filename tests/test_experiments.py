@@ -51,7 +51,7 @@ def test_shipped_configs_are_valid():
         assert load_config(path).runs(), path
 
 
-def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir):
+def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir, capsys):
     config = config_from_dict(TINY)
     root = tmp_path / "exp"
     first = run_experiment(config, root, data_dir=data_dir, quiet=True)
@@ -76,6 +76,14 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir):
     assert "larger = more regions" in html and "(not described)" not in html  # the glossary
     with pytest.raises(ValueError, match="results of a different config"):
         run_experiment(config_from_dict({**TINY, "name": "other"}), root, data_dir=data_dir, quiet=True)
+    # a second arm (its own store, local slice squares) pools with the first
+    arm = {**TINY, "name": "tiny-arm", "grid": {**TINY["grid"], "objectives": ["supervised"], "widths": [8]},
+           "analysis": {**TINY["analysis"], "plane_scale": 0.5}}
+    run_experiment(config_from_dict(arm), tmp_path / "arm", data_dir=data_dir, quiet=True)
+    assert main(["findings", str(root), str(tmp_path / "arm")]) == 0
+    capsys.readouterr()
+    assert main(["findings", str(root), str(root)]) != 0
+    assert "folders holding different runs" in capsys.readouterr().err
 
 
 def test_a_killed_grid_resumes_without_lost_or_duplicated_rows(tmp_path, data_dir):

@@ -262,3 +262,17 @@ def test_a_lock_still_being_written_is_not_taken_for_stale(tmp_path):
     os.utime(path, (old, old))
     with store.lock("r"):
         assert json.loads(path.read_text())["pid"] == os.getpid()
+
+
+def test_a_grid_may_grow_but_not_shrink():
+    from reluscope.experiments.runner import same_results
+
+    config = config_from_dict(SMALL)
+    stored = config.to_dict()
+    grid = stored["grid"]
+    grown = config_from_dict({**SMALL, "grid": {**grid, "seeds": [*grid["seeds"], 7],
+                                                "objectives": [*grid["objectives"], "mae"]}})
+    assert same_results(stored, grown)  # more seeds and objectives: new runs only
+    assert not same_results(grown.to_dict(), config)  # fewer: the store holds runs it does not
+    deeper = config_from_dict({**SMALL, "grid": {**grid, "depth": grid["depth"] + 1}})
+    assert not same_results(stored, deeper)

@@ -1,14 +1,19 @@
-"""``reluscope findings DIR``: print an experiment's findings (verdict, numbers, criterion).
+"""``reluscope findings DIR [DIR ...]``: print an experiment's findings (verdict, numbers,
+criterion).
 
-Read from DIR's stored results alone, with the ``[findings]`` options its config
-pre-registered.
+Read from the stored results alone, with the ``[findings]`` options the config
+pre-registered. Several folders (the arms of one study, e.g. an MLP and a CNN experiment)
+are pooled into one table; their ``[findings]`` tables must be the same.
 
-Usage: reluscope findings DIR [--markdown]
+Usage: reluscope findings DIR [DIR ...] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
+
+from reluscope._validation import message
+from reluscope.errors import InputValueError
 
 NAME = "findings"
 HELP = "print an experiment's findings (verdicts, numbers, criteria)"
@@ -16,7 +21,8 @@ HELP = "print an experiment's findings (verdicts, numbers, criteria)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``reluscope findings``."""
-    parser.add_argument("root", help="experiment folder written by `reluscope run`")
+    parser.add_argument("roots", nargs="+", metavar="root",
+                        help="experiment folder written by `reluscope run` (several: pooled)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (verdict, numbers, "
                         "criterion) instead of plain text")
 
@@ -26,11 +32,17 @@ def run(args: argparse.Namespace) -> int:
     from reluscope.experiments.findings import findings as compute
     from reluscope.experiments.findings import wide
     from reluscope.experiments.report import findings_options
-    from reluscope.experiments.store import Store, load_analysed
+    from reluscope.experiments.store import Store, load_pooled
 
-    table = wide(load_analysed(args.root))
-    found = compute(table, findings_options(Store(args.root).read_json("experiment.json")))
-    print(f"{table['run_id'].nunique()} runs, {len(table)} analysed checkpoints in {args.root}")
+    table = wide(load_pooled(args.roots))
+    options = [findings_options(Store(root).read_json("experiment.json")) for root in args.roots]
+    if any(o != options[0] for o in options[1:]):
+        raise InputValueError(message(
+            f"experiment folders {args.roots}", "the same pre-registered [findings] table",
+            "folders whose configs pre-registered different findings options",
+            "Pool only arms of one study (configs with the same [findings] table)."))
+    found = compute(table, options[0])
+    print(f"{table['run_id'].nunique()} runs, {len(table)} analysed checkpoints in {', '.join(args.roots)}")
     if args.markdown:
         print("| finding | network | verdict | numbers |\n|---|---|---|---|")
         for f in found:

@@ -46,10 +46,15 @@ class Probes:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
-    def planes(self, margin: float) -> list[Plane]:
-        """Planes through the triplets' test images."""
+    def planes(self, margin: float, scale: float = 1.0) -> list[Plane]:
+        """Planes through the triplets' test images, their squares shrunk by `scale` about
+        the centroid (1: ``Plane.through``'s whole square)."""
         x = self.test_x.double()
-        return [Plane.through(x[i], x[j], x[k], margin=margin) for i, j, k in self.triplets]
+        planes = [Plane.through(x[i], x[j], x[k], margin=margin) for i, j, k in self.triplets]
+        if scale == 1.0:
+            return planes
+        return [Plane(p.origin, p.basis, tuple((scale * lo, scale * hi) for lo, hi in p.extent))  # type: ignore[arg-type]
+                for p in planes]
 
 
 def choose_probes(dataset: str, analysis: Analysis, data_dir: str | Path | None,
@@ -112,7 +117,7 @@ def slice_metrics(network: torch.nn.Module, probes: Probes, analysis: Analysis, 
     per_plane: list[dict[str, float]] = []
     parts: list[Any] = []
     failed = 0
-    for k, plane in enumerate(probes.planes(analysis.plane_margin)[:n_planes]):
+    for k, plane in enumerate(probes.planes(analysis.plane_margin, analysis.plane_scale)[:n_planes]):
         part = reuse[k] if reuse is not None else None
         if reuse is None:
             try:

@@ -92,6 +92,10 @@ class Analysis:
         and stored; half of them through three images of one class, half mixed.
     plane_margin : float
         Margin of ``Plane.through`` around the three images.
+    plane_scale : float
+        Half-width of each plane's square as a fraction of ``Plane.through``'s (1: the whole
+        plane through the three images; 0.1: a local square around their centroid, the
+        domain a conv net's slices can afford -- its whole plane holds millions of regions).
     plane_seed : int
     keep_partitions : int
         Partitions of the first planes saved at each pictured checkpoint, for the report.
@@ -151,6 +155,7 @@ class Analysis:
 
     planes: int = 4
     plane_margin: float = 0.2
+    plane_scale: float = 1.0
     plane_seed: int = 0
     keep_partitions: int = 1
     keep_checkpoints: int = 4
@@ -380,7 +385,8 @@ def _check(config: ExperimentConfig) -> None:
                        "analysis.probe_test": a.probe_test, "analysis.knn_test": a.knn_test}, 1,
                       optional=True)
     problems.reals({"training.lr": t.lr, "analysis.lc_radius": a.lc_radius,
-                    "analysis.plane_margin": a.plane_margin, "findings.comparable_gap": f.comparable_gap,
+                    "analysis.plane_margin": a.plane_margin, "analysis.plane_scale": a.plane_scale,
+                    "findings.comparable_gap": f.comparable_gap,
                     "findings.detection_z": f.detection_z})
     problems.reals({"training.weight_decay": t.weight_decay, "findings.burn_in_epochs": f.burn_in_epochs,
                     "training.label_noise": t.label_noise}, strict=False)

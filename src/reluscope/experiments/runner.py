@@ -133,15 +133,24 @@ def same_results(stored: dict[str, Any], config: ExperimentConfig) -> bool:
     """Whether a stored experiment config asks for the same results as `config`.
 
     The stored one is read with today's defaults for fields added since it was written, and
-    the ``[execution]`` table (workers, engine) is left out: it changes how, not what.
+    the ``[execution]`` table (workers, engine) is left out: it changes how, not what. The
+    grid may grow (more seeds, objectives, ...: finished runs are kept, only new ones run),
+    never shrink or change its depth; every other table must be the same.
     """
     try:
         before = config_from_dict(stored).to_dict()
     except InputValueError:
         return False
     now = config.to_dict()
+    grid_before, grid_now = before.pop("grid"), now.pop("grid")
     before.pop("execution", None)
     now.pop("execution", None)
+    for name, value in grid_before.items():
+        if isinstance(value, list):
+            if not set(value) <= set(grid_now.get(name, [])):
+                return False
+        elif grid_now.get(name) != value:
+            return False
     return before == now
 
 
@@ -200,7 +209,8 @@ def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str 
     previous = store.read_json("experiment.json")
     if previous is not None and not same_results(previous, config):
         raise InputValueError(message(f"experiment folder {str(root)!r}", "empty or holding this experiment",
-                                      "results of a different config", "Use a new folder (--root)."))
+                                      "results of a different config (only the grid's lists may grow)",
+                                      "Use a new folder (--root), or put the stored config back."))
     store.write_json("experiment.json", config.to_dict())
     data = None if data_dir is None else str(data_dir)
     for dataset in config.grid.datasets:  # fix the images every run looks at, once

@@ -231,3 +231,19 @@ def load_analysed(root: str | Path) -> pd.DataFrame:
         raise InputValueError(message(f"experiment folder {str(root)!r}", "analysed checkpoints",
                                       "no results", "Run `reluscope run CONFIG --root DIR` first."))
     return results
+
+
+def load_pooled(roots: list[str | Path]) -> pd.DataFrame:
+    """:func:`load_analysed` of several experiment folders, one table (e.g. the arms of one
+    study run as separate experiments); a run stored in two of them is refused."""
+    tables = [load_analysed(root) for root in roots]
+    seen: dict[str, str] = {}
+    for root, table in zip(roots, tables, strict=True):
+        for run_id in table["run_id"].unique():
+            if run_id in seen:
+                raise InputValueError(message(
+                    f"experiment folders {[str(r) for r in roots]}", "folders holding different runs",
+                    f"run {run_id!r} in both {seen[run_id]!r} and {str(root)!r}",
+                    "Pool different experiments (arms), not copies of one."))
+            seen[run_id] = str(root)
+    return pd.concat(tables, ignore_index=True)
