@@ -79,7 +79,7 @@ def test_model_is_not_modified(slicer):
         (nn.GELU(), r"module `1 \(GELU\)`.*`gelu`.*replace it"),
         (nn.Tanh(), r"`tanh`"),
         (nn.Sigmoid(), r"`sigmoid`"),
-        (nn.ReLU6(), r"`hardtanh`|`relu6`"),
+        (nn.Hardswish(), r"`hardswish`"),
     ],
 )
 def test_refuses_non_piecewise_affine_activations(slicer, module, pattern):

@@ -1,7 +1,19 @@
 """Which torch calls are ReLU sites, which are refused, and the mode that records them.
 
 A *site* is one call of a ReLU (or LeakyReLU) during the forward pass; the same
-module called twice gives two sites. Sites are found by intercepting torch
+module called twice gives two sites. Other piecewise-linear units are written as ReLUs of
+affine functions, followed by an affine combination (the engines then see ReLU sites only,
+and the combination belongs to the link to the next site):
+
+* ``abs(z)``: a LeakyReLU of slope -1;
+* ``hardtanh(z, a, b)`` (``nn.Hardtanh``, ``nn.ReLU6``, ``clamp(z, a, b)``): a site of twice
+  the size with pre-activations ``(z - a, z - b)`` stacked on a new first axis, combined as
+  ``a + relu(z - a) - relu(z - b)``; ``clamp_min(z, a) = a + relu(z - a)``,
+  ``clamp_max(z, b) = b - relu(b - z)``;
+* ``prelu(z, w)``: one shared slope is a LeakyReLU; per-channel slopes give pre-activations
+  ``(z, -z)`` combined as ``relu(z) - w relu(-z)`` (two neurons per unit, coincident);
+* ``maximum(a, b) = b + relu(a - b)`` and ``minimum(a, b) = a - relu(a - b)`` of two
+  tensors (``torch.max``/``torch.min`` of two tensors too). Sites are found by intercepting torch
 functions (a ``TorchFunctionMode``), so ``nn.ReLU``, ``F.relu``, ``torch.relu``,
 ``Tensor.relu`` and the ATen operators of a ``torch.export`` graph all work, inside any
 nesting of modules, with residual additions, convolutions, average pooling and BatchNorm
@@ -38,15 +50,14 @@ _LEAKY_FUNCS: set[Any] = {F.leaky_relu, F.leaky_relu_}
 # engines do not track). Matched on the function's __name__ so every alias is caught.
 _REFUSED = {
     "gelu", "silu", "sigmoid", "tanh", "softplus", "elu", "selu", "celu", "mish",
-    "hardswish", "hardsigmoid", "relu6", "hardtanh", "hardshrink", "softshrink",
-    "tanhshrink", "logsigmoid", "softsign", "glu", "prelu", "rrelu", "threshold",
+    "hardswish", "hardsigmoid", "hardshrink", "softshrink",
+    "tanhshrink", "logsigmoid", "softsign", "glu", "rrelu", "threshold",
     "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
     "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d",
     "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
     "fractional_max_pool2d", "fractional_max_pool3d", "softmax", "log_softmax",
     "softmin", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
-    "rms_norm", "normalize", "exp", "log", "sqrt", "rsqrt", "abs", "max", "min",
-    "maximum", "minimum", "amax", "amin", "clamp", "clip", "clamp_min", "clamp_max",
+    "rms_norm", "normalize", "exp", "log", "sqrt", "rsqrt", "max", "min", "amax", "amin",
     "sign", "floor", "ceil", "round", "sort", "topk", "sin", "cos", "erf", "norm",
     "vector_norm", "where",
     # comparisons and masks built from values: g * (g > 0) hides a breakpoint the engines
@@ -75,8 +86,26 @@ _DROPOUTS = {"dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "
              "dropout3d"}
 
 _FIX_NONLINEARITY = ("reluscope's exact engines need a network whose only nonlinearities "
-                     "are ReLU or LeakyReLU; replace it (e.g. GELU -> nn.ReLU, max-pool -> "
-                     "nn.AvgPool2d) or analyse a sub-network that stops before it.")
+                     "are piecewise linear (ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, clamp, abs, "
+                     "maximum/minimum of two tensors); replace it (e.g. GELU -> nn.ReLU, max-pool "
+                     "-> nn.AvgPool2d) or analyse a sub-network that stops before it.")
+#: Piecewise-linear units written as ReLU sites (see the module docstring).
+_UNIT_NAMES = {"hardtanh", "relu6", "clamp", "clip", "clamp_min", "clamp_max", "abs", "prelu",
+               "maximum", "minimum", "max", "min", "_prelu_kernel"}
+
+
+def _number(value: Any) -> float | None:
+    """A bound given as a Python number (or a one-element tensor), else None."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return float(value) if value.numel() == 1 else None
+    return float(value)
+
+
+def _channel_view(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """A per-channel weight (C,) shaped to broadcast over z (N, C, ...)."""
+    return weight.reshape(1, -1, *([1] * (z.dim() - 2))) if z.dim() >= 2 else weight
 
 
 @dataclass(frozen=True)
@@ -185,6 +214,10 @@ class SiteRecorder(TorchFunctionMode):
                 if slope == 1.0:  # the identity: no breakpoint, no site
                     return func(*args, **kwargs)
             return self._site(args[0], slope)
+        if name in _UNIT_NAMES:
+            unit = self._unit(name, args, kwargs)
+            if unit is not None:
+                return unit
         if name == "linear":
             result = func(*args, **kwargs)
             source = _arg(args, kwargs, 0, "input", None)
@@ -207,7 +240,66 @@ class SiteRecorder(TorchFunctionMode):
                          "(linear, conv, average pooling, eval-mode batch norm), in eval mode.")
         return func(*args, **kwargs)
 
-    def _site(self, z: torch.Tensor, slope: float) -> torch.Tensor:
+    def _unit(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+        """A piecewise-linear unit as a ReLU site and its combination; None: not one here
+        (a reduction such as ``torch.max(x)``, refused by the caller)."""
+        z = _arg(args, kwargs, 0, "input", None)
+        if not isinstance(z, torch.Tensor):
+            return None
+        if name == "abs":
+            return self._site(z, -1.0)
+        if name in ("maximum", "minimum", "max", "min"):
+            other = _arg(args, kwargs, 1, "other", None)
+            if not isinstance(other, torch.Tensor) or isinstance(args[1] if len(args) > 1 else None, int):
+                return None  # a reduction (torch.max(x), torch.max(x, dim)): refused
+            other = other.to(z.dtype).expand_as(z) if other.shape != z.shape else other
+            if name in ("maximum", "max"):
+                return self._site(z - other, 0.0, lambda act: other + act)
+            return self._site(z - other, 0.0, lambda act: z - act)
+        if name in ("prelu", "_prelu_kernel"):
+            weight = _arg(args, kwargs, 1, "weight", None)
+            if not isinstance(weight, torch.Tensor):
+                return None
+            if weight.numel() == 1:
+                slope = float(weight)
+                return self._site(z, slope) if slope != 1.0 else z
+            w = _channel_view(weight.to(z.dtype), z)
+            return self._site(torch.stack([z, -z], dim=1), 0.0, lambda act: act[:, 0] - w * act[:, 1])
+        low, high = self._bounds(name, args, kwargs)
+        if low is None and high is None:
+            return z
+        if high is None:
+            return self._site(z - low, 0.0, lambda act: low + act)
+        if low is None:
+            return self._site(high - z, 0.0, lambda act: high - act)
+        if not low < high:
+            self._refuse(f"`{name}` with bounds ({low}, {high})", "Use bounds with min < max.")
+        return self._site(torch.stack([z - low, z - high], dim=1), 0.0,
+                          lambda act: low + act[:, 0] - act[:, 1])
+
+    def _bounds(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
+                ) -> tuple[float | None, float | None]:
+        """(min, max) of a hardtanh / relu6 / clamp call; tensor-valued bounds are refused."""
+        if name == "relu6":
+            return 0.0, 6.0
+        if name == "hardtanh":
+            return (float(_arg(args, kwargs, 1, "min_val", -1.0)),
+                    float(_arg(args, kwargs, 2, "max_val", 1.0)))
+        if name == "clamp_min":
+            return _number(_arg(args, kwargs, 1, "min", None)), None
+        if name == "clamp_max":
+            return None, _number(_arg(args, kwargs, 1, "max", None))
+        raw = (_arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None))
+        bounds = (_number(raw[0]), _number(raw[1]))
+        if any(r is not None and b is None for r, b in zip(raw, bounds, strict=True)):
+            self._refuse(f"`{name}` with tensor-valued bounds", "Clamp to numbers, or write the bounds "
+                         "with torch.maximum/torch.minimum of two tensors.")
+        return bounds
+
+    def _site(self, z: torch.Tensor, slope: float,
+              combine: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """Record the site whose pre-activation is `z`; return its activation, or
+        ``combine(activation)`` for a unit written as ReLUs (see the module docstring)."""
         index = len(self.records)
         base = self._where()
         count = self._names.get(base, 0) + 1
@@ -226,7 +318,11 @@ class SiteRecorder(TorchFunctionMode):
             # (torch.where keeps forward-mode tangents and avoids a float copy of the mask)
             out = torch.where(mask, z, z * slope if slope != 0.0 else torch.zeros((), dtype=z.dtype,
                                                                                  device=z.device))
-        self._last_activation = out
+        if combine is not None:
+            out = combine(out)
+            self._last_activation = None  # the next layer sees a combination, not the site
+        else:
+            self._last_activation = out
         if self.stop_after is not None and index >= self.stop_after:
             raise StopForward
         return out
