@@ -54,7 +54,8 @@ UNITS = {
 }
 
 
-def _states(model: nn.Module, unit: nn.Module, rule, plane: rs.Plane, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _states(model: nn.Module, unit: nn.Module, rule, plane: rs.Plane, n: int
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Grid points (n*n, 2) and every unit's state there, from the unit's input by a hook."""
     (s0, s1), (t0, t1) = plane.extent
     pts = np.stack(np.meshgrid(np.linspace(s0, s1, n + 2)[1:-1], np.linspace(t0, t1, n + 2)[1:-1]),

@@ -269,7 +269,8 @@ class SiteRecorder(TorchFunctionMode):
         if low is None and high is None:
             return z
         if high is None:
-            return self._site(z - low, 0.0, lambda act: low + act)
+            floor = float(low)  # type: ignore[arg-type]
+            return self._site(z - floor, 0.0, lambda act: floor + act)
         if low is None:
             return self._site(high - z, 0.0, lambda act: high - act)
         if not low < high:
