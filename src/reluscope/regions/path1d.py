@@ -49,8 +49,12 @@ from reluscope.regions.partition1d import Partition1D
 
 #: Crossings closer than this (segment parameter) to a piece's end or to each other merge.
 SNAP_RTOL = 1e-10
-#: Segments handled together (bounds memory: pieces x widest site per batch).
+#: Most segments handled together.
 BATCH_SEGMENTS = 256
+#: Entries (breakpoints x widest site) one batch of segments may hold: the batch shrinks to
+#: fit, from the pieces per segment seen so far (a conv net's sites are 10^4 wide and its
+#: segments hold thousands of pieces each).
+BATCH_ENTRIES = 1 << 26
 #: Entries of the largest temporary (pieces x neurons) of a generic masked pass.
 CHUNK_ENTRIES = 1 << 24
 
@@ -93,6 +97,8 @@ class _SegmentRefiner:
         self.bneuron = torch.full((2 * n,), -1, dtype=torch.int64, device=dev)
         self.bcount = torch.zeros(2 * n, dtype=torch.int64, device=dev)
         self.masks: list[torch.Tensor] = []
+        #: The masks bit-packed (filled by the caller once the batch is done).
+        self.packed: list[np.ndarray] = []
         #: Index of the breakpoint that starts each piece, (n_pieces,); kept in step with `seg`.
         self.piece_start = torch.arange(0, 2 * n, 2, device=dev)
 
@@ -243,12 +249,23 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
     net = InstrumentedModel(model, torch.stack([starts[0], starts[0] + directions[0]]), "path_regions")
     results = []
     used = 0
-    for lo in range(0, starts.shape[0], BATCH_SEGMENTS):
-        walker = _SegmentRefiner(net, starts[lo: lo + BATCH_SEGMENTS], directions[lo: lo + BATCH_SEGMENTS],
-                         int(max_regions) - used).run()
+    widest = max(s.size for s in net.sites)
+    per_segment = 2.0  # breakpoints per segment, learnt from the batches done
+    lo = 0
+    while lo < starts.shape[0]:
+        size = int(min(BATCH_SEGMENTS, max(1, BATCH_ENTRIES // (widest * per_segment))))
+        if lo == 0 and widest * BATCH_SEGMENTS * 64 > BATCH_ENTRIES:
+            size = min(size, 4)  # a wide net: learn its pieces per segment on a few first
+        walker = _SegmentRefiner(net, starts[lo: lo + size], directions[lo: lo + size],
+                                 int(max_regions) - used).run()
         walker.seg += lo
-        used += int(walker.piece_start.shape[0])
+        pieces = int(walker.piece_start.shape[0])
+        used += pieces
+        per_segment = max(per_segment, 1.5 * (pieces + size) / size)
+        walker.packed = [pack(m.cpu().numpy()) for m in walker.masks]  # 1 bit per neuron
+        walker.masks = []
         results.append(walker)
+        lo += size
 
     def cat(key: str, at: str) -> np.ndarray:
         """A breakpoint array, at each piece's start (at="start") or end ("end")."""
@@ -258,8 +275,7 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
             parts.append(getattr(r, key)[index])
         return torch.cat(parts).cpu().numpy()
 
-    patterns = tuple(pack(torch.cat([r.masks[m] for r in results]).cpu().numpy())
-                     for m in range(len(net.sites)))
+    patterns = tuple(np.concatenate([r.packed[m] for r in results]) for m in range(len(net.sites)))
     seg = cat("seg", "start")
     piece_offsets = np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=starts.shape[0]))])
     boundary_site = cat("bsite", "start")
