@@ -143,3 +143,34 @@ def test_reductions_and_tensor_bounds_stay_refused(slicer):
         model = nn.Sequential(nn.Linear(2, 3), unit, nn.Linear(3, 1)).eval()
         with pytest.raises(rs.UnsupportedModelError, match=pattern):
             slicer(model, square())
+
+
+def test_coincident_neurons_are_all_recorded_per_edge_and_per_breakpoint():
+    """A per-channel PReLU has two neurons per unit with one zero line: every edge (and
+    breakpoint) a unit makes lists both, and the per-site boundary length counts them."""
+    from reluscope.metrics.polytope import boundary_lengths
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(2, 6), _prelu(6), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 1)).eval()
+    part = rs.slice_regions(model, square(2.0))
+    ptr, site, neuron = part.edge_switches()
+    inner = part.edge_faces[:, 1] >= 0
+    count = np.diff(ptr)
+    assert (count[~inner] == 0).all()
+    made_by_prelu = inner & (part.edge_site == 0)
+    assert (count[made_by_prelu] == 2).all()  # z and -z switch together
+    first = ptr[:-1][made_by_prelu]
+    np.testing.assert_array_equal(neuron[first + 1] - neuron[first], 6)  # unit k: neurons k, 6 + k
+    assert (count[inner & (part.edge_site == 1)] == 1).all()
+    # the recorded neuron is always among them
+    for e in np.flatnonzero(inner)[:50]:
+        assert part.edge_neuron[e] in neuron[ptr[e]:ptr[e + 1]][site[ptr[e]:ptr[e + 1]] == part.edge_site[e]]
+    lengths = boundary_lengths(part)
+    assert lengths[0] > 0 and lengths[1] > 0
+    path = rs.Path.segment(torch.tensor([-2.0, 0.3], dtype=torch.float64),
+                           torch.tensor([2.0, -0.4], dtype=torch.float64))
+    pieces = rs.path_regions(model, path)
+    bptr, bsite, _ = pieces.boundary_switches()
+    at = np.flatnonzero(pieces.boundary_site == 0)
+    assert len(at) and (np.diff(bptr)[at] == 2).all() and (pieces.boundary_count[at] == 2).all()
+    assert (np.diff(bptr)[pieces.boundary_site < 0] == 0).all()

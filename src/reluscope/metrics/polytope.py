@@ -119,15 +119,20 @@ def vertex_distance_ratio(part: Partition2D) -> np.ndarray:
 
 
 def boundary_lengths(part: Partition2D) -> dict[int, float]:
-    """Total length of region boundaries inside the domain, by the site that made them.
+    """Total length of region boundaries inside the domain, by the site whose neurons switch
+    across them.
 
     Returns ``{site: length}`` for every site (0 where a site made no boundary); edges
-    on the domain boundary are not counted.
+    on the domain boundary are not counted. An edge across which neurons of two sites
+    switch at once (coincident neurons) counts for both.
     """
-    inner = part.edge_site >= 0
-    seg = part.vertices[part.edges[inner]]
+    ptr, site, _ = part.edge_switches()
+    seg = part.vertices[part.edges]
     lengths = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
-    per_site = np.bincount(part.edge_site[inner], weights=lengths, minlength=len(part.sites))
+    edge = np.repeat(np.arange(part.n_edges), np.diff(ptr))
+    first = np.ones(len(edge), dtype=bool)  # each (edge, site) once
+    first[1:] = (edge[1:] != edge[:-1]) | (site[1:] != site[:-1])
+    per_site = np.bincount(site[first], weights=lengths[edge[first]], minlength=len(part.sites))
     return {i: float(v) for i, v in enumerate(per_site)}
 
 

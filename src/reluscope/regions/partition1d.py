@@ -123,6 +123,40 @@ class Partition1D:
         """(n, size) bool activation pattern of one site on every piece."""
         return unpack(self.patterns[site], self.sites[site].size)
 
+    def boundary_switches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every neuron that switches at each piece's start: a ragged list, CSR by piece.
+
+        ``boundary_site``/``boundary_neuron`` name the first neuron and ``boundary_count``
+        how many of that site switch; neurons of several sites can switch at one point
+        (coincident neurons). They are read from the two pieces' patterns, which are exact.
+
+        Returns
+        -------
+        ptr : np.ndarray, shape (n + 1,), int64
+            Piece ``i``'s switches are entries ``ptr[i]:ptr[i + 1]`` (none where the piece
+            starts a segment).
+        site, neuron : np.ndarray, shape (ptr[-1],), int64
+            Sorted by site, then neuron, within each piece.
+        """
+        inner = np.flatnonzero(self.boundary_site >= 0)
+        rows_parts, site_parts, neuron_parts = [], [], []
+        for site, packed in enumerate(self.patterns):
+            for lo in range(0, len(inner), 1 << 14):
+                idx = inner[lo : lo + (1 << 14)]
+                diff = np.unpackbits(packed[idx] ^ packed[idx - 1], axis=1)[:, : self.sites[site].size]
+                rows, neurons = np.nonzero(diff)
+                rows_parts.append(idx[rows])
+                site_parts.append(np.full(len(rows), site, dtype=np.int64))
+                neuron_parts.append(neurons.astype(np.int64))
+        empty = [np.zeros(0, dtype=np.int64)]
+        rows = np.concatenate(rows_parts or empty).astype(np.int64)
+        site_all = np.concatenate(site_parts or empty)
+        neuron_all = np.concatenate(neuron_parts or empty)
+        order = np.lexsort((neuron_all, site_all, rows))
+        ptr = np.zeros(self.n_pieces + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.n_pieces), out=ptr[1:])
+        return ptr, site_all[order], neuron_all[order]
+
     def same_pattern_as_next(self) -> np.ndarray:
         """(n,) bool: piece i has the same full pattern as piece i+1 (False for the last)."""
         same = np.ones(max(self.n_pieces - 1, 0), dtype=bool)

@@ -146,6 +146,52 @@ class Partition2D:
         return out
 
     # ------------------------------------------------------------------ interop
+    def edge_switches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every neuron that switches across each edge: a ragged list, CSR by edge.
+
+        ``edge_site``/``edge_neuron`` name the neuron that *made* an edge; where several
+        neurons have the same zero line (coincident neurons: a conv net on images with
+        equal pixels, a per-channel PReLU) they all switch across it. They are read from
+        the two faces' patterns, which are exact.
+
+        Returns
+        -------
+        ptr : np.ndarray, shape (E + 1,), int64
+            Edge ``e``'s switches are entries ``ptr[e]:ptr[e + 1]`` (none on the domain
+            boundary).
+        site, neuron : np.ndarray, shape (ptr[-1],), int64
+            Sorted by site, then neuron, within each edge.
+        """
+        from reluscope._kernels.bits import xor_popcount
+
+        inner = np.flatnonzero(self.edge_faces[:, 1] >= 0)
+        left, right = self.edge_faces[inner, 0], self.edge_faces[inner, 1]
+        counts = np.zeros(len(inner), dtype=np.int64)
+        for packed in self.patterns:
+            counts += xor_popcount(packed, left, right)
+        # one switch (almost every edge): the neuron that made it
+        single = counts == 1
+        several = np.flatnonzero(counts > 1)
+        rows_parts = [np.flatnonzero(single)]
+        site_parts = [self.edge_site[inner][single]]
+        neuron_parts = [self.edge_neuron[inner][single]]
+        for site, packed in enumerate(self.patterns):
+            for lo in range(0, len(several), 1 << 14):
+                idx = several[lo : lo + (1 << 14)]
+                diff = np.unpackbits(packed[left[idx]] ^ packed[right[idx]], axis=1)
+                diff = diff[:, : self.sites[site].size]
+                rows, neurons = np.nonzero(diff)
+                rows_parts.append(idx[rows])
+                site_parts.append(np.full(len(rows), site, dtype=np.int64))
+                neuron_parts.append(neurons.astype(np.int64))
+        rows = inner[np.concatenate(rows_parts)]
+        site_all = np.concatenate(site_parts).astype(np.int64)
+        neuron_all = np.concatenate(neuron_parts).astype(np.int64)
+        order = np.lexsort((neuron_all, site_all, rows))
+        ptr = np.zeros(self.n_edges + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.n_edges), out=ptr[1:])
+        return ptr, site_all[order], neuron_all[order]
+
     def to_shapely(self) -> np.ndarray:
         """The regions as an array of shapely Polygons (F,)."""
         import shapely
