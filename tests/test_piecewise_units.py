@@ -170,7 +170,7 @@ def test_coincident_neurons_are_all_recorded_per_edge_and_per_breakpoint():
     path = rs.Path.segment(torch.tensor([-2.0, 0.3], dtype=torch.float64),
                            torch.tensor([2.0, -0.4], dtype=torch.float64))
     pieces = rs.path_regions(model, path)
-    bptr, bsite, _ = pieces.boundary_switches()
+    bptr, _, _ = pieces.boundary_switches()
     at = np.flatnonzero(pieces.boundary_site == 0)
     assert len(at) and (np.diff(bptr)[at] == 2).all() and (pieces.boundary_count[at] == 2).all()
     assert (np.diff(bptr)[pieces.boundary_site < 0] == 0).all()
