@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from reluscope.errors import (
     InputTypeError,
     InputValueError,
+    MissingDependencyError,
     PartitionFileError,
     ReluscopeError,
     TooManyRegionsError,
@@ -57,6 +58,7 @@ __all__ = [
     "EngineOptions",
     "InputTypeError",
     "InputValueError",
+    "MissingDependencyError",
     "Partition1D",
     "Partition2D",
     "PartitionFileError",

@@ -44,3 +44,7 @@ class CheckpointError(ReluscopeError, ValueError):
 
 class RunLockedError(ReluscopeError, RuntimeError):
     """Another live process holds the lock of a run (it is being trained or analysed there)."""
+
+
+class MissingDependencyError(ReluscopeError, ImportError):
+    """An optional dependency of the feature in use is not installed (an extra)."""

@@ -65,6 +65,9 @@ def region_table(part: Partition2D, model: torch.nn.Module | None = None, batch:
     batch : int
         Interior points evaluated per forward pass.
     """
+    from reluscope._extras import require
+
+    require(("pandas",), "experiments", "Partition2D.to_frame")
     import pandas as pd
 
     area, centroid, _, _ = second_moments(part)
