@@ -172,3 +172,19 @@ def test_help_is_fast_and_imports_no_torch_and_names_match_the_registry():
     from reluscope.train.objectives import OBJECTIVES
 
     assert sorted(OBJECTIVE_NAMES) == sorted(OBJECTIVES)
+
+
+def test_shipped_configs_are_listed_printed_and_run_by_name(capsys):
+    from reluscope.experiments.config import load_config, shipped_configs
+
+    assert {"demo", "paper-mnist", "prediction-mnist", "double-descent-mnist"} <= set(shipped_configs())
+    assert main(["configs"]) == 0
+    listing = capsys.readouterr().out
+    assert "paper-mnist" in listing and "The study on MNIST" in listing
+    assert main(["configs", "paper-mnist"]) == 0
+    assert "[grid]" in capsys.readouterr().out
+    assert main(["configs", "nope"]) == 2
+    assert "`reluscope configs`" in capsys.readouterr().err
+    assert load_config("paper-mnist").name == "paper-mnist"  # a shipped config by name
+    with pytest.raises(ValueError, match="`reluscope configs` lists the shipped configs"):
+        load_config("no-such-config")

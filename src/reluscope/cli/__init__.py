@@ -13,7 +13,7 @@ import sys
 from types import ModuleType
 
 from reluscope import __version__
-from reluscope.cli import demo, findings, report, run, slice, train
+from reluscope.cli import configs, demo, findings, report, run, slice, train
 from reluscope.errors import ReluscopeError
 
 
@@ -30,7 +30,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 #: The commands, in the order ``--help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (demo, run, report, findings, train, slice)
+COMMANDS: tuple[ModuleType, ...] = (demo, run, report, findings, train, slice, configs)
 
 
 def main(argv: list[str] | None = None) -> int:

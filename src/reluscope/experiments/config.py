@@ -415,13 +415,36 @@ def _check(config: ExperimentConfig) -> None:
                               + "\n  - ".join(problems.found))
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The experiment configs installed with the package, by name (file stem)."""
+    from importlib import resources
+
+    folder = resources.files("reluscope.experiments") / "configs"
+    return {entry.name.removesuffix(".toml"): Path(str(entry)) for entry in folder.iterdir()
+            if entry.name.endswith(".toml")}
+
+
+def describe_config(path: Path) -> str:
+    """The first line of a config's leading comment (what it is), or ''."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+        if line.strip():
+            break
+    return ""
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read and validate a TOML experiment config, with ``section.key=value`` `overrides`
-    (see :func:`apply_overrides`) applied before validation."""
+    """Read and validate a TOML experiment config (a path, or the name of a shipped config:
+    see :func:`shipped_configs`), with ``section.key=value`` `overrides` (see
+    :func:`apply_overrides`) applied before validation."""
     source = Path(path)
+    if not source.is_file() and str(path).removesuffix(".toml") in shipped_configs():
+        source = shipped_configs()[str(path).removesuffix(".toml")]
     if not source.is_file():
-        raise InputValueError(message("the experiment config", "an existing TOML file",
-                                      f"{str(source)!r}, which does not exist", "Check the path."))
+        raise InputValueError(message("the experiment config", "an existing TOML file or a shipped config's name",
+                                      f"{str(source)!r}, which does not exist",
+                                      "Check the path; `reluscope configs` lists the shipped configs."))
     try:
         data = tomllib.loads(source.read_text())
     except tomllib.TOMLDecodeError as exc:
