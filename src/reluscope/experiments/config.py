@@ -442,7 +442,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if not source.is_file() and str(path).removesuffix(".toml") in shipped_configs():
         source = shipped_configs()[str(path).removesuffix(".toml")]
     if not source.is_file():
-        raise InputValueError(message("the experiment config", "an existing TOML file or a shipped config's name",
+        raise InputValueError(message("the experiment config",
+                                      "an existing TOML file or a shipped config's name",
                                       f"{str(source)!r}, which does not exist",
                                       "Check the path; `reluscope configs` lists the shipped configs."))
     try:
