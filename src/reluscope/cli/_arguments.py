@@ -33,3 +33,18 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                         help="override a config value (TOML syntax; repeatable), e.g. "
                         "--set training.epochs=1 --set grid.seeds=[0]")
+
+
+def add_allow_imports_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow-imports``: honour backbones named ``package.module:factory`` (runs their code)."""
+    parser.add_argument("--allow-imports", action="store_true",
+                        help="allow backbones of your own named 'package.module:factory' (importing a "
+                        "module runs its code: only for modules you trust)")
+
+
+def apply_allow_imports(args: argparse.Namespace) -> None:
+    """Set ``RELUSCOPE_ALLOW_IMPORTS=1`` for this process and its workers when asked."""
+    import os
+
+    if getattr(args, "allow_imports", False):
+        os.environ["RELUSCOPE_ALLOW_IMPORTS"] = "1"

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-from reluscope.cli._arguments import add_overrides_argument, positive_int_argument
+from reluscope.cli._arguments import (
+    add_allow_imports_argument,
+    add_overrides_argument,
+    apply_allow_imports,
+    positive_int_argument,
+)
 
 NAME = "run"
 HELP = "run an experiment grid (TOML config)"
@@ -28,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parallel runs (default: from the config)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
     add_overrides_argument(parser)
+    add_allow_imports_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from reluscope.experiments.report import write_report
     from reluscope.experiments.runner import run_experiment
 
+    apply_allow_imports(args)
     config = load_config(args.config, args.overrides)
     root = args.root or f"outputs/{config.name}"
     report = run_experiment(config, root, data_dir=args.data, workers=args.workers)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import reluscope as rs
 from reluscope._files import write_json
 from reluscope._validation import message
+from reluscope.cli._arguments import add_allow_imports_argument, apply_allow_imports
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
 
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a whole pickled module or a torch.export program; this RUNS CODE FROM "
                         "THE FILE: only for files you trust (default: refused)")
+    add_allow_imports_argument(parser)
 
 
 def load_model(path: str | Path, *, network: str = "full", allow_pickle: bool = False) -> nn.Module:
@@ -202,6 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from reluscope.data import load_idx_images
 
+    apply_allow_imports(args)
     out = Path(args.out)
     model = load_model(args.model, network=args.network, allow_pickle=args.allow_pickle)
     shape = parse_shape(args.input_shape)

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from reluscope._files import write_json
-from reluscope.cli._arguments import positive_float_argument, positive_int_argument
+from reluscope.cli._arguments import (
+    add_allow_imports_argument,
+    apply_allow_imports,
+    positive_float_argument,
+    positive_int_argument,
+)
 from reluscope.data.registry import DATASETS
 from reluscope.train.names import OBJECTIVE_NAMES
 
@@ -26,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the train command (one per TrainConfig field)."""
     parser.add_argument("--objective", choices=sorted(OBJECTIVE_NAMES), default="simclr")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
-    parser.add_argument("--backbone", choices=("mlp", "cnn"), default="mlp")
+    parser.add_argument("--backbone", default="mlp",
+                        help="mlp, cnn, or your own as package.module:factory (with --allow-imports)")
+    parser.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
+                        dest="backbone_options", help="keyword argument of your backbone's factory "
+                        "(TOML value; repeatable), e.g. --backbone-option channels=8")
+    add_allow_imports_argument(parser)
     parser.add_argument("--width", type=positive_int_argument, default=256)
     parser.add_argument("--depth", type=positive_int_argument, default=3)
     parser.add_argument("--batchnorm", action="store_true")
@@ -46,11 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train, then (optionally) evaluate each checkpoint; returns the evaluations."""
+    from reluscope.experiments.config import apply_overrides
     from reluscope.train.loop import TrainConfig, load_checkpoint, train
 
+    apply_allow_imports(args)
+    options: dict[str, Any] = {}
+    if args.backbone_options:  # KEY=VALUE with TOML values, parsed like --set
+        options = apply_overrides({}, [f"backbone_options.{text}" for text in args.backbone_options])[
+            "backbone_options"]
     config = TrainConfig(dataset=args.dataset, objective=args.objective, backbone=args.backbone,
                          width=args.width, depth=args.depth, batchnorm=args.batchnorm, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset)
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
+                         backbone_options=options)
     out = Path(args.out or f"runs/{args.objective}-{args.dataset}-s{args.seed}")
     result = train(config, out, data_dir=args.data)
     print(f"trained {config.objective} on {config.dataset} in {result.seconds:.1f}s "

@@ -40,7 +40,9 @@ class Grid:
     datasets : list of {"mnist", "fashion-mnist"}
     objectives : list of str
         Keys of ``reluscope.train.OBJECTIVES`` (collapse variants included).
-    backbones : list of {"mlp", "cnn"}
+    backbones : list of {"mlp", "cnn"} or "package.module:factory"
+        Built-in backbones, or your own (imported only with ``--allow-imports``; its
+        factory gets ``[training] backbone_options``).
     widths : list of int
         MLP hidden width / CNN head width.
     depth : int
@@ -74,6 +76,7 @@ class Training:
     checkpoints_per_decade: int = 3
     label_noise: float = 0.0
     checkpoint_every_epochs: int = 1
+    backbone_options: dict[str, Any] = field(default_factory=dict)
 
     def train_config(self, **per_run: Any) -> TrainConfig:
         """One run's TrainConfig: these shared fields plus the run's own (`per_run`)."""
@@ -288,7 +291,8 @@ class RunSpec:
         """``<objective>-<dataset>-<backbone><width>-s<seed>-<hash>``, stable across sessions."""
         c = self.train
         digest = hashlib.sha256(json.dumps(c.identity(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{c.objective}-{c.dataset}-{c.backbone}{c.width}-s{c.seed}-{digest}"
+        backbone = re.sub(r"[^A-Za-z0-9_]", "_", c.backbone)  # an import path: a folder name
+        return f"{c.objective}-{c.dataset}-{backbone}{c.width}-s{c.seed}-{digest}"
 
 
 _TABLES = {"grid": Grid, "training": Training, "analysis": Analysis, "execution": Execution,
@@ -352,7 +356,12 @@ def _check(config: ExperimentConfig) -> None:
     problems = _Problems()
     problems.names("grid.datasets", g.datasets, sorted(DATASETS))
     problems.names("grid.objectives", g.objectives, sorted(OBJECTIVES))
-    problems.names("grid.backbones", g.backbones, ["cnn", "mlp"])
+    from reluscope.nets.custom import is_import_path
+
+    builtin = g.backbones
+    if isinstance(builtin, list):  # your own backbones (import paths) are checked when built
+        builtin = [b for b in builtin if not is_import_path(b)]
+    problems.names("grid.backbones", builtin or ["mlp"], ["cnn", "mlp"])
     problems.names("analysis.networks", a.networks, ["backbone", "full"])
     problems.names("analysis.lc_estimators", a.lc_estimators, ["ball", "cross_polytope", "smooth"])
     problems.integer_list("grid.widths", g.widths, 1)

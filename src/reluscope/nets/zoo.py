@@ -8,6 +8,7 @@ optional BatchNorm (analysed in eval mode). Each maps (B, 1, 28, 28) images to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -81,11 +82,18 @@ class SmallCNN(nn.Sequential):
         self.feature_dim = hidden
 
 
-def build_backbone(kind: str, width: int = 256, depth: int = 3, batchnorm: bool = False) -> nn.Module:
-    """``"mlp"``: ``depth`` layers of ``width``; ``"cnn"``: SmallCNN with a ``width`` head."""
+def build_backbone(kind: str, width: int = 256, depth: int = 3, batchnorm: bool = False,
+                   options: dict[str, Any] | None = None) -> nn.Module:
+    """``"mlp"``: ``depth`` layers of ``width``; ``"cnn"``: SmallCNN with a ``width`` head;
+    ``"package.module:factory"``: the user's own (see :mod:`reluscope.nets.custom`), called
+    with `options`."""
+    from reluscope.nets.custom import custom_backbone, is_import_path
+
     if kind == "mlp":
         return MLP([width] * depth, batchnorm=batchnorm)
     if kind == "cnn":
         return SmallCNN(hidden=width, batchnorm=batchnorm)
-    raise InputValueError(message("`kind` of build_backbone", "'mlp' or 'cnn'", repr(kind),
-                                  "Pick one of the two backbones."))
+    if is_import_path(kind):
+        return custom_backbone(kind, width, depth, options)
+    raise InputValueError(message("`kind` of build_backbone", "'mlp', 'cnn' or 'package.module:factory'",
+                                  repr(kind), "Pick a built-in backbone or name your own factory."))

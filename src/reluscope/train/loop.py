@@ -47,9 +47,14 @@ class TrainConfig:
     dataset : {"mnist", "fashion-mnist"}
     objective : str
         A key of ``reluscope.train.OBJECTIVES`` (collapse variants included).
-    backbone : {"mlp", "cnn"}
+    backbone : {"mlp", "cnn"} or str
+        A built-in backbone, or ``"package.module:factory"`` for one of your own (imported
+        only when allowed: see :mod:`reluscope.nets.custom`).
     width, depth : int
-        MLP: ``depth`` hidden layers of ``width``; CNN: ``width`` units after the convs.
+        MLP: ``depth`` hidden layers of ``width``; CNN: ``width`` units after the convs; a
+        factory of your own gets them when its signature takes them.
+    backbone_options : dict
+        Keyword arguments of your own backbone's factory.
     batchnorm : bool
         BatchNorm in the backbone (analysed in eval mode).
     epochs : int
@@ -88,12 +93,23 @@ class TrainConfig:
     objective_options: dict[str, Any] = field(default_factory=dict)
     label_noise: float = 0.0
     checkpoint_every_epochs: int = 1
+    backbone_options: dict[str, Any] = field(default_factory=dict)
 
     #: Fields added after run ids were first published, with the default that leaves a run's
     #: id (and its folder) as it was: they enter the id only when set to something else.
-    LATER_FIELDS: ClassVar[dict[str, Any]] = {"label_noise": 0.0, "checkpoint_every_epochs": 1}
+    LATER_FIELDS: ClassVar[dict[str, Any]] = {"label_noise": 0.0, "checkpoint_every_epochs": 1,
+                                              "backbone_options": {}}
 
     def __post_init__(self) -> None:
+        from reluscope.nets.custom import is_import_path
+
+        if self.backbone not in ("mlp", "cnn") and not is_import_path(self.backbone):
+            raise InputValueError(message(
+                "`backbone` of TrainConfig", "'mlp', 'cnn' or 'package.module:factory'", repr(self.backbone),
+                "Pick a built-in backbone or name your own factory (e.g. 'mynets.models:make_backbone')."))
+        if not isinstance(self.backbone_options, dict):
+            raise InputValueError(message("`backbone_options` of TrainConfig", "a table (dict) of keyword "
+                                          "arguments", repr(self.backbone_options), "e.g. {channels = 8}."))
         if self.objective not in OBJECTIVES:
             raise InputValueError(message("`objective` of TrainConfig", f"one of {sorted(OBJECTIVES)}",
                                           repr(self.objective), "Pick a listed objective."))
@@ -156,7 +172,8 @@ def build(config: TrainConfig) -> Objective:
     """The objective with a freshly initialised backbone, seeded by ``config.seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        backbone = build_backbone(config.backbone, config.width, config.depth, config.batchnorm)
+        backbone = build_backbone(config.backbone, config.width, config.depth, config.batchnorm,
+                                  config.backbone_options)
         return build_objective(config.objective, backbone, **config.objective_options)
 
 
