@@ -94,3 +94,23 @@ ENGINE_PATHS = {"vertex values": rs.EngineOptions(), "face maps": rs.EngineOptio
 def slicer(request) -> Slicer:
     """Run a slice test with each of the 2D engine's two ways to find chords."""
     return Slicer(ENGINE_PATHS[request.param])
+
+
+def browser_screenshot(page: Path, out: Path, width: int = 1400, height: int = 3000):
+    """A headless Chromium screenshot of a local HTML page as an (H, W, 3) float array, or
+    pytest.skip when no Chromium is installed (scripts/test.sh installs Debian's)."""
+    import shutil
+    import subprocess
+
+    import matplotlib.image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on this machine (scripts/test.sh installs it with apt-get)")
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync",
+                    f"--user-data-dir={out.parent / 'chromium-profile'}", f"--window-size={width},{height}",
+                    f"--screenshot={out}", page.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    return matplotlib.image.imread(out)[..., :3]

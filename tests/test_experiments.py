@@ -74,6 +74,16 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir, c
     html = (root / "report" / "report.html").read_text()
     assert "Findings" in html and "data:image/png;base64" in html and "simsiam-no-stopgrad" in html
     assert "larger = more regions" in html and "(not described)" not in html  # the glossary
+    assert "<figcaption>" in html and "References" in html and "Provenance" in html
+    assert (root / "report" / "final_checkpoints.csv").is_file() and 'href="findings.csv"' in html
+    assert "<td>12</td>" in html and "<td>12.000</td>" not in html  # integers printed as integers
+    # a real browser renders it: a screenshot with text and figures, not a blank page
+    from conftest import browser_screenshot
+
+    shot = browser_screenshot(root / "report" / "report.html", tmp_path / "report.png")
+    assert shot.shape[0] > 1000 and shot.std() > 0.05
+    dark = (shot.mean(axis=2) < 0.5).mean(axis=1)  # share of dark pixels per row
+    assert (dark[:200] > 0).any() and (dark > 0).mean() > 0.3  # the title, then content down the page
     with pytest.raises(ValueError, match="results of a different config"):
         run_experiment(config_from_dict({**TINY, "name": "other"}), root, data_dir=data_dir, quiet=True)
     # a second arm (its own store, local slice squares) pools with the first

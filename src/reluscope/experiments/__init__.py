@@ -4,5 +4,5 @@ and findings (``findings``) built on the results, and the HTML report (``report`
 
 from reluscope._extras import require
 
-require(("pandas", "pyarrow", "matplotlib"), "experiments",
+require(("pandas", "pyarrow", "matplotlib", "jinja2"), "experiments",
         "reluscope's experiments (run, report, findings, demo and the results store)")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from reluscope._files import write_bytes
 from reluscope.experiments.config import Findings, config_from_dict
@@ -46,23 +47,84 @@ def glossary(names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _img(path: Path | None) -> str:
+def _figure(path: Path | None, caption: str) -> str:
+    """An embedded PNG with its caption (HTML)."""
     if path is None:
         return "<p><em>(no data)</em></p>"
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" style="max-width:100%">'
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption[:80])}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _cell(value: object, floatfmt: str) -> str:
+    """One table cell: integral numbers as integers, others by `floatfmt`, NaN empty."""
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return ""
+        number = float(value)
+        if number.is_integer() and abs(number) < 1e15:
+            return str(int(number))
+        return floatfmt.format(value)
+    text = html.escape(str(value))
+    if text in ("holds", "does not hold"):
+        return f"<span class='{'holds' if text == 'holds' else 'not'}'>{text}</span>"
+    return text
 
 
 def _table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
-    def cell(v: object) -> str:
-        if isinstance(v, float):
-            return "" if np.isnan(v) else floatfmt.format(v)
-        return html.escape(str(v))
-
+    if frame.empty:
+        return ""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v, floatfmt)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+#: The papers the report's findings and metrics come from.
+REFERENCES = (
+    "Muthivhi, M. &amp; van Zyl, T. (2026). Complexity of Linear Regions in Self-supervised Deep ReLU "
+    "Networks.",
+    "Humayun, A. I., Balestriero, R., Balakrishnan, G. &amp; Baraniuk, R. (2023). SplineCam: Exact "
+    "Visualization and Characterization of Deep Network Geometry and Decision Boundaries. CVPR.",
+    "Gamba, M., Chmielewski-Anders, A., Sullivan, J., Azizpour, H. &amp; Björkman, M. (2022). Are All "
+    "Linear Regions Created Equal? AISTATS.",
+    "Patel, N. &amp; Montúfar, G. (2024). On the Local Complexity of Linear Regions in Deep ReLU Networks.",
+    "Humayun, A. I., Balestriero, R. &amp; Baraniuk, R. (2024). Deep Networks Always Grok and Here is "
+    "Why. ICML.",
+    "Chen, T., Kornblith, S., Norouzi, M. &amp; Hinton, G. (2020). A Simple Framework for Contrastive "
+    "Learning of Visual Representations (SimCLR). ICML.",
+    "Grill, J.-B. et al. (2020). Bootstrap Your Own Latent (BYOL). NeurIPS.",
+    "Caron, M. et al. (2021). Emerging Properties in Self-Supervised Vision Transformers (DINO). ICCV.",
+    "He, K., Chen, X., Xie, S., Li, Y., Dollár, P. &amp; Girshick, R. (2022). Masked Autoencoders Are "
+    "Scalable Vision Learners (MAE). CVPR.",
+    "Garrido, Q., Balestriero, R., Najman, L. &amp; LeCun, Y. (2023). RankMe: Assessing the Downstream "
+    "Performance of Pretrained Self-Supervised Representations by Their Rank. ICML.",
+)
+
+
+def provenance() -> dict[str, str]:
+    """Version, commit (when run from a git checkout), date, machine and library versions."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    import torch
+
+    from reluscope import __version__
+
+    commit = ""
+    try:
+        here = str(Path(__file__).resolve().parent)
+        out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": __version__, "commit": commit,
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.system()}",
+            "python": platform.python_version(), "torch": torch.__version__}
 
 
 def findings_options(experiment: dict[str, object] | None) -> Findings:
@@ -104,59 +166,53 @@ def write_report(root: str | Path) -> Path:
                "collapse": plot_collapse(table, steps, out), "complexity": plot_complexity(table, out)}
     failures = Store(root).failures()
     config = Store(root).read_json("experiment.json") or {}
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>reluscope report</title><style>",
-        "body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}table{border-collapse:collapse;"
-        "font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
-        "th{background:#eee}.holds{color:#070}.not{color:#a00}</style></head><body>",
-        f"<h1>reluscope: {html.escape(str(config.get('name', root.name)))}</h1>",
-        f"<p>{len(final)} runs, {len(table)} analysed checkpoints. Geometry is measured exactly on the "
-        "backbone (float64): linear regions of planes through test-image triplets, breakpoints along "
-        "segments between test images, and cross-polytope local complexity at test images; quality by a "
-        "linear probe and kNN on frozen features.</p>",
-        "<h2>Findings</h2>",
-        "<p>The four findings of Muthivhi &amp; van Zyl (2026) and the question they leave open, tested on "
-        "this grid with the pre-registered primary metric "
-        f"<code>{html.escape(options.primary_metric)}</code> "
-        f"(backbone) and <code>{html.escape(options.full_network_metric)}</code> (full trained network). "
-        "Each verdict follows the criterion in its row, with "
-        f"{options.confidence:.0%} cluster-bootstrap intervals over seeds: <em>holds</em> when every "
-        "objective's interval supports the claim, <em>does not hold</em> when every one contradicts it, "
-        "<em>mixed</em> when some do each, <em>inconclusive</em> when an interval straddles or the grid "
-        "lacks the runs to decide.</p>", _table(findings_frame),
-        "<h3>Every geometry metric against probe accuracy across objectives</h3>",
-        "<p>Spearman over objective means of the final checkpoints (healthy runs), p-values adjusted by "
-        f"{html.escape(options.correction)}; leave-one-objective-out R² over runs.</p>", _table(secondary),
-        "<h2>Runs at their last checkpoint</h2>", _table(final[summary_cols]),
-        "<h2>Partitions over training</h2>", _img(figures["partitions"]),
-        "<h2>Metrics over training</h2>",
-        "<p>Mean over seeds per objective, shaded over the seeds' range; dashed lines: collapse "
-        "variants. What each panel measures:</p>", _table(glossary([m for m in CURVES if m in table])),
-        _img(figures["curves"]),
-        "<h2>Correlation with representation quality</h2>",
-        "<p>Spearman and Kendall over all runs and checkpoints (pooled; the 20 strongest), with 95% "
-        "bootstrap intervals.</p>", _table(top),
-        "<h3>Per objective (region count, local complexity, path regions)</h3>", _table(per_objective),
-        "<h2>Collapse timeline</h2>",
-        "<p>Each collapse variant's indicators divided by the mean of the same objective without the switch "
-        "over the other seeds, at the same step (1 = no difference). Bands mark where each indicator flags "
-        "collapse (see finding 4); solid lines are geometry, dotted lines the standard indicators. The "
-        "null rows test healthy runs against their own other seeds: their flags are false alarms.</p>",
-        _img(figures["collapse"]),
-        _table(alarms) if not alarms.empty else "",
-        _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
-        "<h2>Local complexity and double descent</h2>",
-        "<p>Every checkpoint of every healthy run: local complexity against the total variation of the "
-        "output along test segments (Humayun et al. bound one by the other), against robust accuracy "
-        "and against feature rank (Patel &amp; Montúfar); for a grid over widths, the test error and the "
-        "nonlinearity along test segments at the last checkpoint (Gamba et al.).</p>",
-        _img(figures["complexity"]),
-    ]
-    if failures:
-        parts += ["<h2>Failed runs</h2>", _table(pd.DataFrame(
-            [{"run": k, "error": v.strip().splitlines()[-1]} for k, v in failures.items()]))]
-    parts.append("</body></html>")
-    page = "\n".join(parts)
-    for verdict, css in (("holds", "holds"), ("does not hold", "not")):
-        page = page.replace(f"<td>{verdict}</td>", f"<td class='{css}'><b>{verdict}</b></td>")
+    downloads = []
+    for label, frame in (("final checkpoints", final), ("findings", findings_frame),
+                         ("secondary metrics", secondary), ("correlations", corr)):
+        name = f"{label.replace(' ', '_')}.csv"
+        write_bytes(out / name, frame.to_csv(index=False).encode())
+        downloads.append((f"{label} (CSV)", name))
+    failed = pd.DataFrame([{"run": k, "error": v.strip().splitlines()[-1]} for k, v in failures.items()])
+    captions = {
+        "partitions": "Exact linear regions of the first plane (through three test images) at the pictured "
+                      "checkpoints of each objective's first seed; edges coloured by the ReLU site that "
+                      "made them.",
+        "curves": "Mean over seeds per objective, shaded over the seeds' range; dashed lines: collapse "
+                  "variants.",
+        "collapse": "Each collapse variant's indicators divided by the mean of the same objective without "
+                    "the switch over the other seeds, at the same step (1 = no difference). Bands mark where "
+                    "each indicator flags collapse (see finding 4); solid lines are geometry, dotted lines "
+                    "the standard indicators. The null rows test healthy runs against their own other seeds: "
+                    "their flags are false alarms.",
+        "complexity": "Every checkpoint of every healthy run: local complexity against the total variation "
+                      "of the output along test segments (Humayun et al. bound one by the other), against "
+                      "robust accuracy and against feature rank (Patel &amp; Montúfar); for a grid over "
+                      "widths, the test error and the nonlinearity along test segments at the last "
+                      "checkpoint (Gamba et al.).",
+    }
+    tables = {
+        "findings": _table(findings_frame), "secondary": _table(secondary),
+        "final": _table(final[summary_cols]),
+        "glossary": _table(glossary([m for m in CURVES if m in table])), "correlations": _table(top),
+        "per_objective": _table(per_objective), "alarms": _table(alarms),
+        "steps": _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
+        "failures": _table(failed),
+    }
+    page = _render("report.html.j2", name=str(config.get("name", root.name)), n_runs=len(final),
+                   n_checkpoints=len(table), options=options, downloads=downloads,
+                   tables={k: Markup(v) for k, v in tables.items()},
+                   figures={k: Markup(_figure(figures[k], captions[k])) for k in figures},
+                   references=[Markup(r) for r in REFERENCES], provenance=provenance())
     return write_bytes(out / "report.html", page.encode())
+
+
+def _render(template: str, **context: object) -> str:
+    """Render one of the package's Jinja2 templates (text autoescaped; ``Markup`` kept)."""
+    from importlib import resources
+
+    import jinja2
+
+    source = (resources.files("reluscope.experiments") / "templates" / template).read_text()
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                                     keep_trailing_newline=True)
+    return environment.from_string(source).render(**context)
