@@ -81,3 +81,20 @@ def test_raster_matches_point_location_and_draws_one_image(tmp_path):
     assert len(ax.images) == 1 and len(ax.collections) == 0
     ax.figure.savefig(tmp_path / "r.png")
     plt.close(ax.figure)
+
+
+def test_partition_figures_have_a_legend_a_colorbar_units_and_vector_output(tmp_path):
+    part = rs.slice_regions(random_mlp(3, [8, 8]), square(2.0))
+    ax = plot_partition(part, color_by="active", axes_labels=True)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"site {k}: {part.sites[k].name}" for k in range(2)] + ["domain boundary"]
+    assert len(ax.figure.axes) == 2 and "active neurons" in ax.figure.axes[1].get_ylabel()  # colour bar
+    assert ax.get_xlabel() == "s (plane units)" and ax.get_ylabel() == "t (plane units)"
+    for suffix in ("svg", "pdf"):
+        ax.figure.savefig(tmp_path / f"p.{suffix}", bbox_inches="tight")
+        assert (tmp_path / f"p.{suffix}").stat().st_size > 1000
+    assert (tmp_path / "p.svg").read_text().count("<path") > part.n_regions  # every region a vector shape
+    plt.close(ax.figure)
+    plain = plot_partition(part, legend=False)
+    assert plain.get_legend() is None and len(plain.figure.axes) == 1
+    plt.close(plain.figure)

@@ -276,7 +276,7 @@ def _plot(part: rs.Partition2D, path: rs.Partition1D, boundary: Any, anchors: np
     ax.set_title(f"{part.n_regions:,} linear regions; {args.dataset} {args.split} {names}\n"
                  "image (label->prediction); black line: decision boundary", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "partition.png", dpi=150)
+    fig.savefig(out / "partition.png", dpi=150, bbox_inches="tight")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(9, 4))
     plot_path_profile(path, 0, ax)

@@ -60,7 +60,7 @@ def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4
                 continue
             step = pick[c]
             part = Partition2D.load(root / "runs" / run_id / "partitions" / f"step_{step:08d}" / "plane0.npz")
-            plot_partition(part, ax, pixels=500)
+            plot_partition(part, ax, pixels=500, legend=False)
             probe = group.loc[step].get("probe_test_accuracy", np.nan)
             ax.set_title(f"{objective} step {step}\n{part.n_regions:,} regions, probe {probe:.3f}",
                          fontsize=8)

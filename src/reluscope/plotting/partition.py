@@ -71,7 +71,8 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
                    edges: bool = True, anchors: Any = None, linewidth: float = 0.15,
                    cmap: str | None = None, seed: int = 0, decision: DecisionBoundary | None = None,
                    anchor_images: Any = None, image_size: float = 0.12, raster: bool | None = None,
-                   pixels: int = 1400) -> Any:
+                   pixels: int = 1400, legend: bool = True, colorbar: bool = True,
+                   axes_labels: bool = False) -> Any:
     """Draw the regions of a partition (fast for 10^5-10^6 regions).
 
     Parameters
@@ -103,6 +104,16 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
         ``RASTER_ABOVE`` regions.
     pixels : int
         Width of the raster image in pixels.
+    legend : bool
+        With `edges`: a legend of the edge colours (one per site that made an edge).
+    colorbar : bool
+        For ``color_by="active"`` or ``"area"``: a colour bar saying what the colours mean.
+    axes_labels : bool
+        Show the plane coordinates (ticks and axis labels ``s``, ``t`` in plane units)
+        instead of a bare square.
+
+    Vector output: save the figure as SVG or PDF (``ax.figure.savefig("p.pdf")``); with
+    ``raster=False`` every region and edge stays a vector shape.
 
     Returns
     -------
@@ -151,6 +162,36 @@ def plot_partition(part: Partition2D, ax: Any = None, *, color_by: str = "region
     ax.set_xlim(s0, s1)
     ax.set_ylim(t0, t1)
     ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    if axes_labels:
+        ax.set_xlabel("s (plane units)")
+        ax.set_ylabel("t (plane units)")
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if edges and legend:
+        _edge_legend(ax, part, palette)
+    if colorbar and color_by != "region":
+        _colorbar(ax, values, colormap, "active neurons" if color_by == "active" else "log10 region area")
     return ax
+
+
+def _edge_legend(ax: Any, part: Partition2D, palette: Any) -> None:
+    """One legend entry per site that made an edge (its colour), and the domain boundary."""
+    from matplotlib.lines import Line2D
+
+    made = np.unique(part.edge_site[part.edge_site >= 0])
+    handles = [Line2D([], [], color=palette(k % 9), linewidth=2, label=f"site {k}: {part.sites[k].name}")
+               for k in made]
+    handles.append(Line2D([], [], color="black", linewidth=2, label="domain boundary"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+              title="edges made by", title_fontsize=8)
+
+
+def _colorbar(ax: Any, values: np.ndarray, colormap: Any, label: str) -> None:
+    """A colour bar for the face values beside the axes."""
+    import matplotlib.cm
+    import matplotlib.colors
+
+    mappable = matplotlib.cm.ScalarMappable(
+        norm=matplotlib.colors.Normalize(float(values.min()), float(values.max())), cmap=colormap)
+    ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04, label=label)
