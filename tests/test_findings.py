@@ -371,3 +371,16 @@ def test_the_complexity_figure_draws_lc_pairs_and_double_descent(tmp_path):
     assert path is not None and path.stat().st_size > 20_000
     bare = pd.DataFrame([{"run_id": "a", "objective": "simclr", "width": 8, "seed": 0, "step": 0}])
     assert plot_complexity(bare, tmp_path) is None
+
+
+def test_curve_bands_are_t_intervals_of_the_seed_mean():
+    import pandas as pd
+
+    from reluscope.experiments.figures import seed_interval
+
+    frame = pd.DataFrame({"step": [0, 0, 0, 1, 1, 2], "v": [1.0, 2.0, 3.0, 5.0, 5.0, 7.0]})
+    mean, low, high = seed_interval(frame.groupby("step")["v"])
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, 2 dof) * std 1 / sqrt(3 seeds), by hand
+    np.testing.assert_allclose(mean, [2.0, 5.0, 7.0])
+    np.testing.assert_allclose(low, [2.0 - half, 5.0, 7.0])
+    np.testing.assert_allclose(high, [2.0 + half, 5.0, 7.0])  # equal seeds, or one seed: no band

@@ -69,8 +69,19 @@ def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4
     return save(fig, out / "partitions.png")
 
 
+def seed_interval(values: pd.core.groupby.SeriesGroupBy, confidence: float = 0.95
+                  ) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Mean over seeds at each step and its Student-t interval (the mean itself where one seed)."""
+    from scipy import stats
+
+    mean, std, count = values.mean(), values.std(ddof=1), values.count()
+    t = pd.Series(stats.t.ppf(0.5 + confidence / 2, np.maximum(count - 1, 1)), index=count.index)
+    half = (t * std / np.sqrt(count)).where(count > 1, 0.0).fillna(0.0)
+    return mean, mean - half, mean + half
+
+
 def plot_curves(table: pd.DataFrame, out: Path) -> Path:
-    """Each metric over training steps: the mean over seeds per objective, with the seeds' range."""
+    """Each metric over training steps: the mean over seeds per objective, with its 95% interval."""
     metrics = [m for m in CURVES if m in table]
     cols = 4
     nrows = int(np.ceil(len(metrics) / cols))
@@ -81,7 +92,7 @@ def plot_curves(table: pd.DataFrame, out: Path) -> Path:
         ax = axes.flat[i]
         for k, objective in enumerate(objectives):
             runs = table[table["objective"] == objective].groupby("step")[metric]
-            mean, low, high = runs.mean(), runs.min(), runs.max()
+            mean, low, high = seed_interval(runs)
             color = palette(k % 20)
             style = "--" if is_collapse_variant(objective) else "-"
             ax.plot(mean.index + 1, mean.to_numpy(), style, color=color, marker=".", markersize=3,
@@ -95,7 +106,8 @@ def plot_curves(table: pd.DataFrame, out: Path) -> Path:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
-    fig.suptitle("Mean over seeds (band: range over seeds); dashed: collapse variants", fontsize=10)
+    fig.suptitle("Mean over seeds (band: 95% t-interval of the mean over seeds); dashed: collapse variants",
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.98))
     return save(fig, out / "curves.png")
 

@@ -177,8 +177,8 @@ def write_report(root: str | Path) -> Path:
         "partitions": "Exact linear regions of the first plane (through three test images) at the pictured "
                       "checkpoints of each objective's first seed; edges coloured by the ReLU site that "
                       "made them.",
-        "curves": "Mean over seeds per objective, shaded over the seeds' range; dashed lines: collapse "
-                  "variants.",
+        "curves": "Mean over seeds per objective, shaded over its 95% Student-t interval across seeds (none "
+                  "where a single seed); dashed lines: collapse variants.",
         "collapse": "Each collapse variant's indicators divided by the mean of the same objective without "
                     "the switch over the other seeds, at the same step (1 = no difference). Bands mark where "
                     "each indicator flags collapse (see finding 4); solid lines are geometry, dotted lines "
