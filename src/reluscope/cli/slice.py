@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--allow-pickle a whole module saved with torch.save(model, path)")
     parser.add_argument("--indices", type=int, nargs=3, required=True, metavar="I",
                         help="three image indices; the plane passes through them")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    parser.add_argument("--dataset", default="mnist",
+                        help=f"one of {', '.join(sorted(DATASETS))}, or your own as npz:path/to/file.npz")
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--out", default="outputs/slice", help="output folder")

@@ -30,7 +30,8 @@ HELP = "train one run with checkpoints (and evaluate them)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the train command (one per TrainConfig field)."""
     parser.add_argument("--objective", choices=sorted(OBJECTIVE_NAMES), default="simclr")
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    parser.add_argument("--dataset", default="mnist",
+                        help=f"one of {', '.join(sorted(DATASETS))}, or your own as npz:path/to/file.npz")
     parser.add_argument("--backbone", default="mlp",
                         help="mlp, cnn, or your own as package.module:factory (with --allow-imports)")
     parser.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",

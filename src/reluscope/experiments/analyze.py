@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from reluscope import metrics
+from reluscope._validation import message
 from reluscope.data import load_idx_images
-from reluscope.errors import TooManyRegionsError
+from reluscope.errors import InputValueError, TooManyRegionsError
 from reluscope.evaluate import representation_quality
 from reluscope.evaluate.finetune import FinetuneOptions, finetune_accuracy, fraction_key
 from reluscope.evaluate.quality import load_split
@@ -67,14 +68,20 @@ def choose_probes(dataset: str, analysis: Analysis, data_dir: str | Path | None,
     images, labels = load_idx_images(dataset, "test", data_dir, quiet=True)
     if stored is None:
         rng = np.random.default_rng(analysis.plane_seed)
+        # classes with three test images (MNIST's ten: the same draws as when this was range(10))
+        present = np.flatnonzero(np.bincount(labels) >= 3)
+        if len(present) < 3:
+            raise InputValueError(message(f"the test split of {dataset!r}",
+                                          "three classes of 3+ images each", f"{len(present)} such classes",
+                                          "Use a test split with more classes."))
         triplets, same = [], []
         for k in range(analysis.planes):
             if k % 2 == 0:  # one class
-                cls = int(rng.integers(0, 10))
+                cls = int(present[int(rng.integers(0, len(present)))])
                 pool = np.nonzero(labels == cls)[0]
                 triplets.append(sorted(int(i) for i in rng.choice(pool, 3, replace=False)))
             else:  # three different classes
-                classes = rng.choice(10, 3, replace=False)
+                classes = present[rng.choice(len(present), 3, replace=False)]
                 triplets.append([int(rng.choice(np.nonzero(labels == c)[0])) for c in classes])
             same.append(k % 2 == 0)
         n_same = analysis.paths // 2

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from reluscope._validation import message
+from reluscope.data.arrays import is_array_dataset, safe_name
+from reluscope.data.arrays import train_size as array_train_size
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
 from reluscope.train.loop import TrainConfig
@@ -283,7 +285,12 @@ class RunSpec:
     def train_steps_per_epoch(self) -> int:
         """Optimiser steps per epoch of this run (training images // batch size)."""
         subset = self.train.subset
-        images = subset if subset is not None else DATASETS[self.train.dataset].train_size
+        if subset is not None:
+            images = subset
+        elif is_array_dataset(self.train.dataset):
+            images = array_train_size(self.train.dataset)
+        else:
+            images = DATASETS[self.train.dataset].train_size
         return max(1, images // min(self.train.batch_size, images))
 
     @property
@@ -292,7 +299,7 @@ class RunSpec:
         c = self.train
         digest = hashlib.sha256(json.dumps(c.identity(), sort_keys=True).encode()).hexdigest()[:8]
         backbone = re.sub(r"[^A-Za-z0-9_]", "_", c.backbone)  # an import path: a folder name
-        return f"{c.objective}-{c.dataset}-{backbone}{c.width}-s{c.seed}-{digest}"
+        return f"{c.objective}-{safe_name(c.dataset)}-{backbone}{c.width}-s{c.seed}-{digest}"
 
 
 _TABLES = {"grid": Grid, "training": Training, "analysis": Analysis, "execution": Execution,
@@ -354,7 +361,13 @@ def _check(config: ExperimentConfig) -> None:
     """Validate every field; raise one error listing all problems."""
     g, t, a, e, f = config.grid, config.training, config.analysis, config.execution, config.findings
     problems = _Problems()
-    problems.names("grid.datasets", g.datasets, sorted(DATASETS))
+    named = g.datasets
+    if isinstance(named, list):  # your own (.npz files) are checked when loaded
+        for name in named:
+            if is_array_dataset(name) and not Path(name[len("npz:"):]).is_file():
+                problems.fail("grid.datasets", "existing .npz files after 'npz:'", name, "Check the path.")
+        named = [d for d in named if not is_array_dataset(d)]
+    problems.names("grid.datasets", named or ["mnist"], sorted(DATASETS))
     problems.names("grid.objectives", g.objectives, sorted(OBJECTIVES))
     from reluscope.nets.custom import is_import_path
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from reluscope._validation import message
+from reluscope.data.arrays import safe_name
 from reluscope.errors import InputValueError, RunLockedError
 from reluscope.experiments.analyze import analyse, choose_probes, classifier_metrics
 from reluscope.experiments.config import ExperimentConfig, RunSpec, config_from_dict
@@ -72,7 +73,8 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
     run_id = spec.run_id
     run_dir = store.run_dir(run_id)
     dataset = spec.train.dataset
-    probes, _ = choose_probes(dataset, config.analysis, data_dir, store.read_json(f"planes/{dataset}.json"))
+    stored = store.read_json(f"planes/{safe_name(dataset)}.json")
+    probes, _ = choose_probes(dataset, config.analysis, data_dir, stored)
     result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet)  # the current run's bar
     family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
     todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
@@ -214,7 +216,7 @@ def run_experiment(config: ExperimentConfig, root: str | Path, *, data_dir: str 
     store.write_json("experiment.json", config.to_dict())
     data = None if data_dir is None else str(data_dir)
     for dataset in config.grid.datasets:  # fix the images every run looks at, once
-        name = f"planes/{dataset}.json"
+        name = f"planes/{safe_name(dataset)}.json"
         _, stored = choose_probes(dataset, config.analysis, data, store.read_json(name))
         store.write_json(name, stored)
     report = GridReport()
