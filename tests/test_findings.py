@@ -384,3 +384,18 @@ def test_curve_bands_are_t_intervals_of_the_seed_mean():
     np.testing.assert_allclose(mean, [2.0, 5.0, 7.0])
     np.testing.assert_allclose(low, [2.0 - half, 5.0, 7.0])
     np.testing.assert_allclose(high, [2.0 + half, 5.0, 7.0])  # equal seeds, or one seed: no band
+
+
+def test_pooled_arms_get_per_backbone_findings_and_one_prediction_across_them():
+    table = prediction_table(("mlp", "cnn"))
+    found = findings(table, OPTIONS)
+    titles = [f.title for f in found]
+    single = findings(table[table["backbone"] == "mlp"], OPTIONS)
+    per_arm = [f for f in found if f.title.endswith("[mlp]")]
+    assert len(per_arm) == len(single) - 1  # everything but the open question, per arm
+    expected = [f"{f.title} [mlp]" for f in single if not f.title.startswith("geometry")]
+    assert [f.title for f in per_arm] == expected
+    assert sum(t.endswith("[cnn]") for t in titles) == len(per_arm)
+    last = found[-1]
+    assert last.title.startswith("geometry predicts") and "leave-one-backbone-out" in last.numbers
+    assert last.verdict == finding_across_architectures(table, OPTIONS).verdict == "holds"

@@ -24,6 +24,8 @@ network (``findings.full_network_metric``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from reluscope.experiments.config import Findings
@@ -105,17 +107,37 @@ __all__ = [
 
 
 def findings(table: pd.DataFrame, options: Findings | None = None) -> list[Finding]:
-    """The paper's four findings and the open question, in order; 1-3 also for the full network."""
+    """The paper's four findings and the open question, in order; 1-3 also for the full network.
+
+    A table of several backbones (arms of one study pooled) gets findings 1-4 and the local
+    complexity findings per backbone (their seed-noise bands and trends are within one
+    architecture; titles end in ``[backbone]``), and the open question (5) on all runs,
+    which is where leaving one architecture out needs them.
+    """
     options = options or Findings()
+    backbones = sorted(table["backbone"].unique()) if "backbone" in table else []
+    if len(backbones) <= 1:
+        return [finding_across_architectures(table, options) if f is None else f
+                for f in _arm_findings(table, options)]
+    out: list[Finding] = []
+    for backbone in backbones:
+        out += [dataclasses.replace(f, title=f"{f.title} [{backbone}]")
+                for f in _arm_findings(table[table["backbone"] == backbone], options) if f is not None]
+    out.append(finding_across_architectures(table, options))
+    return out
+
+
+def _arm_findings(table: pd.DataFrame, options: Findings) -> list[Finding | None]:
+    """Findings 1-4 and local complexity on one table; ``None`` marks where 5 goes."""
     full = options.full_network_metric
-    out = [finding_fewer_regions(table, options)]
+    out: list[Finding | None] = [finding_fewer_regions(table, options)]
     if "supervised-aug" in set(table["objective"]):
         out.append(finding_fewer_regions(table, options, reference="supervised-aug"))
     out += [finding_contrastive_expand(table, options), finding_distillation_merge(table, options)]
-    if full in table:
+    if full in table and table[full].notna().any():
         out += [finding_fewer_regions(table, options, full), finding_contrastive_expand(table, options, full),
                 finding_distillation_merge(table, options, full)]
-    out += [finding_collapse_early(table, options), finding_across_architectures(table, options)]
+    out += [finding_collapse_early(table, options), None]
     if "lc.total" in table:
         out += finding_local_complexity(table, options)
     if table["width"].nunique() >= 3:
