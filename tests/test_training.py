@@ -75,7 +75,7 @@ def test_backbones_are_analysable_by_the_engines():
         part = rs.slice_regions(backbone.eval(), plane)
         report = part.verify(backbone)
         assert report.ok, (report, part.n_regions)
-    with pytest.raises(ValueError, match="'mlp' or 'cnn'"):
+    with pytest.raises(ValueError, match="'mlp', 'cnn' or 'package.module:factory'"):
         build_backbone("resnet")
 
 

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         dest="backbone_options", help="keyword argument of your backbone's factory "
                         "(TOML value; repeatable), e.g. --backbone-option channels=8")
     add_allow_imports_argument(parser)
+    parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N or auto (CUDA "
+                        "when present; evaluation stays on the CPU) (default: cpu)")
     parser.add_argument("--width", type=positive_int_argument, default=256)
     parser.add_argument("--depth", type=positive_int_argument, default=3)
     parser.add_argument("--batchnorm", action="store_true")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
                          backbone_options=options)
     out = Path(args.out or f"runs/{args.objective}-{args.dataset}-s{args.seed}")
-    result = train(config, out, data_dir=args.data)
+    result = train(config, out, data_dir=args.data, device=args.device)
     print(f"trained {config.objective} on {config.dataset} in {result.seconds:.1f}s "
           f"({len(result.checkpoints)} checkpoints in {out / 'checkpoints'})")
     rows: list[dict[str, Any]] = []

@@ -199,10 +199,14 @@ class Execution:
         ``"ray"`` submits each run as a task to an existing Ray cluster
         (``ray.init(address="auto")``) instead of local processes; results land in the same
         folder, which must be shared storage.
+    device : str
+        Where training runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when
+        present); evaluation and geometry stay on the CPU (see ``reluscope.train.device``).
     """
 
     workers: int = 2
     engine: str = "local"
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -427,6 +431,10 @@ def _check(config: ExperimentConfig) -> None:
     if f.correction not in ("holm", "bh"):
         problems.fail("findings.correction", "'holm' or 'bh'", f.correction,
                       "Use 'holm' (family-wise) or 'bh' (FDR).")
+    if not isinstance(e.device, str) or not (e.device in ("cpu", "cuda", "auto") or
+                                             re.fullmatch(r"cuda:\d+", e.device)):
+        problems.fail("execution.device", "'cpu', 'cuda', 'cuda:N' or 'auto'", e.device,
+                      "Train on the CPU, a CUDA GPU, or 'auto' (CUDA when present).")
     if e.engine not in ("local", "ray"):
         problems.fail("execution.engine", "'local' or 'ray'", e.engine,
                       "Use 'local' unless a Ray cluster is running.")

@@ -75,7 +75,8 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
     dataset = spec.train.dataset
     stored = store.read_json(f"planes/{safe_name(dataset)}.json")
     probes, _ = choose_probes(dataset, config.analysis, data_dir, stored)
-    result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet)  # the current run's bar
+    result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet,  # the current run's bar
+                   device=config.execution.device)
     family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
     todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
     pictured = pictured_steps(config, spec, [s for s, _ in result.checkpoints])

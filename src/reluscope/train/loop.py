@@ -35,6 +35,7 @@ from reluscope.train.checkpoints import (
     read_sidecar,
     save_checkpoint,
 )
+from reluscope.train.device import cpu_state, resolve_device
 from reluscope.train.objectives import OBJECTIVES, Batch, Objective, build_objective
 
 
@@ -193,7 +194,8 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, Objective, dict[str,
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | None = None,
-          quiet: bool | None = None, on_step: Callable[[int, Objective], None] | None = None) -> TrainResult:
+          quiet: bool | None = None, on_step: Callable[[int, Objective], None] | None = None,
+          device: str = "cpu") -> TrainResult:
     """Train (or resume) one run, writing checkpoints under ``run_dir/checkpoints``.
 
     Parameters
@@ -208,6 +210,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
         Hide the progress bar (default: hidden in CI and off a terminal).
     on_step : callable, optional
         ``on_step(step, objective)`` after each step's checkpoint (if any) is written.
+    device : str
+        ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see
+        :mod:`reluscope.train.device`); the returned objective is back on the CPU.
     """
     start_time = time.perf_counter()
     run = Path(run_dir)
@@ -220,7 +225,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
                                     config.checkpoint_every_epochs))
     _check_same_config(run, config)
 
-    objective = build(config)
+    where = resolve_device(device)
+    objective = build(config).to(where)
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     done = completed_checkpoints(run)
@@ -230,7 +236,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     augment = Augment.for_dataset(config.dataset)
 
     def checkpoint(step: int, logs: dict[str, float]) -> None:
-        state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        state = {"objective": cpu_state(objective.state_dict()),  # loads anywhere
+                 "optimizer": cpu_state(optimizer.state_dict()), "step": step}
         meta = {"config": config.to_dict(), "step": step, "epoch": step / max(steps_per_epoch, 1),
                 "seed": config.seed, "total_steps": total, "metrics": logs}
         save_checkpoint(run, step, state, meta)
@@ -249,9 +256,11 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
             rows = order[index * batch: (index + 1) * batch]
             tick = time.perf_counter()
             views = None
-            if objective.needs_views:
-                views = two_views(x[rows], augment, _step_generator(config.seed, 1, step))
-            out = objective(Batch(x[rows], y[rows], views, _step_generator(config.seed, 2, step)))
+            if objective.needs_views:  # augmented on the CPU (seeded per step), then moved
+                views = tuple(v.to(where) for v in two_views(x[rows], augment,
+                                                             _step_generator(config.seed, 1, step)))
+            out = objective(Batch(x[rows].to(where), y[rows].to(where), views,  # type: ignore[arg-type]
+                                  _step_generator(config.seed, 2, step)))
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
@@ -265,7 +274,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
             bar.update(1)
             if on_step is not None:
                 on_step(step, objective)
-    objective.eval()
+    objective.cpu().eval()
     # verified at the start; the ones written since are fresh: no second pass of hashing
     return TrainResult(objective, completed_checkpoints(run, verify=False), resumed,
                        time.perf_counter() - start_time)

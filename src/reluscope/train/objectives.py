@@ -205,7 +205,7 @@ class MoCo(_Projected):
     def _enqueue(self, keys: torch.Tensor) -> None:
         size = self.queue.shape[0]
         ptr = int(self.queue_ptr)
-        idx = (torch.arange(len(keys)) + ptr) % size
+        idx = (torch.arange(len(keys), device=self.queue.device) + ptr) % size
         self.queue[idx] = keys
         self.queue_ptr.fill_((ptr + len(keys)) % size)
 
