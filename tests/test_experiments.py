@@ -77,6 +77,10 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir, c
     assert "<figcaption>" in html and "References" in html and "Provenance" in html
     assert (root / "report" / "final_checkpoints.csv").is_file() and 'href="findings.csv"' in html
     assert "<td>12</td>" in html and "<td>12.000</td>" not in html  # integers printed as integers
+    run_id = load_results(root)["run_id"].iloc[0]
+    page = (root / "report" / "runs" / f"{run_id}.html").read_text()  # a page per run, linked
+    assert f'href="runs/{run_id}.html"' in html and '"objective"' not in page and "simsiam" in page
+    assert (root / "report" / "runs" / f"{run_id}.csv").is_file() and "Full resolution" in html
     # a real browser renders it: a screenshot with text and figures, not a blank page
     from conftest import browser_screenshot
 

@@ -98,3 +98,21 @@ def test_partition_figures_have_a_legend_a_colorbar_units_and_vector_output(tmp_
     plain = plot_partition(part, legend=False)
     assert plain.get_legend() is None and len(plain.figure.axes) == 1
     plt.close(plain.figure)
+
+
+def test_path_profiles_name_the_classes():
+    import torch
+
+    from reluscope.data import DATASETS
+    from reluscope.plotting import plot_path_profile
+
+    net = random_mlp(4, [6], d_in=2)
+    net = torch.nn.Sequential(*net[:-1], torch.nn.Linear(6, 10)).eval()
+    part = rs.path_regions(net, rs.Path.segment(torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.5])))
+    names = DATASETS["fashion-mnist"].classes
+    ax = plot_path_profile(part, class_names=names)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(names)
+    plt.close(ax.figure)
+    ax = plot_path_profile(part, outputs=[2])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["output 2"]
+    plt.close(ax.figure)

@@ -280,7 +280,8 @@ def _plot(part: rs.Partition2D, path: rs.Partition1D, boundary: Any, anchors: np
     fig.savefig(out / "partition.png", dpi=150, bbox_inches="tight")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(9, 4))
-    plot_path_profile(path, 0, ax)
+    classes = DATASETS[args.dataset].classes if args.dataset in DATASETS else None
+    plot_path_profile(path, 0, ax, class_names=classes if path.output_start.shape[1] == 10 else None)
     ax.set_title(f"{int(path.region_counts()[0]):,} linear regions from image #{args.indices[0]} "
                  f"to #{args.indices[1]} ({args.dataset} {args.split})")
     fig.tight_layout()

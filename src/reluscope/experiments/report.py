@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,14 @@ from markupsafe import Markup
 
 from reluscope._files import write_bytes
 from reluscope.experiments.config import Findings, config_from_dict
-from reluscope.experiments.figures import CURVES, plot_collapse, plot_complexity, plot_curves, plot_partitions
+from reluscope.experiments.figures import (
+    CURVES,
+    plot_collapse,
+    plot_complexity,
+    plot_curves,
+    plot_partitions,
+    save,
+)
 from reluscope.experiments.findings import (
     correlations,
     detection_steps,
@@ -52,8 +60,9 @@ def _figure(path: Path | None, caption: str) -> str:
     if path is None:
         return "<p><em>(no data)</em></p>"
     data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption[:80])}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (f'<figure><a href="{path.name}" title="open at full resolution (zoom in)">'
+            f'<img src="data:image/png;base64,{data}" alt="{html.escape(caption[:80])}"></a>'
+            f"<figcaption>{caption} <a href=\"{path.name}\">Full resolution</a>.</figcaption></figure>")
 
 
 def _cell(value: object, floatfmt: str) -> str:
@@ -66,6 +75,8 @@ def _cell(value: object, floatfmt: str) -> str:
             return str(int(number))
         return floatfmt.format(value)
     text = html.escape(str(value))
+    if text.startswith("runs/") and text.endswith(".html"):
+        return f'<a href="{text}">run page</a>'
     if text in ("holds", "does not hold"):
         return f"<span class='{'holds' if text == 'holds' else 'not'}'>{text}</span>"
     return text
@@ -173,6 +184,8 @@ def write_report(root: str | Path) -> Path:
         write_bytes(out / name, frame.to_csv(index=False).encode())
         downloads.append((f"{label} (CSV)", name))
     failed = pd.DataFrame([{"run": k, "error": v.strip().splitlines()[-1]} for k, v in failures.items()])
+    run_pages = write_run_pages(root, table, out)
+    final = final.assign(page=final["run_id"].map(run_pages))
     captions = {
         "partitions": "Exact linear regions of the first plane (through three test images) at the pictured "
                       "checkpoints of each objective's first seed; edges coloured by the ReLU site that "
@@ -192,7 +205,7 @@ def write_report(root: str | Path) -> Path:
     }
     tables = {
         "findings": _table(findings_frame), "secondary": _table(secondary),
-        "final": _table(final[summary_cols]),
+        "final": _table(final[[*summary_cols, "page"]]),
         "glossary": _table(glossary([m for m in CURVES if m in table])), "correlations": _table(top),
         "per_objective": _table(per_objective), "alarms": _table(alarms),
         "steps": _table(steps) if not steps.empty else "<p>No collapse variants in this grid.</p>",
@@ -204,6 +217,48 @@ def write_report(root: str | Path) -> Path:
                    figures={k: Markup(_figure(figures[k], captions[k])) for k in figures},
                    references=[Markup(r) for r in REFERENCES], provenance=provenance())
     return write_bytes(out / "report.html", page.encode())
+
+
+#: Metrics drawn on each run's page (those the run has).
+RUN_CURVES = ("slice.log_density_mean", "path.boundary_density", "lc.total", "probe_test_accuracy",
+              "knn_accuracy", "feature_rankme", "train.loss", "full.path.boundary_density")
+
+
+def write_run_pages(root: Path, table: pd.DataFrame, out: Path) -> dict[str, str]:
+    """One page per run (``report/runs/<run_id>.html``): its training config, its main
+    metrics over training, and every metric at every checkpoint (also as CSV). Returns the
+    pages' paths relative to the report, by run id."""
+    import matplotlib.pyplot as plt
+
+    folder = out / "runs"
+    folder.mkdir(exist_ok=True)
+    store = Store(root)
+    pages = {}
+    for run_id, rows in table.groupby("run_id"):
+        rows = rows.sort_values("step")
+        config = store.read_json(f"runs/{run_id}/config.json") or {}
+        config_frame = pd.DataFrame([{"field": k, "value": json.dumps(v) if isinstance(v, dict | list) else v}
+                                     for k, v in config.items()])
+        metrics = [m for m in RUN_CURVES if m in rows and rows[m].notna().any()]
+        fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(3.2 * max(len(metrics), 1), 2.8),
+                                 squeeze=False)
+        for ax, metric in zip(axes.flat, metrics, strict=False):
+            ax.plot(rows["step"] + 1, rows[metric], marker=".")
+            ax.set_xscale("log")
+            ax.set_title(metric, fontsize=9)
+            ax.set_xlabel("step + 1", fontsize=8)
+        png = save(fig, folder / f"{run_id}.png")
+        plt.close("all")
+        csv = f"{run_id}.csv"
+        write_bytes(folder / csv, rows.to_csv(index=False).encode())
+        shown = rows.set_index("step").drop(columns=[c for c in ("run_id",) if c in rows]).T.reset_index()
+        shown.columns = ["metric", *[f"step {int(c)}" for c in shown.columns[1:]]]
+        page = _render("run.html.j2", run_id=str(run_id), config=Markup(_table(config_frame)),
+                       figure=Markup(_figure(png, f"{', '.join(metrics)} of this run over training steps.")),
+                       metrics=Markup(_table(shown, "{:.4g}")), csv=csv)
+        write_bytes(folder / f"{run_id}.html", page.encode())
+        pages[str(run_id)] = f"runs/{run_id}.html"
+    return pages
 
 
 def _render(template: str, **context: object) -> str:

@@ -14,7 +14,7 @@ from reluscope.regions.partition1d import Partition1D
 
 def plot_path_profile(part: Partition1D, path: int = 0, ax: Any = None, *,
                       outputs: Sequence[int] | None = None, interpolation: bool = True,
-                      boundaries: bool = True) -> Any:
+                      boundaries: bool = True, class_names: Sequence[str] | None = None) -> Any:
     """Region boundaries along one path, with the outputs and their affine interpolation.
 
     Parameters
@@ -30,6 +30,9 @@ def plot_path_profile(part: Partition1D, path: int = 0, ax: Any = None, *,
         the reference of the absolute-deviation measure.
     boundaries : bool
         Draw a thin vertical line at each region boundary, coloured by the site that made it.
+    class_names : sequence of str, optional
+        Names of the outputs (e.g. ``reluscope.data.DATASETS["mnist"].classes``) for the
+        legend, instead of "output k".
 
     Returns
     -------
@@ -60,7 +63,8 @@ def plot_path_profile(part: Partition1D, path: int = 0, ax: Any = None, *,
     length = float(part.path_lengths[path])
     palette = plt.get_cmap("tab10")
     for k, o in enumerate(chosen):
-        ax.plot(arc, values[:, o], color=palette(k % 10), linewidth=1.2, label=f"output {o}")
+        name = class_names[o] if class_names is not None and o < len(class_names) else f"output {o}"
+        ax.plot(arc, values[:, o], color=palette(k % 10), linewidth=1.2, label=name)
         if interpolation:
             end = values[0, o] if part.paths[path].closed else values[-1, o]
             ax.plot([0.0, length], [values[0, o], end], color=palette(k % 10), linewidth=0.8,
