@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         dest="backbone_options", help="keyword argument of your backbone's factory "
                         "(TOML value; repeatable), e.g. --backbone-option channels=8")
     add_allow_imports_argument(parser)
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="also log the training losses to TensorBoard event files in DIR")
+    parser.add_argument("--wandb", default=None, metavar="PROJECT",
+                        help="also log the training losses to a Weights & Biases run of PROJECT "
+                        "(WANDB_MODE=offline keeps it local)")
     parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N or auto (CUDA "
                         "when present; evaluation stays on the CPU) (default: cpu)")
     parser.add_argument("--width", type=positive_int_argument, default=256)
@@ -72,7 +77,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
                          backbone_options=options)
     out = Path(args.out or f"runs/{args.objective}-{args.dataset}-s{args.seed}")
-    result = train(config, out, data_dir=args.data, device=args.device)
+    from reluscope.train.loggers import Loggers, TensorBoardLogger, WandbLogger
+
+    loggers: list[Any] = []
+    if args.tensorboard:
+        loggers.append(TensorBoardLogger(args.tensorboard))
+    if args.wandb:
+        loggers.append(WandbLogger(args.wandb, name=out.name, config=config.to_dict()))
+    on_log = Loggers(loggers)
+    try:
+        result = train(config, out, data_dir=args.data, device=args.device,
+                       on_log=on_log if loggers else None)
+    finally:
+        on_log.close()
     print(f"trained {config.objective} on {config.dataset} in {result.seconds:.1f}s "
           f"({len(result.checkpoints)} checkpoints in {out / 'checkpoints'})")
     rows: list[dict[str, Any]] = []

@@ -202,11 +202,16 @@ class Execution:
     device : str
         Where training runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when
         present); evaluation and geometry stay on the CPU (see ``reluscope.train.device``).
+    loggers : list of {"tensorboard", "wandb"}
+        Also log each run's training losses: TensorBoard event files in
+        ``runs/<run_id>/tensorboard/``, or a Weights & Biases run (project = the experiment's
+        name; ``WANDB_MODE=offline`` keeps it local). Off by default (optional extras).
     """
 
     workers: int = 2
     engine: str = "local"
     device: str = "cpu"
+    loggers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -435,6 +440,9 @@ def _check(config: ExperimentConfig) -> None:
                                              re.fullmatch(r"cuda:\d+", e.device)):
         problems.fail("execution.device", "'cpu', 'cuda', 'cuda:N' or 'auto'", e.device,
                       "Train on the CPU, a CUDA GPU, or 'auto' (CUDA when present).")
+    if not isinstance(e.loggers, list) or any(name not in ("tensorboard", "wandb") for name in e.loggers):
+        problems.fail("execution.loggers", "a list of 'tensorboard' and 'wandb'", e.loggers,
+                      "e.g. ['tensorboard'].")
     if e.engine not in ("local", "ray"):
         problems.fail("execution.engine", "'local' or 'ray'", e.engine,
                       "Use 'local' unless a Ray cluster is running.")

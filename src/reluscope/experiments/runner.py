@@ -34,6 +34,7 @@ from reluscope.experiments.analyze import analyse, choose_probes, classifier_met
 from reluscope.experiments.config import ExperimentConfig, RunSpec, config_from_dict
 from reluscope.experiments.store import Store
 from reluscope.progress import progress_bar, quiet_by_default
+from reluscope.train.loggers import Loggers, TensorBoardLogger, WandbLogger
 from reluscope.train.loop import load_checkpoint, train
 from reluscope.train.objectives import OBJECTIVES
 
@@ -75,8 +76,12 @@ def _train_and_analyse(config: ExperimentConfig, spec: RunSpec, store: Store, da
     dataset = spec.train.dataset
     stored = store.read_json(f"planes/{safe_name(dataset)}.json")
     probes, _ = choose_probes(dataset, config.analysis, data_dir, stored)
-    result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet,  # the current run's bar
-                   device=config.execution.device)
+    on_log = run_loggers(config, spec, run_dir)
+    try:
+        result = train(spec.train, run_dir, data_dir=data_dir, quiet=quiet,  # the current run's bar
+                       device=config.execution.device, on_log=on_log if on_log.loggers else None)
+    finally:
+        on_log.close()
     family = OBJECTIVES[spec.train.objective][0].family  # type: ignore[attr-defined]
     todo = [(s, p) for s, p in result.checkpoints if not store.has_step(run_id, s)]
     pictured = pictured_steps(config, spec, [s for s, _ in result.checkpoints])
@@ -130,6 +135,17 @@ def spread_steps(spec: RunSpec, steps: list[int], count: int, last_first: bool =
     picks = [ordered[-1], first_epoch, ordered[0]] if last_first else [ordered[0], first_epoch, ordered[-1]]
     picks += [ordered[round(i)] for i in np.linspace(0, len(ordered) - 1, max(count, 2))]
     return set(list(dict.fromkeys(picks))[:count])
+
+
+def run_loggers(config: ExperimentConfig, spec: RunSpec, run_dir: Path) -> Loggers:
+    """The ``[execution] loggers`` of one run (TensorBoard under its folder, W&B by name)."""
+    loggers: list[Any] = []
+    if "tensorboard" in config.execution.loggers:
+        loggers.append(TensorBoardLogger(run_dir / "tensorboard"))
+    if "wandb" in config.execution.loggers:
+        loggers.append(WandbLogger(config.name, name=spec.run_id, config=spec.train.to_dict(),
+                                   directory=run_dir))
+    return Loggers(loggers)
 
 
 def same_results(stored: dict[str, Any], config: ExperimentConfig) -> bool:

@@ -195,7 +195,8 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, Objective, dict[str,
 
 def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | None = None,
           quiet: bool | None = None, on_step: Callable[[int, Objective], None] | None = None,
-          device: str = "cpu") -> TrainResult:
+          device: str = "cpu", on_log: Callable[[int, dict[str, float]], None] | None = None
+          ) -> TrainResult:
     """Train (or resume) one run, writing checkpoints under ``run_dir/checkpoints``.
 
     Parameters
@@ -213,6 +214,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
     device : str
         ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see
         :mod:`reluscope.train.device`); the returned objective is back on the CPU.
+    on_log : callable, optional
+        ``on_log(step, logs)`` after each step with the loss and the objective's logs (e.g.
+        a :class:`~reluscope.train.loggers.TensorBoardLogger`).
     """
     start_time = time.perf_counter()
     run = Path(run_dir)
@@ -274,6 +278,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, data_dir: str | Path | No
             bar.update(1)
             if on_step is not None:
                 on_step(step, objective)
+            if on_log is not None:
+                on_log(step, logs)
     objective.cpu().eval()
     # verified at the start; the ones written since are fresh: no second pass of hashing
     return TrainResult(objective, completed_checkpoints(run, verify=False), resumed,
