@@ -71,3 +71,16 @@ def test_the_first_compilation_of_a_reluscope_kernel_logs_one_notice():
     assert [r.getMessage() for r in seen.records] == [
         "reluscope: compiling the engines' kernels with numba (first run on this machine only, up to a "
         "minute; cached afterwards)"]
+
+
+def test_numpy_huge_pages_are_off_inside_and_restored_after():
+    switch = _memory._SET_HUGEPAGE
+    if not callable(switch):
+        return  # this NumPy has no such switch: nothing to scope
+    original = switch(True)
+    try:
+        with _memory.reuse_freed_memory():
+            assert switch(False) is False  # off inside (reading it back leaves it off)
+        assert switch(True) is True  # restored after
+    finally:
+        switch(original)
