@@ -70,3 +70,36 @@ def _concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray
         for c in range(out.shape[1]):  # explicit: a slice copy per row costs more
             out[r, c] = row[c]
     return out
+
+
+def differing_bits(patterns: tuple[np.ndarray, ...] | list[np.ndarray], sizes: list[int], left: np.ndarray,
+                   right: np.ndarray, chunk: int = 1 << 14) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every bit that differs between rows ``left[i]`` and ``right[i]`` of per-site patterns.
+
+    Parameters
+    ----------
+    patterns : sequence of (R, ceil(size/8)) uint8
+        One packed array per site.
+    sizes : list of int
+        Bits per site (the padding bits are ignored).
+    left, right : (P,) int64
+        Row pairs.
+    chunk : int
+        Pairs unpacked at once (bounds the (chunk, size) temporary).
+
+    Returns
+    -------
+    pair, site, neuron : (K,) int64
+        One entry per differing bit, grouped by site, then by chunk of pairs.
+    """
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for site, (packed, size) in enumerate(zip(patterns, sizes, strict=True)):
+        for lo in range(0, len(left), chunk):
+            diff = np.unpackbits(packed[left[lo : lo + chunk]] ^ packed[right[lo : lo + chunk]], axis=1)
+            rows, neurons = np.nonzero(diff[:, :size])
+            parts.append((rows + lo, np.full(len(rows), site), neurons))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    pairs, sites, neurons = (np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(3))
+    return pairs, sites, neurons

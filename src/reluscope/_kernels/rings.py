@@ -26,6 +26,14 @@ def next_slot(ptr: np.ndarray) -> np.ndarray:
     return nxt
 
 
+def offsets_of(keys: np.ndarray, n: int) -> np.ndarray:
+    """CSR offsets (n+1,) int64 of entries whose row is `keys` (N,) in [0, n) (any order:
+    the caller sorts the entries by row)."""
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=n), out=ptr[1:])
+    return ptr
+
+
 def gather_rings(ptr: np.ndarray, rings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Slots of a subset of rings, as new offsets and the source slot indices.
 

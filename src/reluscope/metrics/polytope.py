@@ -129,7 +129,7 @@ def boundary_lengths(part: Partition2D) -> dict[int, float]:
     ptr, site, _ = part.edge_switches()
     seg = part.vertices[part.edges]
     lengths = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1)
-    edge = np.repeat(np.arange(part.n_edges), np.diff(ptr))
+    edge = ring_ids(ptr)
     first = np.ones(len(edge), dtype=bool)  # each (edge, site) once
     first[1:] = (edge[1:] != edge[:-1]) | (site[1:] != site[:-1])
     per_site = np.bincount(site[first], weights=lengths[edge[first]], minlength=len(part.sites))

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reluscope._kernels.rings import gather_rings, offsets_of, ring_ids
 from reluscope._kernels.sorting import argsort_int
 
 #: ``after(activations (N, size_in)) -> (N, size_out)``: the layers between two sites.
@@ -66,17 +67,20 @@ class SparseColumns:
     def from_dense(cls, matrix: np.ndarray) -> SparseColumns:
         """CSC arrays of a dense (size_out, size_in) matrix (its non-zeros only)."""
         cols, rows = np.nonzero(matrix.T)  # column-major order: rows ascend within a column
-        ptr = np.zeros(matrix.shape[1] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cols, minlength=matrix.shape[1]), out=ptr[1:])
-        return cls(ptr, rows.astype(np.int64), matrix[rows, cols].astype(np.float64), matrix.shape[0])
+        return cls(offsets_of(cols, matrix.shape[1]), rows.astype(np.int64),
+                   matrix[rows, cols].astype(np.float64), matrix.shape[0])
 
     def dense_columns(self, ks: np.ndarray) -> np.ndarray:
         """(len(ks), size_out) float64: the columns `ks` written out."""
         out = np.zeros((len(ks), self.size_out))
-        count = self.ptr[ks + 1] - self.ptr[ks]
-        which = np.repeat(np.arange(len(ks)), count)
-        at = np.repeat(self.ptr[ks] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
-        out[which, self.rows[at]] = self.values[at]
+        ptr, at = gather_rings(self.ptr, ks)  # a column is a ring of the CSC layout
+        out[ring_ids(ptr), self.rows[at]] = self.values[at]
+        return out
+
+    def to_dense(self) -> np.ndarray:
+        """(size_out, size_in) float64: the whole matrix."""
+        out = np.zeros((self.size_out, len(self.ptr) - 1))
+        out[self.rows, ring_ids(self.ptr)] = self.values
         return out
 
 
@@ -143,7 +147,10 @@ class Link:
 
     def reproduces(self, operator: Operator, probes: torch.Tensor, tolerance: float) -> bool:
         """Does ``A p + b`` equal ``operator(p)`` at every row of `probes` within `tolerance`?"""
-        expected = operator(probes)
+        return self.agrees(probes, operator(probes), tolerance)
+
+    def agrees(self, probes: torch.Tensor, expected: torch.Tensor, tolerance: float) -> bool:
+        """Does ``A p + b`` equal `expected` at every row of `probes` within `tolerance`?"""
         if self.dense is not None:
             got = probes @ self.dense.T + self.bias
             return bool(float((got - expected).abs().max()) <= tolerance)
@@ -242,9 +249,7 @@ def colored_columns(operator: Operator, bias: torch.Tensor, shape_in: tuple[int,
     cols = np.concatenate(cols_parts).astype(np.int64)
     vals = np.concatenate(vals_parts)
     order = argsort_int(cols * size_out + rows)
-    ptr = np.zeros(size_in + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cols, minlength=size_in), out=ptr[1:])
-    return SparseColumns(ptr, rows[order], vals[order], size_out)
+    return SparseColumns(offsets_of(cols, size_in), rows[order], vals[order], size_out)
 
 
 def reproduces(columns: SparseColumns, bias: torch.Tensor, probes: torch.Tensor, expected: torch.Tensor,

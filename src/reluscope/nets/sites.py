@@ -301,10 +301,7 @@ class InstrumentedModel:
             columns = local_link(operator, bias, prev_shape, cur_shape, probe, expected, tolerance)
             if columns is not None and (columns.nnz > self.dense_fraction * prev * cur
                                         and prev * cur <= MAX_LINK_ENTRIES):
-                dense = np.zeros((cur, prev))
-                col = np.repeat(np.arange(prev), np.diff(columns.ptr))
-                dense[columns.rows, col] = columns.values
-                return Link(bias, dense=torch.from_numpy(dense).to(self.device))
+                return Link(bias, dense=torch.from_numpy(columns.to_dense()).to(self.device))
             if columns is not None:
                 return Link(bias, columns=columns, operator=operator)
         if prev * cur > MAX_LINK_ENTRIES:
@@ -315,10 +312,8 @@ class InstrumentedModel:
             basis = torch.zeros(min(step, prev - lo), prev, dtype=torch.float64, device=self.device)
             basis[torch.arange(basis.shape[0]), torch.arange(lo, lo + basis.shape[0])] = 1.0
             blocks.append(operator(basis) - bias)
-        matrix = torch.cat(blocks).T.contiguous()
-        if float((probe @ matrix.T + bias - expected).abs().max()) > tolerance:
-            return None
-        return Link(bias, dense=matrix)
+        link = Link(bias, dense=torch.cat(blocks).T.contiguous())
+        return link if link.agrees(probe, expected, tolerance) else None
 
     def _after_each(self, after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                     activations: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,8 @@ from pathlib import Path as FilePath
 import numpy as np
 import torch
 
-from reluscope._kernels.bits import unpack
+from reluscope._kernels.bits import differing_bits, unpack
+from reluscope._kernels.rings import offsets_of
 from reluscope.geometry.path import Path
 from reluscope.nets.sites import Site
 from reluscope.regions._npz import (
@@ -139,23 +140,10 @@ class Partition1D:
             Sorted by site, then neuron, within each piece.
         """
         inner = np.flatnonzero(self.boundary_site >= 0)
-        rows_parts, site_parts, neuron_parts = [], [], []
-        for site, packed in enumerate(self.patterns):
-            for lo in range(0, len(inner), 1 << 14):
-                idx = inner[lo : lo + (1 << 14)]
-                diff = np.unpackbits(packed[idx] ^ packed[idx - 1], axis=1)[:, : self.sites[site].size]
-                rows, neurons = np.nonzero(diff)
-                rows_parts.append(idx[rows])
-                site_parts.append(np.full(len(rows), site, dtype=np.int64))
-                neuron_parts.append(neurons.astype(np.int64))
-        empty = [np.zeros(0, dtype=np.int64)]
-        rows = np.concatenate(rows_parts or empty).astype(np.int64)
-        site_all = np.concatenate(site_parts or empty)
-        neuron_all = np.concatenate(neuron_parts or empty)
-        order = np.lexsort((neuron_all, site_all, rows))
-        ptr = np.zeros(self.n_pieces + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.n_pieces), out=ptr[1:])
-        return ptr, site_all[order], neuron_all[order]
+        pair, site, neuron = differing_bits(self.patterns, [s.size for s in self.sites], inner, inner - 1)
+        rows = inner[pair]
+        order = np.lexsort((neuron, site, rows))
+        return offsets_of(rows, self.n_pieces), site[order], neuron[order]
 
     def same_pattern_as_next(self) -> np.ndarray:
         """(n,) bool: piece i has the same full pattern as piece i+1 (False for the last)."""

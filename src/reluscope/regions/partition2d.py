@@ -25,7 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from reluscope._kernels.rings import edge_twins, next_slot, ring_ids, shoelace, site_of_label, vertex_means
+from reluscope._kernels.bits import differing_bits, xor_popcount
+from reluscope._kernels.rings import (
+    edge_twins,
+    next_slot,
+    offsets_of,
+    ring_ids,
+    shoelace,
+    site_of_label,
+    vertex_means,
+)
 from reluscope._validation import describe, message
 from reluscope.errors import InputValueError
 from reluscope.geometry.plane import Plane
@@ -162,35 +171,21 @@ class Partition2D:
         site, neuron : np.ndarray, shape (ptr[-1],), int64
             Sorted by site, then neuron, within each edge.
         """
-        from reluscope._kernels.bits import xor_popcount
-
         inner = np.flatnonzero(self.edge_faces[:, 1] >= 0)
         left, right = self.edge_faces[inner, 0], self.edge_faces[inner, 1]
         counts = np.zeros(len(inner), dtype=np.int64)
         for packed in self.patterns:
             counts += xor_popcount(packed, left, right)
-        # one switch (almost every edge): the neuron that made it
-        single = counts == 1
+        # one switch (almost every edge): the neuron that made it; several: read the bits
+        single = np.flatnonzero(counts == 1)
         several = np.flatnonzero(counts > 1)
-        rows_parts = [np.flatnonzero(single)]
-        site_parts = [self.edge_site[inner][single]]
-        neuron_parts = [self.edge_neuron[inner][single]]
-        for site, packed in enumerate(self.patterns):
-            for lo in range(0, len(several), 1 << 14):
-                idx = several[lo : lo + (1 << 14)]
-                diff = np.unpackbits(packed[left[idx]] ^ packed[right[idx]], axis=1)
-                diff = diff[:, : self.sites[site].size]
-                rows, neurons = np.nonzero(diff)
-                rows_parts.append(idx[rows])
-                site_parts.append(np.full(len(rows), site, dtype=np.int64))
-                neuron_parts.append(neurons.astype(np.int64))
-        rows = inner[np.concatenate(rows_parts)]
-        site_all = np.concatenate(site_parts).astype(np.int64)
-        neuron_all = np.concatenate(neuron_parts).astype(np.int64)
-        order = np.lexsort((neuron_all, site_all, rows))
-        ptr = np.zeros(self.n_edges + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.n_edges), out=ptr[1:])
-        return ptr, site_all[order], neuron_all[order]
+        pair, site, neuron = differing_bits(self.patterns, [s.size for s in self.sites], left[several],
+                                            right[several])
+        rows = inner[np.concatenate([single, several[pair]])]
+        site = np.concatenate([self.edge_site[inner][single], site]).astype(np.int64)
+        neuron = np.concatenate([self.edge_neuron[inner][single], neuron]).astype(np.int64)
+        order = np.lexsort((neuron, site, rows))
+        return offsets_of(rows, self.n_edges), site[order], neuron[order]
 
     def to_shapely(self) -> np.ndarray:
         """The regions as an array of shapely Polygons (F,)."""
