@@ -122,8 +122,10 @@ class FaceMaps:
         graph = WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, coef)
         link = self.net.link(index)
         assert link is not None
-        at_rows = _walk_form(link)
-        prev_rows = _walk_form(prev_link) if cross and prev_link else None
+        # a sparse link on either side: both in CSC form (a dense link's columns are cached)
+        sparse = link.sparse or bool(cross and prev_link and prev_link.sparse)
+        at_rows = _walk_form(link, sparse)
+        prev_rows = _walk_form(prev_link, sparse) if cross and prev_link else None
 
         def exact(face: int) -> np.ndarray:
             idx = np.array([face], dtype=np.int64)
@@ -259,9 +261,9 @@ class FaceMaps:
         return canonical, cand.take(np.flatnonzero(cuts)), base
 
 
-def _walk_form(link: Link) -> np.ndarray | SparseColumns:
-    """What the walk takes of a link: ``A`` transposed (dense), or its CSC columns."""
-    if link.sparse:
+def _walk_form(link: Link, sparse: bool) -> np.ndarray | SparseColumns:
+    """What the walk takes of a link: its CSC columns (`sparse`), or ``A`` transposed."""
+    if sparse:
         return link.columns
     assert link.dense is not None
     return link.dense.T.contiguous().cpu().numpy()
