@@ -139,7 +139,12 @@ def test_reductions_and_tensor_bounds_stay_refused(slicer):
         def forward(self, z):
             return torch.clamp(z, min=torch.zeros_like(z))
 
-    for unit, pattern in ((Reduce(), "`max`"), (TensorBound(), "tensor-valued bounds")):
+    class TensorFloor(nn.Module):
+        def forward(self, z):
+            return z.clamp_min(torch.full_like(z, 0.1))
+
+    for unit, pattern in ((Reduce(), "`max`"), (TensorBound(), "tensor-valued bounds"),
+                          (TensorFloor(), "tensor-valued bounds")):
         model = nn.Sequential(nn.Linear(2, 3), unit, nn.Linear(3, 1)).eval()
         with pytest.raises(rs.UnsupportedModelError, match=pattern):
             slicer(model, square())

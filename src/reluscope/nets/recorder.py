@@ -287,10 +287,11 @@ class SiteRecorder(TorchFunctionMode):
             return (float(_arg(args, kwargs, 1, "min_val", -1.0)),
                     float(_arg(args, kwargs, 2, "max_val", 1.0)))
         if name == "clamp_min":
-            return _number(_arg(args, kwargs, 1, "min", None)), None
-        if name == "clamp_max":
-            return None, _number(_arg(args, kwargs, 1, "max", None))
-        raw = (_arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None))
+            raw = (_arg(args, kwargs, 1, "min", None), None)
+        elif name == "clamp_max":
+            raw = (None, _arg(args, kwargs, 1, "max", None))
+        else:
+            raw = (_arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None))
         bounds = (_number(raw[0]), _number(raw[1]))
         if any(r is not None and b is None for r, b in zip(raw, bounds, strict=True)):
             self._refuse(f"`{name}` with tensor-valued bounds", "Clamp to numbers, or write the bounds "
