@@ -80,3 +80,5 @@ def test_grid_and_command_line_accept_a_custom_backbone(user_module, monkeypatch
     assert "--allow-imports" in capsys.readouterr().err
     assert main([*args, "--allow-imports"]) == 0
     assert (out / "checkpoints").is_dir()
+    assert main([*args[:4], "channels", *args[5:], "--allow-imports"]) == 2  # not KEY=VALUE
+    assert "`--backbone-option` must be KEY=VALUE" in capsys.readouterr().err

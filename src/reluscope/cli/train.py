@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from reluscope._files import write_json
+from reluscope._toml import toml_value
+from reluscope._validation import message
 from reluscope.cli._arguments import (
     add_allow_imports_argument,
     apply_allow_imports,
@@ -22,6 +24,7 @@ from reluscope.cli._arguments import (
     positive_int_argument,
 )
 from reluscope.data.registry import DATASETS
+from reluscope.errors import InputValueError
 from reluscope.train.names import OBJECTIVE_NAMES
 
 NAME = "train"
@@ -64,14 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train, then (optionally) evaluate each checkpoint; returns the evaluations."""
-    from reluscope.experiments.config import apply_overrides
     from reluscope.train.loop import TrainConfig, load_checkpoint, train
 
     apply_allow_imports(args)
     options: dict[str, Any] = {}
-    if args.backbone_options:  # KEY=VALUE with TOML values, parsed like --set
-        options = apply_overrides({}, [f"backbone_options.{text}" for text in args.backbone_options])[
-            "backbone_options"]
+    for text in args.backbone_options:  # KEY=VALUE with a TOML value, like --set
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise InputValueError(message("`--backbone-option`", "KEY=VALUE", repr(text),
+                                          "e.g. --backbone-option channels=8"))
+        options[key.strip()] = toml_value(raw)
     config = TrainConfig(dataset=args.dataset, objective=args.objective, backbone=args.backbone,
                          width=args.width, depth=args.depth, batchnorm=args.batchnorm, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,

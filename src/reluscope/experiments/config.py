@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reluscope._toml import toml_value
 from reluscope._validation import message
 from reluscope.data.arrays import is_array_dataset, safe_name
 from reluscope.data.arrays import train_size as array_train_size
@@ -506,10 +507,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise InputValueError(message("`--set` of the experiment config",
                                           "section.key=value (or name=...)", repr(text),
                                           "e.g. --set training.epochs=2 --set grid.seeds=[0]"))
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()  # a bare word: a string
+        value = toml_value(raw)
         if len(path) == 1:
             out["name"] = value
         else:
