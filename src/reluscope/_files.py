@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+
+def safe_name(name: str) -> str:
+    """`name` as a file or folder name: anything but letters, digits, ``_`` and ``-`` becomes
+    ``_`` (built-in dataset and backbone names are unchanged)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 def atomic_write(target: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:

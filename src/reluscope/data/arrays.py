@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 
 import numpy as np
 
@@ -28,11 +27,6 @@ MAX_CLASSES = 10
 def is_array_dataset(name: object) -> bool:
     """Whether `name` names an ``.npz`` dataset file (``"npz:path"``)."""
     return isinstance(name, str) and name.startswith(PREFIX) and len(name) > len(PREFIX)
-
-
-def safe_name(name: str) -> str:
-    """`name` as a file or folder name (built-in names are unchanged)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 def load_array_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reluscope._files import safe_name
 from reluscope._toml import toml_value
 from reluscope._validation import message
-from reluscope.data.arrays import is_array_dataset, safe_name
+from reluscope.data.arrays import PREFIX as ARRAY_PREFIX
+from reluscope.data.arrays import is_array_dataset
 from reluscope.data.arrays import train_size as array_train_size
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
@@ -308,8 +310,8 @@ class RunSpec:
         """``<objective>-<dataset>-<backbone><width>-s<seed>-<hash>``, stable across sessions."""
         c = self.train
         digest = hashlib.sha256(json.dumps(c.identity(), sort_keys=True).encode()).hexdigest()[:8]
-        backbone = re.sub(r"[^A-Za-z0-9_]", "_", c.backbone)  # an import path: a folder name
-        return f"{c.objective}-{safe_name(c.dataset)}-{backbone}{c.width}-s{c.seed}-{digest}"
+        # a dataset file or a backbone's import path: as a folder name
+        return f"{c.objective}-{safe_name(c.dataset)}-{safe_name(c.backbone)}{c.width}-s{c.seed}-{digest}"
 
 
 _TABLES = {"grid": Grid, "training": Training, "analysis": Analysis, "execution": Execution,
@@ -374,7 +376,7 @@ def _check(config: ExperimentConfig) -> None:
     named = g.datasets
     if isinstance(named, list):  # your own (.npz files) are checked when loaded
         for name in named:
-            if is_array_dataset(name) and not Path(name[len("npz:"):]).is_file():
+            if is_array_dataset(name) and not Path(name[len(ARRAY_PREFIX):]).is_file():
                 problems.fail("grid.datasets", "existing .npz files after 'npz:'", name, "Check the path.")
         named = [d for d in named if not is_array_dataset(d)]
     problems.names("grid.datasets", named or ["mnist"], sorted(DATASETS))
@@ -478,8 +480,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     see :func:`shipped_configs`), with ``section.key=value`` `overrides` (see
     :func:`apply_overrides`) applied before validation."""
     source = Path(path)
-    if not source.is_file() and str(path).removesuffix(".toml") in shipped_configs():
-        source = shipped_configs()[str(path).removesuffix(".toml")]
+    if not source.is_file():
+        source = shipped_configs().get(str(path).removesuffix(".toml"), source)
     if not source.is_file():
         raise InputValueError(message("the experiment config",
                                       "an existing TOML file or a shipped config's name",

@@ -159,7 +159,9 @@ def write_report(root: str | Path) -> Path:
                                 "probe_test_accuracy", "knn_accuracy", "slice.n_regions", "slice.area_median",
                                 "lc.total", "path.n_regions", "embedding_std", "embedding_rankme")
                     if c in final]
-    options = findings_options(Store(root).read_json("experiment.json"))
+    store = Store(root)
+    config = store.read_json("experiment.json") or {}
+    options = findings_options(config)
     found = findings(table, options)
     findings_frame = pd.DataFrame([{"finding": f.title, "network": f.network, "metric": f.metric,
                                     "verdict": f.verdict, "numbers": f.numbers, "criterion": f.criterion}
@@ -175,8 +177,7 @@ def write_report(root: str | Path) -> Path:
     alarms = false_alarm_rates(steps).rename("false-alarm rate").reset_index()
     figures = {"partitions": plot_partitions(root, table, out), "curves": plot_curves(table, out),
                "collapse": plot_collapse(table, steps, out), "complexity": plot_complexity(table, out)}
-    failures = Store(root).failures()
-    config = Store(root).read_json("experiment.json") or {}
+    failures = store.failures()
     downloads = []
     for label, frame in (("final checkpoints", final), ("findings", findings_frame),
                          ("secondary metrics", secondary), ("correlations", corr)):
@@ -247,11 +248,10 @@ def write_run_pages(root: Path, table: pd.DataFrame, out: Path) -> dict[str, str
             ax.set_xscale("log")
             ax.set_title(metric, fontsize=9)
             ax.set_xlabel("step + 1", fontsize=8)
-        png = save(fig, folder / f"{run_id}.png")
-        plt.close("all")
+        png = save(fig, folder / f"{run_id}.png")  # closes the figure
         csv = f"{run_id}.csv"
         write_bytes(folder / csv, rows.to_csv(index=False).encode())
-        shown = rows.set_index("step").drop(columns=[c for c in ("run_id",) if c in rows]).T.reset_index()
+        shown = rows.set_index("step").drop(columns="run_id").T.reset_index()
         shown.columns = ["metric", *[f"step {int(c)}" for c in shown.columns[1:]]]
         page = _render("run.html.j2", run_id=str(run_id), config=Markup(_table(config_frame)),
                        figure=Markup(_figure(png, f"{', '.join(metrics)} of this run over training steps.")),

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from reluscope._files import safe_name
 from reluscope._validation import message
-from reluscope.data.arrays import safe_name
 from reluscope.errors import InputValueError, RunLockedError
 from reluscope.experiments.analyze import analyse, choose_probes, classifier_metrics
 from reluscope.experiments.config import ExperimentConfig, RunSpec, config_from_dict
