@@ -116,3 +116,5 @@ def test_path_profiles_name_the_classes():
     ax = plot_path_profile(part, outputs=[2])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["output 2"]
     plt.close(ax.figure)
+    with pytest.raises(rs.InputValueError, match="`class_names` of plot_path_profile must be 10 names"):
+        plot_path_profile(part, class_names=names[:3])

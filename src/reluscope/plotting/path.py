@@ -52,6 +52,11 @@ def plot_path_profile(part: Partition1D, path: int = 0, ax: Any = None, *,
     if any(not 0 <= o < n_out for o in chosen):
         raise InputValueError(message("`outputs` of plot_path_profile", f"indices in [0, {n_out})",
                                       repr(outputs), "Pick existing outputs."))
+    if class_names is not None and (isinstance(class_names, str) or len(class_names) != n_out
+                                    or not all(isinstance(c, str) for c in class_names)):
+        raise InputValueError(message("`class_names` of plot_path_profile", f"{n_out} names (one per output)",
+                                      describe(class_names), "Pass the dataset's class names, e.g. "
+                                      "reluscope.data.DATASETS['mnist'].classes."))
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4))
     lo, hi = part.path_offsets[path], part.path_offsets[path + 1]
@@ -63,7 +68,7 @@ def plot_path_profile(part: Partition1D, path: int = 0, ax: Any = None, *,
     length = float(part.path_lengths[path])
     palette = plt.get_cmap("tab10")
     for k, o in enumerate(chosen):
-        name = class_names[o] if class_names is not None and o < len(class_names) else f"output {o}"
+        name = f"output {o}" if class_names is None else class_names[o]
         ax.plot(arc, values[:, o], color=palette(k % 10), linewidth=1.2, label=name)
         if interpolation:
             end = values[0, o] if part.paths[path].closed else values[-1, o]
