@@ -210,7 +210,7 @@ def test_engine_options_name_the_bad_field_and_the_default():
         rs.EngineOptions(sibling_batch=2.5)
     with pytest.raises(ValueError, match="`snap_rtol` of EngineOptions must be a relative tolerance in"):
         rs.EngineOptions(snap_rtol=2.0)
-    with pytest.raises(ValueError, match="`link_dense_fraction` of EngineOptions must be a relative tolerance"):
+    with pytest.raises(ValueError, match="`link_dense_fraction` of EngineOptions must be a relative"):
         rs.EngineOptions(link_dense_fraction=0.0)
     with pytest.raises(ValueError, match="`arrange` of EngineOptions must be True or False"):
         rs.EngineOptions(arrange=1)
