@@ -4,11 +4,14 @@ Cases: ``zoo.SmallCNN`` (conv 16 -> avg-pool -> conv 32 -> avg-pool -> linear 25
 torch.manual_seed(0), default init), untrained and (``--trained``) after one epoch of
 supervised training on all of MNIST; planes through MNIST test images (0, 1, 2) centred
 like ``Plane.through(..., margin=0.2)``, as squares of ``--scales`` times its half-width
-(1.0 is the full plane). The MLP 784-256-256-256-10 of ``slice_bench`` on the full plane
-runs first, and every CNN line carries the ratio of its microseconds per region to the
-MLP's.
+(1.0 is the full plane). ``--lenet`` adds ``zoo.LeNet`` (conv 6 -> ReLU -> max-pool 2 ->
+conv 16 -> ReLU -> max-pool 2 -> linear 120, ReLU; seed 0) at ``--lenet-scales``: its
+max-pools have no links to the next site, so its values come from forward passes. The
+MLP 784-256-256-256-10 of ``slice_bench`` on the full plane runs first, and every CNN line
+carries the ratio of its microseconds per region to the MLP's.
 
-Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained] [--data DIR]
+Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
+       [--lenet] [--lenet-scales 0.01 0.03 0.1] [--data DIR]
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 import reluscope as rs
 from _common import machine, mlp, peak_rss_mb, reset_peak_rss
 from reluscope.data import load_idx_images
-from reluscope.nets.zoo import SmallCNN
+from reluscope.nets.zoo import LeNet, SmallCNN
 
 
 def run(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
@@ -57,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     parser.add_argument("--trained", action="store_true", help="also the CNN after one epoch")
+    parser.add_argument("--lenet", action="store_true", help="also zoo.LeNet (max-pooling)")
+    parser.add_argument("--lenet-scales", type=float, nargs="+", default=[0.01, 0.03, 0.1])
     parser.add_argument("--max-regions", type=int, default=2_000_000)
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     args = parser.parse_args()
@@ -72,8 +77,12 @@ def main() -> None:
     models = {"SmallCNN untrained": SmallCNN().eval()}
     if args.trained:
         models["SmallCNN 1 epoch"] = trained_cnn(args.data)
-    for name, model in models.items():
-        for scale in args.scales:
+    cases = [(name, model, args.scales) for name, model in models.items()]
+    if args.lenet:
+        torch.manual_seed(0)
+        cases.append(("LeNet untrained (max-pool)", LeNet().eval(), args.lenet_scales))
+    for name, model, scales in cases:
+        for scale in scales:
             try:
                 row = run(model, square(plane, scale), args.max_regions)
             except rs.TooManyRegionsError as exc:

@@ -40,7 +40,7 @@ def test_imports_are_refused_without_the_opt_in(user_module, monkeypatch):
 
 def test_bad_names_and_factories_say_what_is_wrong(user_module, monkeypatch):
     monkeypatch.setenv("RELUSCOPE_ALLOW_IMPORTS", "1")
-    with pytest.raises(ValueError, match="'mlp', 'cnn' or 'package.module:factory'"):
+    with pytest.raises(ValueError, match="'mlp', 'cnn', 'lenet' or 'package.module:factory'"):
         TrainConfig(backbone="my nets")
     with pytest.raises(ValueError, match="a callable `not_callable`"):
         build(TrainConfig(backbone="my_nets:not_callable", objective="supervised"))

@@ -14,7 +14,7 @@ import torch
 
 import reluscope as rs
 from reluscope.evaluate import collapse_indicators, extract_features, knn_accuracy, linear_probe
-from reluscope.nets.zoo import MLP, SmallCNN, build_backbone
+from reluscope.nets.zoo import MLP, LeNet, SmallCNN, build_backbone
 from reluscope.train import OBJECTIVES, Batch, TrainConfig, build, checkpoint_steps, load_checkpoint, train
 
 pytestmark = pytest.mark.slow  # trains networks / runs grids end to end
@@ -67,15 +67,17 @@ def test_backbones_are_analysable_by_the_engines():
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64, generator=gen)
     with torch.random.fork_rng():  # fixed weights, without touching the session's RNG
         torch.manual_seed(3)
-        backbones = (MLP([8, 8]), SmallCNN(channels=(2,), hidden=8, batchnorm=True))
-    # a plane through three images for the MLP; a disc of radius 1 (thousands of
-    # regions) for the CNN, whose first layer alone cuts the wide plane ~10^5 times
-    planes = (rs.Plane.through(x[0], x[1], x[2]), rs.Plane.around(x[0], 1.0, gen))
+        backbones = (MLP([8, 8]), SmallCNN(channels=(2,), hidden=8, batchnorm=True),
+                     LeNet(channels=(2,), hidden=8))
+    # a plane through three images for the MLP; discs (thousands of regions) for the
+    # CNNs, whose first layer alone cuts the wide plane ~10^5 times
+    planes = (rs.Plane.through(x[0], x[1], x[2]), rs.Plane.around(x[0], 1.0, gen),
+              rs.Plane.around(x[1], 0.3, gen))
     for backbone, plane in zip(backbones, planes, strict=True):
         part = rs.slice_regions(backbone.eval(), plane)
         report = part.verify(backbone)
         assert report.ok, (report, part.n_regions)
-    with pytest.raises(ValueError, match="'mlp', 'cnn' or 'package.module:factory'"):
+    with pytest.raises(ValueError, match="'mlp', 'cnn', 'lenet' or 'package.module:factory'"):
         build_backbone("resnet")
 
 

@@ -45,7 +45,7 @@ class Grid:
     datasets : list of {"mnist", "fashion-mnist"}
     objectives : list of str
         Keys of ``reluscope.train.OBJECTIVES`` (collapse variants included).
-    backbones : list of {"mlp", "cnn"} or "package.module:factory"
+    backbones : list of {"mlp", "cnn", "lenet"} or "package.module:factory"
         Built-in backbones, or your own (imported only with ``--allow-imports``; its
         factory gets ``[training] backbone_options``).
     widths : list of int
@@ -386,7 +386,7 @@ def _check(config: ExperimentConfig) -> None:
     builtin = g.backbones
     if isinstance(builtin, list):  # your own backbones (import paths) are checked when built
         builtin = [b for b in builtin if not is_import_path(b)]
-    problems.names("grid.backbones", builtin or ["mlp"], ["cnn", "mlp"])
+    problems.names("grid.backbones", builtin or ["mlp"], ["cnn", "lenet", "mlp"])
     problems.names("analysis.networks", a.networks, ["backbone", "full"])
     problems.names("analysis.lc_estimators", a.lc_estimators, ["ball", "cross_polytope", "smooth"])
     problems.integer_list("grid.widths", g.widths, 1)

@@ -30,6 +30,7 @@ from torch import nn
 from reluscope._validation import as_float64_tensor, check_int, check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.nets.sites import InstrumentedModel, model_device
+from reluscope.regions.pools import canonical, visible_stages
 
 #: Entries (samples x neurons) per forward pass, to bound memory.
 _CHUNK_ENTRIES = 1 << 24
@@ -145,10 +146,11 @@ def cross_polytope_lc(model: nn.Module, points: Any, radius: float, n_directions
         xs, vs = x[lo: lo + step], dirs[lo: lo + step]
         vertices = torch.cat([xs[:, None] + r * vs, xs[:, None] - r * vs], dim=1)  # (m, 2P, ...)
         ran = _forward_in(net, state, vertices.reshape(-1, *shape).to(dtype))
-        for i, z in enumerate(ran):
-            positive = (z > 0).reshape(len(xs), 2 * p, -1)
-            changes = positive.any(dim=1) & ~positive.all(dim=1)
-            counts[lo: lo + len(xs), i] = changes.sum(dim=1).cpu().numpy()
+        # a max-pool window counts once, when its argmax changes (reluscope.regions.pools)
+        positive = canonical(net.sites, [(z > 0).reshape(len(xs), 2 * p, -1) for z in ran])
+        changes = canonical(net.sites, [b.any(dim=1) & ~b.all(dim=1) for b in positive])
+        for i, change in enumerate(changes):
+            counts[lo: lo + len(xs), i] = change.sum(dim=1).cpu().numpy()
     return LocalComplexity(counts, "cross_polytope", {"radius": r, "n_directions": p},
                            tuple(s.name for s in net.sites))
 
@@ -203,6 +205,13 @@ def _values_and_gradient_norms(net: InstrumentedModel, x: torch.Tensor, probes: 
             np.concatenate(out_norm) if out_norm else None)
 
 
+def _visible(net: InstrumentedModel, values: list[np.ndarray]) -> list[np.ndarray | None]:
+    """Per site, where a neuron's zero set can bound a region at the points: a max-pool
+    stage only where no later candidate of its window beats the running maximum (None:
+    everywhere). First order in the radius, like the estimators that use it."""
+    return visible_stages(net.sites, [z > 0 for z in values])
+
+
 def ball_lc(model: nn.Module, points: Any, epsilon: float, *, probes: int | None = None,
             generator: torch.Generator | None = None) -> LocalComplexity:
     """Neurons whose zero set passes within `epsilon` of each point (locally affine).
@@ -223,8 +232,9 @@ def ball_lc(model: nn.Module, points: Any, epsilon: float, *, probes: int | None
     net, x = _prepare(model, points, "ball_lc")
     eps = check_positive(epsilon, "`epsilon` of ball_lc")
     values, norms, _ = _values_and_gradient_norms(net, x, probes, generator, "ball_lc")
-    counts = np.stack([((np.abs(z) <= eps * g) & (g > 0)).sum(axis=1) for z, g in zip(values, norms,
-                                                                                     strict=True)], 1)
+    near = [(np.abs(z) <= eps * g) & (g > 0) for z, g in zip(values, norms, strict=True)]
+    near = [n if v is None else n & v for n, v in zip(near, _visible(net, values), strict=True)]
+    counts = np.stack([n.sum(axis=1) for n in near], 1)
     return LocalComplexity(counts.astype(np.float64), "ball", {"epsilon": eps, "probes": probes},
                            tuple(s.name for s in net.sites))
 
@@ -250,6 +260,7 @@ def smooth_lc(model: nn.Module, points: Any, sigma: float, *, probes: int | None
     s = check_positive(sigma, "`sigma` of smooth_lc")
     values, norms, out_norm = _values_and_gradient_norms(net, x, probes, generator, "smooth_lc")
     density = [np.exp(-0.5 * (z / s) ** 2) / (s * np.sqrt(2 * np.pi)) for z in values]
+    density = [d if v is None else d * v for d, v in zip(density, _visible(net, values), strict=True)]
     per_site = np.stack([(g * phi).sum(axis=1) for g, phi in zip(norms, density, strict=True)], 1)
     return LocalComplexity(per_site, "smooth", {"sigma": s, "probes": probes},
                            tuple(si.name for si in net.sites), out_norm)

@@ -13,15 +13,23 @@ and the combination belongs to the link to the next site):
 * ``prelu(z, w)``: one shared slope is a LeakyReLU; per-channel slopes give pre-activations
   ``(z, -z)`` combined as ``relu(z) - w relu(-z)`` (two neurons per unit, coincident);
 * ``maximum(a, b) = b + relu(a - b)`` and ``minimum(a, b) = a - relu(a - b)`` of two
-  tensors (``torch.max``/``torch.min`` of two tensors too). Sites are found by intercepting torch
+  tensors (``torch.max``/``torch.min`` of two tensors too);
+* max-pooling with windows that do not overlap (``nn.MaxPool1d/2d``, ``F.max_pool1d/2d``,
+  ``adaptive_max_pool1d/2d`` when the output size divides the input's): a running maximum
+  over each window's ``K`` candidates, ``m_0 = x_0``,
+  ``m_s = m_{s-1} + relu(x_s - m_{s-1})``: ``K - 1`` *stage* sites, one unit per window.
+  The engines then merge the pieces a stage cuts without changing any window's argmax
+  (:mod:`reluscope.regions.pools`), so regions are where every argmax is constant.
+
+Sites are found by intercepting torch
 functions (a ``TorchFunctionMode``), so ``nn.ReLU``, ``F.relu``, ``torch.relu``,
 ``Tensor.relu`` and the ATen operators of a ``torch.export`` graph all work, inside any
 nesting of modules, with residual additions, convolutions, average pooling and BatchNorm
 in eval mode.
 
-Operations that are not piecewise affine with ReLU breakpoints (GELU, tanh, max-pool,
-softmax, layer norm, comparisons and masks, ...) and modules in training mode (BatchNorm
-using batch statistics, active Dropout) are refused with the module path that called
+Operations that are not piecewise affine with ReLU breakpoints (GELU, tanh, softmax,
+layer norm, comparisons and masks, max-pooling with padding, ...) and modules in training
+mode (BatchNorm using batch statistics, active Dropout) are refused with the module path that called
 them. ATen operators are checked against a list of affine ones instead (the namespace is
 too large for a list of refusals).
 """
@@ -52,9 +60,9 @@ _REFUSED = {
     "gelu", "silu", "sigmoid", "tanh", "softplus", "elu", "selu", "celu", "mish",
     "hardswish", "hardsigmoid", "hardshrink", "softshrink",
     "tanhshrink", "logsigmoid", "softsign", "glu", "rrelu", "threshold",
-    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
-    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d",
-    "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
+    "max_pool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices",
+    "adaptive_max_pool3d", "lp_pool1d", "lp_pool2d",
     "fractional_max_pool2d", "fractional_max_pool3d", "softmax", "log_softmax",
     "softmin", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
     "rms_norm", "normalize", "exp", "log", "sqrt", "rsqrt", "max", "min", "amax", "amin",
@@ -87,11 +95,12 @@ _DROPOUTS = {"dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "
 
 _FIX_NONLINEARITY = ("reluscope's exact engines need a network whose only nonlinearities "
                      "are piecewise linear (ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, clamp, abs, "
-                     "maximum/minimum of two tensors); replace it (e.g. GELU -> nn.ReLU, max-pool "
-                     "-> nn.AvgPool2d) or analyse a sub-network that stops before it.")
+                     "maximum/minimum of two tensors, 1D/2D max-pooling); replace it (e.g. GELU -> "
+                     "nn.ReLU) or analyse a sub-network that stops before it.")
 #: Piecewise-linear units written as ReLU sites (see the module docstring).
 _UNIT_NAMES = {"hardtanh", "relu6", "clamp", "clip", "clamp_min", "clamp_max", "abs", "prelu",
                "maximum", "minimum", "max", "min", "_prelu_kernel"}
+_POOL_NAMES = {"max_pool1d", "max_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"}
 
 
 def _number(value: Any) -> float | None:
@@ -101,6 +110,23 @@ def _number(value: Any) -> float | None:
     if isinstance(value, torch.Tensor):
         return float(value) if value.numel() == 1 else None
     return float(value)
+
+
+def _pair(value: Any, one_d: bool, fill: int = 1) -> tuple[int, int]:
+    """A pooling argument as (height, width); 1D arguments get height `fill` (1, or 0 for
+    padding)."""
+    if isinstance(value, (list, tuple)):
+        values = tuple(value)
+    else:
+        values = (value,) if one_d else (value, value)
+    if one_d:
+        values = (fill, *values[-1:])
+    return tuple(int(v) if v is not None else None for v in values)  # type: ignore[return-value]
+
+
+def describe_rank(value: Any) -> str:
+    """'3-D tensor', or the type name of something that is not a tensor."""
+    return f"{value.dim()}-D tensor" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def _channel_view(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -122,12 +148,20 @@ class Site:
         Shape of the pre-activation of one sample.
     negative_slope : float
         Slope for negative inputs: 0 for ReLU, the slope of a LeakyReLU.
+    pool_stage : int
+        ``s >= 1`` for stage ``s`` of a max-pool (neuron k active: candidate ``s`` of
+        window ``k`` beats candidates ``0 .. s-1``; see :mod:`reluscope.regions.pools`);
+        0 for every other site.
+    pool_window : int
+        Candidates per window of that max-pool (0 for other sites).
     """
 
     index: int
     name: str
     shape: tuple[int, ...]
     negative_slope: float
+    pool_stage: int = 0
+    pool_window: int = 0
 
     @property
     def size(self) -> int:
@@ -214,6 +248,11 @@ class SiteRecorder(TorchFunctionMode):
                 if slope == 1.0:  # the identity: no breakpoint, no site
                     return func(*args, **kwargs)
             return self._site(args[0], slope)
+        if name in ("max_pool1d_with_indices", "max_pool2d_with_indices") and not aten:
+            self._refuse(f"`{name}` (max-pooling with return_indices=True: the indices are not a "
+                         "piecewise-linear output)", "Pool without return_indices.")
+        if name in _POOL_NAMES and not aten:
+            return self._max_pool(name, args, kwargs)
         if name in _UNIT_NAMES:
             unit = self._unit(name, args, kwargs)
             if unit is not None:
@@ -278,6 +317,74 @@ class SiteRecorder(TorchFunctionMode):
         return self._site(torch.stack([z - low, z - high], dim=1), 0.0,
                           lambda act: low + act[:, 0] - act[:, 1])
 
+    def _max_pool(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor:
+        """Max-pooling as a running maximum over each window's candidates (module docstring)."""
+        z = _arg(args, kwargs, 0, "input", None)
+        if not isinstance(z, torch.Tensor) or z.dim() not in (3, 4):
+            self._refuse(f"`{name}` of a {describe_rank(z)}", "Pool batched inputs (N, C, L) or "
+                         "(N, C, H, W).")
+        one_d = name.endswith("1d")
+        if one_d != (z.dim() == 3):
+            self._refuse(f"`{name}` of a {z.dim()}-D input", "Use max_pool1d on (N, C, L) and "
+                         "max_pool2d on (N, C, H, W).")
+        grid = z.unsqueeze(2) if one_d else z  # (N, C, H, W), H = 1 for 1D
+        spatial = tuple(grid.shape[2:])
+        if name.startswith("adaptive"):
+            kernel, stride = self._adaptive_windows(name, args, kwargs, spatial, one_d)
+            padding, dilation, ceil_mode = (0, 0), (1, 1), False
+        else:
+            kernel = _pair(_arg(args, kwargs, 1, "kernel_size", None), one_d)
+            raw_stride = _arg(args, kwargs, 2, "stride", None)
+            stride = kernel if raw_stride in (None, [], ()) else _pair(raw_stride, one_d)
+            padding = _pair(_arg(args, kwargs, 3, "padding", 0), one_d, fill=0)
+            dilation = _pair(_arg(args, kwargs, 4, "dilation", 1), one_d)
+            ceil_mode = bool(_arg(args, kwargs, 5, "ceil_mode", False))
+        if bool(_arg(args, kwargs, 6 if not name.startswith("adaptive") else 2, "return_indices", False)):
+            self._refuse(f"`{name}` with return_indices=True (indices are not piecewise linear "
+                         "outputs)", "Pool without return_indices.")
+        if any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation, strict=True)
+               if k > 1):
+            self._refuse(f"`{name}` with overlapping windows (kernel {kernel}, stride {stride}, "
+                         f"dilation {dilation})", "Use windows that do not overlap (stride >= "
+                         "kernel, e.g. nn.MaxPool2d(2)): windows sharing candidates compare the same "
+                         "pairs, and the engines do not yet resolve their concurrent zero lines "
+                         "exactly.")
+        if any(p != 0 for p in padding):
+            self._refuse(f"`{name}` with padding={padding}", "Pad explicitly before pooling "
+                         "(e.g. F.pad with a constant the data never exceeds), or pool without "
+                         "padding: padded positions are -inf candidates.")
+        out_hw = [(size - d * (k - 1) - 1) // s + 1
+                  for size, k, s, d in zip(spatial, kernel, stride, dilation, strict=True)]
+        if ceil_mode and any((size - d * (k - 1) - 1) % s for size, k, s, d
+                             in zip(spatial, kernel, stride, dilation, strict=True)):
+            self._refuse(f"`{name}` with ceil_mode=True on a size it does not divide",
+                         "Use ceil_mode=False, or an input size the windows tile.")
+        # windows as strided views (N, C, Ho, Wo, kh, kw), in F.unfold's order; much faster
+        # than F.unfold of one channel
+        spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+        views = grid.unfold(2, spans[0], stride[0]).unfold(3, spans[1], stride[1])
+        views = views[..., :: dilation[0], :: dilation[1]][:, :, : out_hw[0], : out_hw[1]]
+        window = kernel[0] * kernel[1]
+        candidates = views.reshape(*views.shape[:4], window)
+        best = candidates[..., 0]
+        for stage in range(1, window):
+            best = best + self._site(candidates[..., stage] - best, 0.0, pool=(stage, window))
+        self._last_activation = None  # the next layer sees the maximum, not a site
+        return best.squeeze(2) if one_d else best
+
+    def _adaptive_windows(self, name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                          spatial: tuple[int, ...], one_d: bool
+                          ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Kernel and stride of an adaptive max-pool whose output size divides the input's."""
+        size = _arg(args, kwargs, 1, "output_size", None)
+        wanted = [spatial[i] if w is None else int(w) for i, w in enumerate(_pair(size, one_d))]
+        if any(w <= 0 or s % w for s, w in zip(spatial, wanted, strict=True)):
+            self._refuse(f"`{name}` from size {spatial[1:] if one_d else spatial} to {size} (windows "
+                         "that overlap unevenly)", "Use an output size that divides the input "
+                         "size, or an explicit max_pool2d.")
+        kernel = tuple(s // w for s, w in zip(spatial, wanted, strict=True))
+        return kernel, kernel  # type: ignore[return-value]
+
     def _bounds(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
                 ) -> tuple[float | None, float | None]:
         """(min, max) of a hardtanh / relu6 / clamp call; tensor-valued bounds are refused."""
@@ -299,15 +406,17 @@ class SiteRecorder(TorchFunctionMode):
         return bounds
 
     def _site(self, z: torch.Tensor, slope: float,
-              combine: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+              combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              pool: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """Record the site whose pre-activation is `z`; return its activation, or
-        ``combine(activation)`` for a unit written as ReLUs (see the module docstring)."""
+        ``combine(activation)`` for a unit written as ReLUs (see the module docstring).
+        `pool` is ``(stage, window)`` for a max-pool stage."""
         index = len(self.records)
         base = self._where()
         count = self._names.get(base, 0) + 1
         self._names[base] = count
         name = base if count == 1 else f"{base}#{count}"
-        self.sites.append(Site(index, name, tuple(z.shape[1:]), slope))
+        self.sites.append(Site(index, name, tuple(z.shape[1:]), slope, *pool))
         self.records.append(z)
         self.note_linear_link(index, z)
         if index in self.inject:

@@ -248,7 +248,10 @@ class InstrumentedModel:
         if site > 0:
             gen = torch.Generator().manual_seed(0)
             probe = torch.rand(2, prev, generator=gen, dtype=torch.float64).to(self.device)
-            inputs = torch.cat([self.examples[:1], self.examples[:1] + 1.0, self.examples[:1] - 2.0])
+            # random (not constant) input changes: a difference of two conv outputs of one
+            # channel does not see a constant shift of the input, and would pass for a link
+            noise = torch.randn(2, *self.input_shape, generator=gen, dtype=torch.float64)
+            inputs = torch.cat([self.examples[:1], self.examples[:1] + noise.to(self.device)])
 
             def after(x: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
                 ran = self.forward(x, stop_after=stop, inject={site - 1: activation})

@@ -82,9 +82,44 @@ class SmallCNN(nn.Sequential):
         self.feature_dim = hidden
 
 
+class LeNet(nn.Sequential):
+    """LeNet-style: ``[Conv5x5 -> ReLU -> MaxPool2]`` per channel count, then a ReLU layer.
+
+    The max-pools make it the zoo's network with max-pooling (see
+    :mod:`reluscope.regions.pools` for how the engines handle it).
+
+    Parameters
+    ----------
+    channels : sequence of int
+        Channels of each conv block (28 -> 24 -> 12 -> 8 -> 4 for two blocks).
+    hidden : int
+        Width of the final ``Linear -> ReLU`` (``feature_dim``).
+    in_channels, image_size : int
+    """
+
+    def __init__(self, channels: Sequence[int] = (6, 16), hidden: int = 120, in_channels: int = 1,
+                 image_size: int = 28) -> None:
+        chans = _check_widths(channels, "`channels` of LeNet")
+        _check_widths([hidden], "`hidden` of LeNet")
+        layers: list[nn.Module] = []
+        prev, size = in_channels, image_size
+        for c in chans:
+            if size < 6:
+                raise InputValueError(message("`channels` of LeNet", "at most as many blocks as the "
+                                              "image size allows (each block: -4, then / 2)",
+                                              f"{len(chans)} blocks on {image_size}x{image_size}",
+                                              "Use fewer channel counts or a larger image_size."))
+            layers += [nn.Conv2d(prev, c, 5), nn.ReLU(), nn.MaxPool2d(2)]
+            prev, size = c, (size - 4) // 2
+        layers += [nn.Flatten(), nn.Linear(prev * size * size, hidden), nn.ReLU()]
+        super().__init__(*layers)
+        self.feature_dim = hidden
+
+
 def build_backbone(kind: str, width: int = 256, depth: int = 3, batchnorm: bool = False,
                    options: dict[str, Any] | None = None) -> nn.Module:
     """``"mlp"``: ``depth`` layers of ``width``; ``"cnn"``: SmallCNN with a ``width`` head;
+    ``"lenet"``: LeNet (max-pooling) with a ``width`` head;
     ``"package.module:factory"``: the user's own (see :mod:`reluscope.nets.custom`), called
     with `options`."""
     from reluscope.nets.custom import custom_backbone, is_import_path
@@ -93,7 +128,10 @@ def build_backbone(kind: str, width: int = 256, depth: int = 3, batchnorm: bool 
         return MLP([width] * depth, batchnorm=batchnorm)
     if kind == "cnn":
         return SmallCNN(hidden=width, batchnorm=batchnorm)
+    if kind == "lenet":
+        return LeNet(hidden=width)
     if is_import_path(kind):
         return custom_backbone(kind, width, depth, options)
-    raise InputValueError(message("`kind` of build_backbone", "'mlp', 'cnn' or 'package.module:factory'",
-                                  repr(kind), "Pick a built-in backbone or name your own factory."))
+    raise InputValueError(message("`kind` of build_backbone",
+                                  "'mlp', 'cnn', 'lenet' or 'package.module:factory'", repr(kind),
+                                  "Pick a built-in backbone or name your own factory."))

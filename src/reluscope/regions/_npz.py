@@ -61,13 +61,20 @@ def read_npz(path: str | os.PathLike[str], fmt: str, where: str
 
 def sites_meta(sites: tuple[Site, ...] | list[Site]) -> list[dict[str, Any]]:
     """JSON-able description of a model's sites."""
-    return [{"index": s.index, "name": s.name, "shape": list(s.shape),
-             "negative_slope": s.negative_slope} for s in sites]
+    records = []
+    for s in sites:
+        record = {"index": s.index, "name": s.name, "shape": list(s.shape),
+                  "negative_slope": s.negative_slope}
+        if s.pool_stage:
+            record.update(pool_stage=s.pool_stage, pool_window=s.pool_window)
+        records.append(record)
+    return records
 
 
 def sites_from_meta(records: list[dict[str, Any]]) -> tuple[Site, ...]:
     """Inverse of :func:`sites_meta`."""
-    return tuple(Site(s["index"], s["name"], tuple(s["shape"]), float(s["negative_slope"]))
+    return tuple(Site(s["index"], s["name"], tuple(s["shape"]), float(s["negative_slope"]),
+                      int(s.get("pool_stage", 0)), int(s.get("pool_window", 0)))
                  for s in records)
 
 

@@ -25,12 +25,21 @@ class EngineOptions:
         A vertex within ``snap_rtol * diameter`` (plane units; ``diameter`` = diagonal of the
         domain's bounding box) of a neuron's zero line lies on it, and chord crossings closer
         than that are one vertex: regions thinner than that are not created.
+    tie_rtol : float
+        A max-pool stage's value within ``tie_rtol`` of its site's largest value on the
+        faces at hand is a tie (exactly 0: the earlier candidate wins). Candidates equal on a
+        whole face -- zeros after a ReLU -- give a stage that is 0 there, which rounding at
+        vertices on other neurons' lines must not turn into a cut or an active bit.
     candidate_rtol : float
         Band (relative to the diameter) within which a neuron is re-checked with canonical
         vertex values rather than trusted to a face map's sign.
     chunk_entries : int
         Target float64 entries of one (faces x neurons) value block (three such blocks stay
         under glibc's 32 MB mmap ceiling, see ``reluscope._memory``).
+    forward_entries : int
+        Float64 entries (points x neurons of every site reached) one plain forward pass at
+        the vertices may hold: a network without links (a max-pool's stages) gets its
+        values by such passes, whose fixed cost per call dominates in small batches.
     cache_entries : int
         Keep a site's maps on every face for the next site when they fit in this many entries.
     walk_min_width : int
@@ -73,8 +82,10 @@ class EngineOptions:
     """
 
     snap_rtol: float = 1e-10
+    tie_rtol: float = 1e-10
     candidate_rtol: float = 1e-6
     chunk_entries: int = 1 << 20
+    forward_entries: int = 1 << 24
     cache_entries: int = 1 << 25
     walk_min_width: int = 128
     sibling_cost: int = 8

@@ -37,6 +37,7 @@ from reluscope.regions._npz import (
     sites_meta,
     write_npz,
 )
+from reluscope.regions.pools import keep_pool_switches
 
 _FORMAT = "reluscope.Partition1D"
 _FORMAT_VERSION = 1
@@ -141,6 +142,8 @@ class Partition1D:
         """
         inner = np.flatnonzero(self.boundary_site >= 0)
         pair, site, neuron = differing_bits(self.patterns, [s.size for s in self.sites], inner, inner - 1)
+        real = keep_pool_switches(self.sites, pair, site, neuron)  # one per max-pool window
+        pair, site, neuron = pair[real], site[real], neuron[real]
         rows = inner[pair]
         order = np.lexsort((neuron, site, rows))
         return offsets_of(rows, self.n_pieces), site[order], neuron[order]

@@ -47,6 +47,7 @@ from reluscope.regions._npz import (
     sites_meta,
     write_npz,
 )
+from reluscope.regions.pools import keep_pool_switches
 
 _FORMAT = "reluscope.Partition2D"
 _FORMAT_VERSION = 1
@@ -161,7 +162,9 @@ class Partition2D:
         ``edge_site``/``edge_neuron`` name the neuron that *made* an edge; where several
         neurons have the same zero line (coincident neurons: a conv net on images with
         equal pixels, a per-channel PReLU) they all switch across it. They are read from
-        the two faces' patterns, which are exact.
+        the two faces' patterns, which are exact. A max-pool window whose argmax changes
+        from candidate ``a`` to ``b`` switches once, at stage ``max(a, b)`` (see
+        :mod:`reluscope.regions.pools`).
 
         Returns
         -------
@@ -181,6 +184,8 @@ class Partition2D:
         several = np.flatnonzero(counts > 1)
         pair, site, neuron = differing_bits(self.patterns, [s.size for s in self.sites], left[several],
                                             right[several])
+        real = keep_pool_switches(self.sites, pair, site, neuron)  # one per max-pool window
+        pair, site, neuron = pair[real], site[real], neuron[real]
         rows = inner[np.concatenate([single, several[pair]])]
         site = np.concatenate([self.edge_site[inner][single], site]).astype(np.int64)
         neuron = np.concatenate([self.edge_neuron[inner][single], neuron]).astype(np.int64)

@@ -45,6 +45,7 @@ from reluscope.errors import InputTypeError, InputValueError, TooManyRegionsErro
 from reluscope.geometry.path import Path
 from reluscope.nets.links import Link
 from reluscope.nets.sites import InstrumentedModel, model_device
+from reluscope.regions.merge import merge_pool_pieces
 from reluscope.regions.partition1d import Partition1D
 
 #: Crossings closer than this (segment parameter) to a piece's end or to each other merge.
@@ -218,8 +219,9 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
     Parameters
     ----------
     model : nn.Module
-        Any network whose nonlinearities are ReLU/LeakyReLU (MLPs, CNNs, BatchNorm in
-        eval mode, residual additions), in eval mode.
+        Any piecewise-linear network (ReLU and the units of :mod:`reluscope.nets.recorder`,
+        max-pooling included; MLPs, CNNs, BatchNorm in eval mode, residual additions), in
+        eval mode.
     paths : Path or sequence of Path
         Segments, polylines or closed polylines, all through inputs of the model's
         input shape; processed as one batch.
@@ -286,5 +288,6 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
         boundary_count=cat("bcount", "start"), patterns=patterns,
         output_start=cat("outputs", "start"), output_end=cat("outputs", "end"),
         snap_rtol=SNAP_RTOL)
+    part = merge_pool_pieces(part)  # a max-pool's stages over-cut (reluscope.regions.pools)
     part.timings["total"] = round(time.perf_counter() - clock, 4)
     return part

@@ -9,7 +9,11 @@ Checks, each from first principles:
 4. adjacency: two regions sharing an edge differ in exactly the neuron that created
    the edge -- or, where several neurons have the same zero line, in a set of neurons
    that all vanish at both ends of the edge (checked by a forward pass there); edges
-   with one region are on the domain boundary.
+   with one region are on the domain boundary. A max-pool window whose argmax changes
+   counts as one neuron, its switching stage (see :mod:`reluscope.regions.pools`);
+   patterns from the forward pass are made canonical like the engine's.
+5. every region has one state: two faces never share a full pattern (checked on
+   max-pool networks, whose engine output is merged).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from reluscope._kernels.bits import bit_at, xor_popcount
+from reluscope._kernels.bits import bit_at, differing_bits, xor_popcount
 from reluscope._kernels.rings import next_slot, ring_ids
 from reluscope.nets.plane_network import Network
 from reluscope.regions.partition2d import Partition2D, VerificationReport
+from reluscope.regions.pools import canonical, has_pools, keep_pool_switches, pool_groups
 
 #: Relative tolerance for the sum of areas and for convexity tests.
 AREA_RTOL = 1e-9
@@ -52,13 +57,21 @@ def _pattern_mismatches(part: Partition2D, net: Network, faces: np.ndarray) -> i
     bad = np.zeros(len(faces), dtype=bool)
     for start in range(0, len(faces), _BATCH):
         chunk = slice(start, start + _BATCH)
-        pre = net.plane_preactivations(torch.from_numpy(points[chunk]))
-        for site, tensor in enumerate(pre):
-            z = tensor.detach().cpu().numpy()
-            recorded = part.active(site)[faces[chunk]]
+        pre = [t.detach().cpu().numpy() for t in net.plane_preactivations(torch.from_numpy(points[chunk]))]
+        clear = []
+        for z in pre:
             scale = np.abs(z).max(axis=1, keepdims=True) + 1e-300
-            clear = np.abs(z) > ZERO_RTOL * scale
-            bad[chunk] |= (((z > 0) != recorded) & clear).any(axis=1)
+            clear.append(np.abs(z) > ZERO_RTOL * scale)
+        for group in pool_groups(part.sites):
+            # a window is checked when none of its stages is ambiguous; an exact 0 is a
+            # tie, which goes to the earlier candidate (the stage is inactive)
+            sure = np.logical_and.reduce([clear[i] | (pre[i] == 0.0) for i in group])
+            for i in group:
+                clear[i] = sure
+        observed = canonical(part.sites, [z > 0 for z in pre])
+        for site, active in enumerate(observed):
+            recorded = part.active(site)[faces[chunk]]
+            bad[chunk] |= ((active != recorded) & clear[site]).any(axis=1)
     return int(bad.sum())
 
 
@@ -89,13 +102,21 @@ def _adjacency_mismatches(part: Partition2D, net: Network) -> tuple[int, int, in
     unmatched = int((~inner & (part.edge_site >= 0)).sum())
     left, right = part.edge_faces[inner, 0], part.edge_faces[inner, 1]
     layer, neuron = part.edge_site[inner], part.edge_neuron[inner]
-    flips = np.zeros(len(left), dtype=np.int64)
-    right_bit = np.zeros(len(left), dtype=bool)
-    for site, packed in enumerate(part.patterns):
-        flips += xor_popcount(packed, left, right)
-        here = np.flatnonzero(layer == site)
-        right_bit[here] = bit_at(packed, left[here], neuron[here]) \
-            != bit_at(packed, right[here], neuron[here])
+    if has_pools(part.sites):  # one switch per max-pool window (reluscope.regions.pools)
+        pair, site, unit = differing_bits(part.patterns, [s.size for s in part.sites], left, right)
+        real = keep_pool_switches(part.sites, pair, site, unit)
+        pair, site, unit = pair[real], site[real], unit[real]
+        flips = np.bincount(pair, minlength=len(left))
+        recorded = (site == layer[pair]) & (unit == neuron[pair])
+        right_bit = np.bincount(pair[recorded], minlength=len(left)) > 0
+    else:
+        flips = np.zeros(len(left), dtype=np.int64)
+        right_bit = np.zeros(len(left), dtype=bool)
+        for site_index, packed in enumerate(part.patterns):
+            flips += xor_popcount(packed, left, right)
+            here = np.flatnonzero(layer == site_index)
+            right_bit[here] = bit_at(packed, left[here], neuron[here]) \
+                != bit_at(packed, right[here], neuron[here])
     bad = (flips != 1) | ~right_bit | (layer < 0)
     several = np.flatnonzero(bad & (flips > 1) & right_bit & (layer >= 0))
     coincident = np.zeros(len(left), dtype=bool)
@@ -108,20 +129,24 @@ def _adjacency_mismatches(part: Partition2D, net: Network) -> tuple[int, int, in
 def _all_vanish(part: Partition2D, net: Network, left: np.ndarray, right: np.ndarray,
                 ends: np.ndarray) -> np.ndarray:
     """For each edge (its two faces, its two end vertices (E, 2)): does every neuron that
-    differs between the faces vanish at both ends (it switches along the whole edge)?"""
+    switches between the faces vanish at both ends (it switches along the whole edge)?
+    A max-pool window switches at one stage (:func:`keep_pool_switches`)."""
     ok = np.ones(len(left), dtype=bool)
     for start in range(0, len(left), _BATCH):
         chunk = slice(start, start + _BATCH)
         points = part.vertices[ends[chunk].ravel()]  # (2m, 2): both ends of each edge
         pre = net.plane_preactivations(torch.from_numpy(points))
+        differs = [np.unpackbits(packed[left[chunk]] ^ packed[right[chunk]], axis=1,
+                                 count=site.size).astype(bool)
+                   for site, packed in zip(part.sites, part.patterns, strict=True)]
+        # the highest differing stage of a window is its switch: the same operation as
+        # making patterns canonical
+        differs = list(canonical(part.sites, differs))
         for site, tensor in enumerate(pre):
             z = np.abs(tensor.detach().cpu().numpy()).reshape(-1, 2, tensor.shape[-1])
             scale = z.max(axis=2, keepdims=True) + 1e-300
             on_line = (z <= ON_EDGE_RTOL * scale).all(axis=1)  # (m, size)
-            packed = part.patterns[site]
-            differs = np.unpackbits(packed[left[chunk]] ^ packed[right[chunk]], axis=1,
-                                    count=part.sites[site].size).astype(bool)
-            ok[chunk] &= ~(differs & ~on_line).any(axis=1)
+            ok[chunk] &= ~(differs[site] & ~on_line).any(axis=1)
     return ok
 
 

@@ -48,7 +48,7 @@ class TrainConfig:
     dataset : {"mnist", "fashion-mnist"}
     objective : str
         A key of ``reluscope.train.OBJECTIVES`` (collapse variants included).
-    backbone : {"mlp", "cnn"} or str
+    backbone : {"mlp", "cnn", "lenet"} or str
         A built-in backbone, or ``"package.module:factory"`` for one of your own (imported
         only when allowed: see :mod:`reluscope.nets.custom`).
     width, depth : int
@@ -104,9 +104,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from reluscope.nets.custom import is_import_path
 
-        if self.backbone not in ("mlp", "cnn") and not is_import_path(self.backbone):
+        if self.backbone not in ("mlp", "cnn", "lenet") and not is_import_path(self.backbone):
             raise InputValueError(message(
-                "`backbone` of TrainConfig", "'mlp', 'cnn' or 'package.module:factory'", repr(self.backbone),
+                "`backbone` of TrainConfig", "'mlp', 'cnn', 'lenet' or 'package.module:factory'",
+                repr(self.backbone),
                 "Pick a built-in backbone or name your own factory (e.g. 'mynets.models:make_backbone')."))
         if not isinstance(self.backbone_options, dict):
             raise InputValueError(message("`backbone_options` of TrainConfig", "a table (dict) of keyword "

@@ -59,6 +59,7 @@ from reluscope._validation import check_int, describe, message
 from reluscope.errors import InputTypeError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network
+from reluscope.regions.merge import merge_pool_faces
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.partition2d import Partition2D, build_partition
 from reluscope.regions.slice2d.engine import Engine
@@ -80,8 +81,9 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
     Parameters
     ----------
     model : nn.Module
-        Any network whose nonlinearities are ReLU or LeakyReLU: MLPs, CNNs (conv,
-        average pooling, flatten), BatchNorm in eval mode, residual additions. It is not
+        Any piecewise-linear network (ReLU and the units of :mod:`reluscope.nets.recorder`,
+        max-pooling included): MLPs, CNNs (conv, pooling, flatten), BatchNorm in eval
+        mode, residual additions. It is not
         modified (a float64 copy of its parameters is used). If its parameters are on a
         GPU, the forward passes run there.
     plane : Plane
@@ -135,6 +137,7 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
         part = build_partition(plane, net.sites, engine.vertices.xy.copy(), faces.ptr, faces.vid,
                                faces.lab, faces.patterns, engine.label_offset,
                                engine.cutter.n_degenerate, options.snap_rtol)
+        part = merge_pool_faces(part)  # a max-pool's stages over-cut (reluscope.regions.pools)
     engine.tick("assembly", clock)
     part.timings.update({k: round(v, 4) for k, v in engine.timings.items()})
     return part

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network
@@ -69,6 +70,8 @@ class Engine:
         self.vertices.start_site()
         first_new = self.vertices.size
         clock = time.perf_counter()
+        if site.pool_stage:
+            self.values.tie = self.maps.tie = self._tie_level(site)
         values = None
         if self.maps.walkable(faces, site):
             self.values.forget()
@@ -118,6 +121,16 @@ class Engine:
         assert pieces.parent is not None
         pieces.patterns = [p[pieces.parent] for p in faces.patterns] + pieces.patterns
         return pieces
+
+    def _tie_level(self, site: Site) -> float:
+        """Values of a max-pool stage at most this large are ties (``tie_rtol`` times the
+        largest pre-activation of the sites so far at the domain's corners and centre:
+        a stage's own values there may all be ties)."""
+        corners = self.plane.polygon
+        points = torch.from_numpy(np.concatenate([corners, corners.mean(axis=0, keepdims=True)]))
+        pre = self.net.plane_preactivations(points, site.index)
+        scale = max(float(z.abs().max()) for z in pre)
+        return self.options.tie_rtol * scale
 
     def tick(self, stage: str, since: float) -> float:
         """Add the time since `since` to `stage`; returns now."""

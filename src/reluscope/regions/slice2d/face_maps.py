@@ -54,6 +54,8 @@ class FaceMaps:
         self.prev_chords: ChordTable | None = None
         self.prev2_chords: ChordTable | None = None
         self.prev_parent: np.ndarray | None = None
+        #: values this small are max-pool ties (set per stage site by the engine)
+        self.tie = 0.0
 
     def remember(self, site: Site, chords: Pairs) -> None:
         """Keep `site`'s chords (origin form) for the next two sites."""
@@ -63,7 +65,9 @@ class FaceMaps:
 
     def walkable(self, faces: Faces, site: Site) -> bool:
         """Wide chained site with a previous one: walk the faces with one running map."""
-        return (site.index > 0 and self.net.link(site.index) is not None
+        # not for a max-pool stage: its ties (0 on whole faces) need exact maps, and the
+        # walk's running map would give them rounding-sized values of either sign
+        return (site.index > 0 and not site.pool_stage and self.net.link(site.index) is not None
                 and faces.parent is not None and self.prev_chords is not None
                 and self.net.sites[site.index - 1].size >= self.options.walk_min_width)
 
@@ -234,6 +238,14 @@ class FaceMaps:
         box = torch.from_numpy(half[idx]).to(value_t.device)
         margin = ds_t.abs().mul_(box[:, :1])
         margin.addcmul_(dt_t.abs(), box[:, 1:])
+        if site.pool_stage:  # equal candidates on the face: a tie (EngineOptions.tie_rtol)
+            # the map's size over the whole domain (not the face's box: a thin face near a
+            # real zero line has a small range there, and it is no tie)
+            diameter = self.snap / self.options.snap_rtol
+            reach = value_t.abs() + (ds_t.abs() + dt_t.abs()) * diameter
+            tie = reach <= self.tie
+            for t in (value_t, ds_t, dt_t, margin):
+                t.masked_fill_(tie, 0.0)
         base[idx] = pack((value_t > margin).cpu().numpy())
         f, k = np.nonzero((value_t.abs() < margin).cpu().numpy())
         value, ds, dt = (t.detach().cpu().numpy() for t in triple)
@@ -249,6 +261,8 @@ class FaceMaps:
         v = faces.vid[slots]
         z = cand.evaluate(pair, xy[v])
         z[np.abs(z) <= cand.tolerance(pair, self.snap)] = 0.0
+        if site.pool_stage:
+            z[np.abs(z) <= self.tie] = 0.0
         key = v * n + cand.neuron[pair]
         # slots run in face order (candidates are sorted by face), so the first slot of
         # each (vertex, neuron) is on its lowest face; every slot takes that slot's value

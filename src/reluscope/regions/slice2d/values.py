@@ -36,6 +36,8 @@ class VertexValues:
 
     def __init__(self, net: Network, vertices: VertexStore, options: EngineOptions, snap: float) -> None:
         self.net, self.vertices, self.options, self.snap = net, vertices, options, snap
+        #: values this small are max-pool ties (set per stage site by the engine)
+        self.tie = 0.0
         self.rows: np.ndarray | None = None
         self.store: np.ndarray | None = None
 
@@ -114,7 +116,8 @@ class VertexValues:
         sizes = [s.size for s in self.net.sites[: site.index + 1]]
         links = [self.net.link(m) for m in range(1, site.index + 1)]
         chained = all(link is not None for link in links)
-        step = max(1, self.options.chunk_entries // (max(sizes) if chained else sum(sizes)))
+        step = max(1, self.options.chunk_entries // max(sizes) if chained
+                   else self.options.forward_entries // sum(sizes))
         for lo in range(0, n_vertices, step):
             coords = torch.from_numpy(xy[lo : lo + step].copy())
             if chained:  # the first site's plane map, then the links: no input-sized layer
@@ -137,6 +140,11 @@ class VertexValues:
         """
         xy = self.vertices.xy
         n = site.size
+        ties: tuple[np.ndarray, ...] = ()
+        if site.pool_stage:  # equal candidates: 0 up to rounding (EngineOptions.tie_rtol)
+            tv, tk = np.nonzero((np.abs(values) <= self.tie) & (values != 0))
+            ties = (tv, tk, values[tv, tk])
+            values[tv, tk] = 0.0
         signs = face_signs(faces.ptr, faces.vid, values)
         face, neuron = mixed_pairs(signs, n)
         box_lo, box_hi = ring_boxes(faces.ptr, faces.vid, xy)
@@ -149,8 +157,10 @@ class VertexValues:
         near = np.flatnonzero((np.abs(z) <= self.snap * np.hypot(fit.ds, fit.dt)[pair]) & (z != 0))
         key = unique_values(v[near] * n + k[near])
         sv, sk = key // n, key % n
-        snapped = (sv, sk, values[sv, sk])
+        snapped: tuple[np.ndarray, ...] = (sv, sk, values[sv, sk])
         values[sv, sk] = 0.0
+        if ties:
+            snapped = tuple(np.concatenate([a, b]) for a, b in zip(snapped, ties, strict=True))
         base = signs.pos & ~signs.neg  # neurons of one sign on a face
         cuts = settle_pairs(np.sign(values[v, k]), pair_ptr, base, face, neuron)
         keep = np.flatnonzero(cuts)

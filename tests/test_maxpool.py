@@ -1,0 +1,363 @@
+"""Max-pooling in the exact engines, against an independent oracle.
+
+The oracle reads each window's argmax with numpy from the layer's input (the first of
+equal maxima wins, as in the engines) and each ReLU's sign from plain torch, on a dense
+grid of the plane and along paths. Regions must be exactly the cells of constant state:
+every grid point's state is its region's, and no two regions share a state.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import reluscope as rs
+from reluscope.data import load_idx_images
+from reluscope.metrics import local_complexity
+from reluscope.metrics.local_complexity import cross_polytope_lc, random_frames
+from reluscope.regions.pools import canonical, keep_pool_switches, pool_groups, pool_states
+
+
+class PoolNet(nn.Module):
+    """conv -> [ReLU ->] max-pool [-> ReLU] -> linear -> ReLU -> linear (small, random)."""
+
+    def __init__(self, seed: int, kernel: int = 2, stride: int = 2, relu_first: bool = True,
+                 size: int = 8, channels: int = 2) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.kernel, self.stride, self.relu_first, self.size = kernel, stride, relu_first, size
+        self.conv = nn.Conv2d(1, channels, 3)
+        out = (size - 2 - kernel) // stride + 1
+        self.fc = nn.Linear(channels * out * out, 6)
+        self.head = nn.Linear(6, 2)
+        self.double().eval()
+
+    def forward(self, x):
+        z = self.conv(x)
+        if self.relu_first:
+            z = F.relu(z)
+        z = F.max_pool2d(z, self.kernel, self.stride)
+        if not self.relu_first:
+            z = F.relu(z)
+        return self.head(F.relu(self.fc(z.flatten(1))))
+
+    def states(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, k) integer state per unit (ReLU signs, window argmaxes) and (N, k) bool:
+        clear of rounding (ambiguous entries are False)."""
+        with torch.no_grad():
+            z = self.conv(x).numpy()
+        parts, sure = [], []
+
+        def relu(v: np.ndarray) -> np.ndarray:
+            parts.append((v > 0).reshape(len(v), -1).astype(np.int64))
+            scale = np.abs(v).reshape(len(v), -1).max(axis=1, keepdims=True)
+            sure.append(np.abs(v.reshape(len(v), -1)) > 1e-9 * scale)
+            return np.maximum(v, 0.0)
+
+        if self.relu_first:
+            z = relu(z)
+        k, s = self.kernel, self.stride
+        out = (z.shape[-1] - k) // s + 1
+        windows = np.stack([z[:, :, dy: dy + s * out: s, dx: dx + s * out: s][:, :, :out, :out]
+                            for dy in range(k) for dx in range(k)], axis=-1)
+        arg = windows.argmax(axis=-1)  # first of equal maxima
+        top = np.sort(windows, axis=-1)
+        gap = top[..., -1] - top[..., -2]
+        parts.append(arg.reshape(len(z), -1))
+        sure.append(((gap > 1e-9 * np.abs(top[..., -1]).max()) | (gap == 0)).reshape(len(z), -1))
+        pooled = windows.max(axis=-1)
+        if not self.relu_first:
+            pooled = relu(pooled)
+        with torch.no_grad():
+            hidden = self.fc(torch.from_numpy(pooled).flatten(1)).numpy()
+        relu(hidden)
+        return np.concatenate(parts, axis=1), np.concatenate(sure, axis=1)
+
+
+def _region_states(part) -> np.ndarray:
+    """(F, k) the partition's states (faces or pieces) in forward order, as the oracle
+    lists them: ReLU bits, and one argmax per window for a max-pool."""
+    active = [part.active(i) for i in range(len(part.sites))]
+    states = pool_states(part.sites, active)
+    groups = pool_groups(part.sites)
+    stage_sites = {i for g in groups for i in g}
+    cols, pool_done = [], 0
+    for i, site in enumerate(part.sites):
+        if i in stage_sites:
+            if site.pool_stage == 1:
+                cols.append(states[pool_done].astype(np.int64))
+                pool_done += 1
+            continue
+        cols.append(active[i].astype(np.int64))
+    return np.concatenate(cols, axis=1)
+
+
+def _grid(plane: rs.Plane, n: int) -> np.ndarray:
+    (s0, s1), (t0, t1) = plane.extent
+    return np.stack(np.meshgrid(np.linspace(s0, s1, n + 2)[1:-1], np.linspace(t0, t1, n + 2)[1:-1]),
+                    -1).reshape(-1, 2)
+
+
+def _check_against_grid(net: PoolNet, part: rs.Partition2D, plane: rs.Plane, n: int = 300) -> None:
+    regions = _region_states(part)
+    # one region per state
+    assert len(np.unique(regions, axis=0)) == part.n_regions
+    # the region's state at each interior point is the oracle's there
+    inner, inner_sure = net.states(plane.to_input(torch.from_numpy(part.interior_points())))
+    assert ((inner == regions) | ~inner_sure).all()
+    # every grid point lies in the region of its state
+    pts = _grid(plane, n)
+    states, sure = net.states(plane.to_input(torch.from_numpy(pts)))
+    where = part.region_of(pts)
+    assert (where >= 0).all()
+    ok = ((regions[where] == states) | ~sure).all(axis=1)
+    assert ok.all(), f"{(~ok).sum()} grid points in a region of another state"
+    # and every region the grid misses is smaller than a few grid cells
+    (s0, s1), (t0, t1) = plane.extent
+    cell = (s1 - s0) * (t1 - t0) / (n + 1) ** 2
+    unseen = np.setdiff1d(np.arange(part.n_regions), where)
+    assert (part.areas()[unseen] < 4 * cell).all()
+    assert len(unseen) < 0.5 * part.n_regions
+
+
+@pytest.mark.parametrize("kernel,stride,relu_first", [(2, 2, True), (2, 2, False), (3, 3, True),
+                                                      (3, 3, False)])
+def test_max_pool_regions_are_the_cells_of_constant_argmax(slicer, kernel, stride, relu_first):
+    net = PoolNet(0, kernel, stride, relu_first)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64)
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
+    part = slicer(net, plane)
+    assert part.verify(net).ok
+    assert part.n_regions > 50
+    _check_against_grid(net, part, plane)
+    # the sites: ReLU, K-1 stages of one unit per window, ReLU
+    stages = [s for s in part.sites if s.pool_stage]
+    assert [s.pool_stage for s in stages] == list(range(1, kernel * kernel))
+    assert all(s.pool_window == kernel * kernel for s in stages)
+
+
+def test_merging_removes_exactly_the_cuts_that_change_no_argmax():
+    """Without the merge the running maximum's cuts give more faces, and some pairs of
+    neighbours share a state; after it, the count is that of the distinct states."""
+    import reluscope.regions.slice2d as slice2d
+
+    net = PoolNet(1, 3, 3, True, size=11)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 1, 11, 11, generator=gen, dtype=torch.float64)
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
+    merged = rs.slice_regions(net, plane)
+    original = slice2d.merge_pool_faces
+    slice2d.merge_pool_faces = lambda part: part
+    try:
+        raw = rs.slice_regions(net, plane)
+    finally:
+        slice2d.merge_pool_faces = original
+    assert raw.n_regions > merged.n_regions
+    raw_states = canonical(raw.sites, [raw.active(i) for i in range(len(raw.sites))])
+    distinct = np.unique(np.concatenate(raw_states, axis=1), axis=0)
+    assert len(distinct) == merged.n_regions
+    np.testing.assert_allclose(merged.areas().sum(), plane.area, rtol=1e-12)
+    # a window's argmax change is one switch, at stage max(a, b)
+    ptr, site, neuron = merged.edge_switches()
+    inner = merged.edge_faces[:, 1] >= 0
+    states = pool_states(merged.sites, [merged.active(i) for i in range(len(merged.sites))])[0]
+    first_stage = next(s.index for s in merged.sites if s.pool_stage == 1)
+    for e in np.flatnonzero(inner & (merged.edge_site >= first_stage)
+                            & (merged.edge_site < first_stage + 8))[:200]:
+        left, right = merged.edge_faces[e]
+        changed = np.flatnonzero(states[left] != states[right])
+        pool = (site[ptr[e]:ptr[e + 1]] >= first_stage) & (site[ptr[e]:ptr[e + 1]] < first_stage + 8)
+        assert sorted(neuron[ptr[e]:ptr[e + 1]][pool]) == sorted(changed)
+        for unit in changed:
+            got = site[ptr[e]:ptr[e + 1]][pool][neuron[ptr[e]:ptr[e + 1]][pool] == unit]
+            assert list(got) == [first_stage - 1 + max(states[left, unit], states[right, unit])]
+
+
+def _sites(net: nn.Module) -> list:
+    from reluscope.nets.sites import InstrumentedModel
+
+    return InstrumentedModel(net, torch.zeros(1, 1, 8, 8, dtype=torch.float64), "test").sites
+
+
+def test_keep_pool_switches_keeps_the_highest_stage_of_each_window():
+    sites = _sites(PoolNet(0))
+    g = pool_groups(sites)[0]
+    pair = np.array([0, 0, 0, 1, 1])
+    site = np.array([g[0], g[2], 0, g[0], g[1]])
+    neuron = np.array([4, 4, 4, 7, 8])
+    np.testing.assert_array_equal(keep_pool_switches(sites, pair, site, neuron),
+                                  [False, True, True, True, True])
+
+
+def test_canonical_clears_the_stages_below_the_winner():
+    sites = _sites(PoolNet(0))
+    g = pool_groups(sites)[0]
+    raw = [np.zeros((1, s.size), dtype=bool) for s in sites]
+    raw[g[0]][0, :3] = [True, True, False]
+    raw[g[1]][0, :3] = [True, False, False]
+    raw[g[2]][0, :3] = [False, False, True]
+    out = canonical(sites, raw)
+    assert out[g[0]][0, :3].tolist() == [False, True, False]
+    assert out[g[1]][0, :3].tolist() == [True, False, False]
+    assert out[g[2]][0, :3].tolist() == [False, False, True]
+    assert pool_states(sites, list(out))[0][0, :3].tolist() == [2, 1, 3]
+
+
+@pytest.mark.parametrize("relu_first", [True, False])
+def test_paths_through_max_pool_nets_against_sampling(relu_first):
+    net = PoolNet(2, 2, 2, relu_first)
+    gen = torch.Generator().manual_seed(5)
+    a, b = torch.randn(2, 1, 8, 8, generator=gen, dtype=torch.float64)
+    pieces = rs.path_regions(net, rs.Path.segment(a, b))
+    assert pieces.n_pieces > 10
+    # each piece's state is the oracle's at its middle, and neighbours differ
+    states = _region_states(pieces)
+    mid = 0.5 * (pieces.t0 + pieces.t1)
+    oracle, sure = net.states(a[None] + torch.from_numpy(mid)[:, None, None, None] * (b - a)[None])
+    assert ((oracle == states) | ~sure).all()
+    assert (states[1:] != states[:-1]).any(axis=1).all()
+    # sampled state changes: every one is a breakpoint
+    ts = np.linspace(0, 1, 40001)[1:-1]
+    sampled, sure_s = net.states(a[None] + torch.from_numpy(ts)[:, None, None, None] * (b - a)[None])
+    piece = np.searchsorted(pieces.t1, ts)
+    assert ((oracle[piece] == sampled) | ~sure_s).all()
+    assert np.unique(piece).size >= 0.9 * pieces.n_pieces
+    # one switch per argmax change, at the stage of the later candidate
+    ptr, _, _ = pieces.boundary_switches()
+    assert (np.diff(ptr)[1:] >= 1).all()
+    at = pieces.boundary_site[1:] >= 0
+    assert (pieces.boundary_count[1:][at] >= 1).all()
+
+
+class Pooled(nn.Module):
+    def __init__(self, pool) -> None:
+        super().__init__()
+        self.conv, self.pool, self.fc = nn.Conv2d(1, 2, 3), pool, nn.LazyLinear(1)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.conv(x)).flatten(1))
+
+
+def test_max_pool_options_that_are_not_piecewise_linear_here_are_refused(slicer):
+    cases = [
+        (nn.MaxPool2d(2, padding=1), "padding"),
+        (nn.MaxPool2d(3, 2), "overlapping"),
+        (nn.MaxPool2d(4, ceil_mode=True), "ceil_mode"),
+        (nn.AdaptiveMaxPool2d(4), "divides"),
+        (lambda z: F.max_pool2d(z, 2, return_indices=True)[0], "return_indices"),
+    ]
+    for pool, pattern in cases:
+        model = Pooled(pool if isinstance(pool, nn.Module) else LambdaPool(pool))
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 8, 8))
+        with pytest.raises(rs.UnsupportedModelError, match=pattern):
+            slicer(model.eval(), rs.Plane.through(*torch.randn(3, 1, 8, 8)))
+
+
+class LambdaPool(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, z):
+        return self.fn(z)
+
+
+def test_max_pool_variants_compute_the_model():
+    from reluscope.nets.sites import InstrumentedModel
+
+    cases = [(nn.MaxPool2d(2, 3, dilation=2), (2, 11, 11)), (nn.MaxPool2d((2, 3), (2, 4)), (2, 7, 9)),
+             (nn.MaxPool1d(3, 4), (3, 11)), (nn.AdaptiveMaxPool2d(2), (3, 6, 6)),
+             (nn.AdaptiveMaxPool1d(3), (2, 9))]
+    for pool, shape in cases:
+        model = nn.Sequential(pool, nn.Flatten()).double()
+        x = torch.randn(5, *shape, dtype=torch.float64)
+        net = InstrumentedModel(model, x[:1], "test")
+        np.testing.assert_allclose(net.forward(x).output[0].numpy(), model(x).numpy(), atol=1e-14)
+        assert net.sites and all(s.pool_stage for s in net.sites)
+
+
+def test_partition_with_max_pool_saves_and_loads(tmp_path):
+    net = PoolNet(0)
+    plane = rs.Plane.through(*torch.randn(3, 1, 8, 8, dtype=torch.float64))
+    part = rs.slice_regions(net, plane)
+    back = rs.Partition2D.load(part.save(tmp_path / "p.npz"))
+    assert back.sites == part.sites and back.n_regions == part.n_regions
+    assert back.verify(net).ok
+
+
+def test_local_complexity_counts_a_window_once_per_argmax_change():
+    """Cross-polytope LC against the oracle's states at the vertices: ReLU neurons whose
+    sign varies, and windows whose argmax varies (once each, whichever stages flip)."""
+    net = PoolNet(0, 2, 2, True)
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(20, 1, 8, 8, generator=gen, dtype=torch.float64)
+    frames = random_frames(20, (1, 8, 8), 6, gen)
+    lc = cross_polytope_lc(net, x, 0.5, frames=frames)
+    vertices = torch.cat([x[:, None] + 0.5 * frames, x[:, None] - 0.5 * frames], dim=1)
+    states, _ = net.states(vertices.reshape(-1, 1, 8, 8))
+    states = states.reshape(20, 12, -1)
+    varies = (states != states[:, :1]).any(axis=1)
+    sites = _sites(net)
+    stages = [i for g in pool_groups(sites) for i in g]
+    relu0, windows = sites[0].size, sites[stages[0]].size
+    np.testing.assert_array_equal(lc.per_site[:, 0], varies[:, :relu0].sum(axis=1))
+    np.testing.assert_array_equal(lc.per_site[:, stages].sum(axis=1),
+                                  varies[:, relu0: relu0 + windows].sum(axis=1))
+    np.testing.assert_array_equal(lc.per_site[:, -1], varies[:, relu0 + windows:].sum(axis=1))
+    for name in ("ball_lc", "smooth_lc"):
+        out = getattr(local_complexity, name)(net, x[:4], 0.2, probes=16)
+        assert np.isfinite(out.per_site).all()
+
+
+def test_lenet_on_mnist_planes_verifies(data_dir):
+    """A LeNet-style CNN (max-pools after ReLUs: many exact ties at 0) on small squares of
+    a plane through MNIST test images: verify certifies every partition."""
+    from reluscope.nets.zoo import LeNet
+
+    images, _ = load_idx_images("mnist", "test", data_dir)
+    x = torch.from_numpy(images[:9]).double()[:, None]
+    torch.manual_seed(0)
+    net = LeNet().eval()
+    for i in (0, 3):
+        plane = rs.Plane.through(x[i], x[i + 1], x[i + 2], margin=0.2)
+        half = 0.01 * plane.extent[0][1]
+        small = rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
+        part = rs.slice_regions(net, small)
+        report = part.verify(net)
+        assert report.ok, report
+        assert part.n_regions > 100
+        groups = pool_groups(part.sites)
+        assert len(groups) == 2 and all(len(g) == 3 for g in groups)
+
+
+def test_a_difference_of_conv_outputs_is_not_mistaken_for_a_link(slicer):
+    """torch.maximum over conv outputs of one channel: each site's input depends on the
+    network's input through differences of conv outputs, which a constant shift of the
+    input leaves unchanged. The link test must not take that for "depends only on the
+    previous site" (it did, with shifted inputs as probes: wrong regions)."""
+
+    class RunningMax(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(18, 3)
+
+        def forward(self, x):
+            z = self.conv(x)
+            w = z.unfold(2, 2, 2).unfold(3, 2, 2).reshape(*z.shape[:2], 3, 3, 4)
+            m = w[..., 0]
+            for k in range(1, 4):
+                m = torch.maximum(w[..., k], m)
+            return self.fc(F.relu(m).flatten(1))
+
+    torch.manual_seed(0)
+    model = RunningMax().double().eval()
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    from reluscope.nets.sites import InstrumentedModel
+
+    net = InstrumentedModel(model, x[:1], "test")
+    assert net.link(2) is None and net.link(3) is None
+    part = slicer(model, rs.Plane.through(x[0], x[1], x[2], margin=0.3))
+    assert part.verify(model).ok
