@@ -40,18 +40,23 @@ class VertexValues:
         self.tie = 0.0
         self.rows: np.ndarray | None = None
         self.store: np.ndarray | None = None
+        #: later sites' values at vertices ``0 .. ahead_rows - 1``, as row blocks: the
+        #: forward passes of a site without a link computed them too (see _by_forward)
+        self.ahead: dict[int, list[np.ndarray]] = {}
+        self.ahead_rows = 0
 
     def forget(self) -> None:
         """Drop the kept values and the store (the site uses another method)."""
         self.rows = self.store = None
+        self.ahead = {}
 
     def chained_next(self, site: Site) -> bool:
         """Will the next site's values come from this site's values by one link (GEMM)?"""
         nxt = site.index + 1
         if nxt >= len(self.net.sites) or self.net.link(nxt) is None:
             return False
-        if site.size >= self.options.walk_min_width:  # the next site walks the faces instead
-            return False
+        if site.size >= self.options.walk_min_width and not self.net.sites[nxt].pool_stage:
+            return False  # the next site walks the faces instead (a max-pool stage never does)
         width = max(site.size, self.net.sites[nxt].size)
         return self.vertices.size * width <= self.options.values_max_entries
 
@@ -83,7 +88,7 @@ class VertexValues:
         link = self.net.link(site.index) if site.index > 0 else None
         if link is not None and self.rows is not None and len(self.rows) == n_vertices:
             return self._through_link(site, link, spare)
-        self.forget()
+        self.rows = self.store = None  # (the later sites' values kept by _by_forward stay)
         return self._by_forward(site, spare)
 
     def _through_link(self, site: Site, link: Link, spare: int) -> np.ndarray:
@@ -109,16 +114,30 @@ class VertexValues:
         return out
 
     def _by_forward(self, site: Site, spare: int) -> np.ndarray:
-        """Values by forward passes at the vertices (through the links when all exist)."""
+        """Values by forward passes at the vertices (through the links when all exist).
+
+        A plain pass reaches later sites for little more. When they have no link either (a
+        max-pool's stages, the ReLU after it), their values at today's vertices are kept,
+        and their own passes then only cover the vertices made since (a vertex's values do
+        not depend on the face it is seen from: the network is continuous).
+        """
         n_vertices, n = self.vertices.size, site.size
         out = self._rows(n_vertices, n, spare)
         xy = self.vertices.xy
-        sizes = [s.size for s in self.net.sites[: site.index + 1]]
         links = [self.net.link(m) for m in range(1, site.index + 1)]
         chained = all(link is not None for link in links)
+        done = 0
+        cached = self.ahead.pop(site.index, None)
+        if cached is not None:
+            done = self.ahead_rows
+            out[:done] = np.concatenate(cached)
+        else:
+            self.ahead = {} if chained else {t: [] for t in self._unlinked_after(site)}
+        upto = max([site.index, *self.ahead])
+        sizes = [s.size for s in self.net.sites[: upto + 1]]
         step = max(1, self.options.chunk_entries // max(sizes) if chained
                    else self.options.forward_entries // sum(sizes))
-        for lo in range(0, n_vertices, step):
+        for lo in range(done, n_vertices, step):
             coords = torch.from_numpy(xy[lo : lo + step].copy())
             if chained:  # the first site's plane map, then the links: no input-sized layer
                 z = self.net.site0_values(coords)
@@ -126,9 +145,26 @@ class VertexValues:
                     slope = self.net.sites[m - 1].negative_slope
                     z = link.apply(torch.where(z > 0, z, z * slope))  # type: ignore[union-attr]
             else:
-                z = self.net.plane_preactivations(coords, site.index)[site.index]
+                pre = self.net.plane_preactivations(coords, upto)
+                z = pre[site.index]
+                for later, blocks in self.ahead.items():
+                    blocks.append(pre[later].cpu().numpy())
             out[lo : lo + step] = z.cpu().numpy()
+        self.ahead_rows = n_vertices
         return out
+
+    def _unlinked_after(self, site: Site) -> list[int]:
+        """The later sites with no link, while their values at today's vertices (twice:
+        room for the vertices to come) fit ``values_max_entries``."""
+        later, entries = [], 0
+        for t in range(site.index + 1, len(self.net.sites)):
+            if self.net.link(t) is not None:  # its values come through its link
+                continue
+            entries += 2 * self.vertices.size * self.net.sites[t].size
+            if entries > self.options.values_max_entries:
+                break
+            later.append(t)
+        return later
 
     def chords(self, faces: Faces, site: Site, values: np.ndarray
                ) -> tuple[VertexLookup, Pairs, np.ndarray, tuple[np.ndarray, ...]]:
