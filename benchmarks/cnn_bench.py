@@ -8,7 +8,9 @@ like ``Plane.through(..., margin=0.2)``, as squares of ``--scales`` times its ha
 conv 16 -> ReLU -> max-pool 2 -> linear 120, ReLU; seed 0) at ``--lenet-scales``: its
 max-pools have no links to the next site, so its values come from forward passes. The
 MLP 784-256-256-256-10 of ``slice_bench`` on the full plane runs first, and every CNN line
-carries the ratio of its microseconds per region to the MLP's.
+carries the ratio of its microseconds per region to the MLP's, cold (the model's links
+built in the call) and warm (the same slice again: links remembered for the model's state,
+as for every plane of a checkpoint after its first).
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
        [--lenet] [--lenet-scales 0.01 0.03 0.1] [--data DIR]
@@ -85,10 +87,14 @@ def main() -> None:
         for scale in scales:
             try:
                 row = run(model, square(plane, scale), args.max_regions)
+                # again, as the next plane of one checkpoint is: its links are remembered
+                warm = run(model, square(plane, scale), args.max_regions)
+                row["warm_seconds"], row["warm_us_per_region"] = warm["seconds"], warm["us_per_region"]
             except rs.TooManyRegionsError as exc:
                 row = {"refused": str(exc).split(";")[0]}
             if "us_per_region" in row:
                 row["vs_mlp"] = round(row["us_per_region"] / reference["us_per_region"], 2)
+                row["warm_vs_mlp"] = round(row["warm_us_per_region"] / reference["us_per_region"], 2)
             print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
                               "machine": machine()}), flush=True)
 

@@ -310,6 +310,12 @@ def _run_locally(config: ExperimentConfig, pending: list[RunSpec], root: str, da
         pool.shutdown(wait=True)
 
 
+def _ray_job(config: ExperimentConfig, spec: RunSpec, root: str, data: str | None,
+             threads: int) -> None:  # pragma: no cover - runs in a Ray worker
+    torch.set_num_threads(threads)
+    run_job(config, spec, root, data, True)
+
+
 def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, data: str | None,
                 report: GridReport, store: Store) -> None:  # pragma: no cover - needs a Ray cluster
     try:
@@ -320,8 +326,12 @@ def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, dat
             "engine 'ray' without Ray",
             "pip install ray and start a cluster, or use engine = 'local'.")) from exc
     ray.init(address="auto", ignore_reinit_error=True)
-    remote = ray.remote(run_job)
-    refs = {remote.remote(config, spec, root, data, True): spec for spec in pending}
+    # the local engine's thread count for the same `workers`, so that a run's numbers do
+    # not depend on where it ran (float reductions follow the thread count)
+    workers = config.execution.workers
+    threads = torch.get_num_threads() if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
+    remote = ray.remote(_ray_job)
+    refs = {remote.remote(config, spec, root, data, threads): spec for spec in pending}
     for ref, spec in refs.items():
         error: Any = None
         try:
