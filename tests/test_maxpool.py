@@ -247,6 +247,7 @@ def test_max_pool_options_that_are_not_piecewise_linear_here_are_refused(slicer)
         (nn.MaxPool2d(4, ceil_mode=True), "ceil_mode"),
         (nn.AdaptiveMaxPool2d(4), "divides"),
         (lambda z: F.max_pool2d(z, 2, return_indices=True)[0], "return_indices"),
+        (lambda z: F.max_pool1d(z.flatten(1), 2), r"of a torch.Tensor of shape \(1, 72\).*batched"),
     ]
     for pool, pattern in cases:
         model = Pooled(pool if isinstance(pool, nn.Module) else LambdaPool(pool))

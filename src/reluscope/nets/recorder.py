@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from reluscope._validation import message
+from reluscope._validation import describe, message
 from reluscope.errors import InputValueError, UnsupportedModelError
 
 _RELU_FUNCS: set[Any] = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu,
@@ -122,11 +122,6 @@ def _pair(value: Any, one_d: bool, fill: int = 1) -> tuple[int, int]:
     if one_d:
         values = (fill, *values[-1:])
     return tuple(int(v) if v is not None else None for v in values)  # type: ignore[return-value]
-
-
-def describe_rank(value: Any) -> str:
-    """'3-D tensor', or the type name of something that is not a tensor."""
-    return f"{value.dim()}-D tensor" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def _channel_view(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -321,7 +316,7 @@ class SiteRecorder(TorchFunctionMode):
         """Max-pooling as a running maximum over each window's candidates (module docstring)."""
         z = _arg(args, kwargs, 0, "input", None)
         if not isinstance(z, torch.Tensor) or z.dim() not in (3, 4):
-            self._refuse(f"`{name}` of a {describe_rank(z)}", "Pool batched inputs (N, C, L) or "
+            self._refuse(f"`{name}` of {describe(z)}", "Pool batched inputs (N, C, L) or "
                          "(N, C, H, W).")
         one_d = name.endswith("1d")
         if one_d != (z.dim() == 3):
