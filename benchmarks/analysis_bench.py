@@ -3,8 +3,8 @@
 Trains one run of the config's grid (default: the first objective of
 ``configs/paper-mnist.toml``, seed 0) for one epoch, then analyses its step-0 checkpoint
 (the untrained network, the densest slices) and its end-of-epoch-1 checkpoint exactly as
-the runner does (``reluscope.experiments.analyze.analyse``, one torch thread, like a grid
-worker with ``workers = 2`` on 2 cores). Prints one JSON line per checkpoint: wall and
+the runner does (``reluscope.experiments.analyze.analyse``, one torch thread and one BLAS
+thread, like a grid worker with ``workers = 2`` on 2 cores). Prints one JSON line per checkpoint: wall and
 process CPU seconds, the seconds of each stage (``time.*``), the backbone's mean region
 count, and the machine. The first analysis of a process also pays one-time costs (numba
 kernels loaded from their cache, the dataset decoded, L-BFGS imported); ``--warmup`` runs
@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ import torch
 from _common import machine
 from reluscope.experiments.analyze import analyse, choose_probes
 from reluscope.experiments.config import load_config
+from reluscope.experiments.runner import NATIVE_THREAD_VARIABLES
 from reluscope.train import train
 from reluscope.train.loop import load_checkpoint
 
@@ -42,6 +45,11 @@ def main() -> None:
     parser.add_argument("--warmup", action="store_true", help="analyse once before measuring")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     args = parser.parse_args()
+    wanted = {name: str(args.threads) for name in NATIVE_THREAD_VARIABLES}
+    if any(os.environ.get(k) != v for k, v in wanted.items()):
+        # numpy sizes its BLAS pool when it loads: restart with the limit a grid worker has
+        # (reluscope.experiments.runner.native_threads)
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **wanted})
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     spec = config.runs()[0].train

@@ -101,3 +101,19 @@ def test_geo_interface_and_geopandas():
             part.to_geopandas()
     else:
         assert len(part.to_geopandas()) == part.n_regions
+
+
+def test_direct_point_location_agrees_with_the_spatial_index(part):
+    rng = np.random.default_rng(5)
+    inside = rng.uniform(-2.0, 2.0, (39, 2))
+    outside = np.array([[2.5, 0.0], [0.0, -2.0 - 1e-6], [9.0, 9.0]])
+    corners = np.array([[-2.0, -2.0], [2.0, 2.0]])  # on the domain's boundary
+    on_edges = part.vertices[part.edges[:10]].mean(axis=1)  # midpoints of region edges
+    pts = np.vstack([inside, outside, corners, on_edges, part.vertices[:10]])
+    direct, tree = part.region_of(pts), part.region_of(pts, direct_limit=0)
+    assert len(pts) <= 64  # the direct path
+    assert np.array_equal(direct[:42], tree[:42]) and (direct[39:42] == -1).all()
+    polys = part.to_shapely()
+    # on a boundary either adjacent region is right: the one chosen touches the point
+    assert (direct[42:] >= 0).all()
+    assert np.all(shapely.distance(polys[direct[42:]], shapely.points(pts[42:])) < 1e-12)

@@ -151,3 +151,52 @@ def search_sorted(keys: np.ndarray, queries: np.ndarray,
         out[order] = np.searchsorted(keys, ordered, side=side)  # type: ignore[call-overload]
         results.append(out)
     return tuple(results)
+
+
+def locate_in_convex_rings(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray, points: np.ndarray,
+                           tol: float) -> np.ndarray:
+    """Index of the convex counter-clockwise ring containing each point, -1 if none.
+
+    Each ring's bounding box shortlists it for a point; the point's signed distance to
+    every edge line of a shortlisted ring (positive inside) is reduced to the ring's
+    margin, and the ring of largest margin wins if that margin is at least ``-tol``. A
+    point on a shared edge (margin ~0 in both rings) gets one of them. Cost: (K, F)
+    box tests plus the edges of the shortlisted rings, so it suits a few points; a
+    spatial index suits many.
+
+    Parameters
+    ----------
+    ptr, vid, xy : the rings (F+1,), (nnz,) and their vertices (V, 2)
+    points : (K, 2) float64
+    tol : float, distance in plane units within which a point counts as on a ring
+
+    Returns
+    -------
+    (K,) int64
+    """
+    out = np.full(len(points), -1, dtype=np.int64)
+    if len(points) == 0 or len(vid) == 0:
+        return out
+    a = xy[vid]
+    lo_x, hi_x = np.minimum.reduceat(a[:, 0], ptr[:-1]), np.maximum.reduceat(a[:, 0], ptr[:-1])
+    lo_y, hi_y = np.minimum.reduceat(a[:, 1], ptr[:-1]), np.maximum.reduceat(a[:, 1], ptr[:-1])
+    px, py = points[:, :1], points[:, 1:]
+    boxed = (px >= lo_x - tol) & (px <= hi_x + tol) & (py >= lo_y - tol) & (py <= hi_y + tol)
+    point, ring = np.nonzero(boxed)
+    if len(point) == 0:
+        return out
+    pair_ptr, slots = gather_rings(ptr, ring)
+    owner = ring_ids(pair_ptr)  # the (point, ring) pair of each gathered slot
+    start, end = a[slots], xy[vid[next_slot(ptr)[slots]]]
+    edge = end - start
+    rel = points[point[owner]] - start
+    length = np.hypot(edge[:, 0], edge[:, 1])
+    signed = (edge[:, 0] * rel[:, 1] - edge[:, 1] * rel[:, 0]) / np.where(length > 0, length, 1.0)
+    margin = np.minimum.reduceat(signed, pair_ptr[:-1])
+    ok = margin >= -tol
+    point, ring, margin = point[ok], ring[ok], margin[ok]
+    order = np.lexsort((-margin, point))  # per point, the largest margin first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = point[order][1:] != point[order][:-1]
+    out[point[order][first]] = ring[order][first]
+    return out

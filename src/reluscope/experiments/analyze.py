@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from reluscope.experiments.config import Analysis
 from reluscope.experiments.metric_names import NETWORK_PREFIXES
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
+from reluscope.nets.sites import InstrumentedModel
 from reluscope.regions import path_regions, slice_regions
 from reluscope.train.loop import TrainConfig, noisy_labels
 from reluscope.train.objectives import Objective
@@ -46,6 +47,19 @@ class Probes:
     pair_same: list[bool]
     test_x: torch.Tensor
     test_y: torch.Tensor
+    #: Random frames of cross-polytope local complexity, by (points, directions): the same
+    #: at every checkpoint (seed 0), so drawn once per run.
+    frames: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def lc_frames(self, n_points: int, n_directions: int) -> torch.Tensor:
+        """Orthonormal frames at the first `n_points` test images, (N, P, *image_shape)
+        float64: those ``cross_polytope_lc`` draws from a generator seeded 0."""
+        key = (n_points, n_directions)
+        if key not in self.frames:
+            shape = tuple(self.test_x.shape[1:])
+            self.frames[key] = metrics.random_frames(min(n_points, len(self.test_x)), shape, n_directions,
+                                                     torch.Generator().manual_seed(0))
+        return self.frames[key]
 
     def planes(self, margin: float, scale: float = 1.0) -> list[Plane]:
         """Planes through the triplets' test images, their squares shrunk by `scale` about
@@ -176,16 +190,43 @@ def path_metrics(network: torch.nn.Module, probes: Probes, *, prefix: str = "") 
     return out
 
 
+def cross_polytope(network: torch.nn.Module, probes: Probes, analysis: Analysis) -> metrics.LocalComplexity:
+    """Cross-polytope local complexity of `network` at the first ``analysis.lc_points`` test images."""
+    points = probes.test_x[: analysis.lc_points].double()
+    return metrics.cross_polytope_lc(network, points, analysis.lc_radius,
+                                     frames=probes.lc_frames(analysis.lc_points, analysis.lc_directions))
+
+
+def backbone_sites(objective: Objective, probes: Probes) -> int:
+    """Number of piecewise-linear sites of the backbone (the first sites of the full network)."""
+    return len(InstrumentedModel(objective.backbone, probes.test_x[:1].double(), "the analysis").sites)
+
+
+def shared_cross_polytope(objective: Objective, probes: Probes, analysis: Analysis
+                          ) -> dict[str, metrics.LocalComplexity]:
+    """Cross-polytope local complexity of the backbone and the full network from one pass.
+
+    The full network (backbone, then head) has the backbone's sites first, with the same
+    pre-activations at the same vertices, so the backbone's counts are its first columns.
+    Returns ``{"backbone": ..., "full": ...}``, or ``{}`` unless ``analysis.networks`` has
+    both and ``analysis.lc_points`` is set.
+    """
+    if not ({"backbone", "full"} <= set(analysis.networks) and analysis.lc_points):
+        return {}
+    full = cross_polytope(objective.trained_network(), probes, analysis)
+    return {"full": full, "backbone": full.first_sites(backbone_sites(objective, probes))}
+
+
 def local_complexity(network: torch.nn.Module, probes: Probes, analysis: Analysis, *,
-                     prefix: str = "") -> dict[str, float]:
+                     prefix: str = "", cross: metrics.LocalComplexity | None = None) -> dict[str, float]:
     """Local complexity at the first ``analysis.lc_points`` test images: cross-polytope
-    (``lc.*``), and the ball and smooth estimators of ``analysis.lc_estimators``
-    (``lc_ball.*``, ``lc_smooth.*``, radius / sigma ``analysis.lc_epsilon``)."""
+    (``lc.*``; `cross` if already computed), and the ball and smooth estimators of
+    ``analysis.lc_estimators`` (``lc_ball.*``, ``lc_smooth.*``, radius / sigma
+    ``analysis.lc_epsilon``)."""
     if not analysis.lc_points:
         return {}
     points = probes.test_x[: analysis.lc_points].double()
-    lc = metrics.cross_polytope_lc(network, points, analysis.lc_radius, analysis.lc_directions,
-                                   generator=torch.Generator().manual_seed(0))
+    lc = cross_polytope(network, probes, analysis) if cross is None else cross
     out = {prefix + k.replace("lc_cross_polytope_", "lc."): v for k, v in lc.summary().items()}
     for name in analysis.lc_estimators:
         if name == "cross_polytope":
@@ -267,6 +308,10 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
     objective.eval()
     out: dict[str, float] = {}
     backbone_parts: list[Any] | None = None
+    clock = time.perf_counter()
+    shared = shared_cross_polytope(objective, probes, analysis)
+    if shared:
+        out["time.shared_local_complexity"] = time.perf_counter() - clock
     for name in analysis.networks:
         prefix = NETWORK_PREFIXES[name]
         network = objective.backbone if name == "backbone" else objective.trained_network()
@@ -290,7 +335,7 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
         out.update(path_metrics(network, probes, prefix=prefix))
         out[f"time.{prefix}paths"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        out.update(local_complexity(network, probes, analysis, prefix=prefix))
+        out.update(local_complexity(network, probes, analysis, prefix=prefix, cross=shared.get(name)))
         out[f"time.{prefix}local_complexity"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from reluscope._kernels.rings import next_slot
+from reluscope._kernels.rings import gather_rings, next_slot
 from reluscope._validation import check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.metrics.polytope import eccentricities
@@ -30,8 +30,8 @@ def check_anchors(anchors: Any, where: str) -> np.ndarray:
     return pts
 
 
-def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None
-                   ) -> dict[str, np.ndarray]:
+def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None,
+                   eccentricity: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Size and shape of the regions at the anchors, and how crowded their surroundings are.
 
     Parameters
@@ -42,6 +42,9 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None
     radius : float, optional
         Radius of the neighbourhood counted by ``regions_within``; default 5% of the
         domain's diagonal.
+    eccentricity : (F,) array, optional
+        The regions' eccentricities if already computed
+        (:func:`reluscope.metrics.polytope.eccentricities`).
 
     Returns
     -------
@@ -53,20 +56,27 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None
     pts = check_anchors(anchors, "`anchors` of anchor_metrics")
     r = 0.05 * part.plane.diameter if radius is None else check_positive(radius, "`radius` of anchor_metrics")
     region = part.region_of(pts)
-    ecc, _ = eccentricities(part)
+    ecc = eccentricities(part)[0] if eccentricity is None else eccentricity
     areas = part.areas()
     inner = part.edge_site >= 0
     ea, eb = part.vertices[part.edges[inner, 0]], part.vertices[part.edges[inner, 1]]
     ptr, vid = part.face_offsets, part.face_vertices
-    ra, rb = part.vertices[vid], part.vertices[vid[next_slot(ptr)]]
+    xy = part.vertices[vid]
+    # regions whose bounding box is farther than r cannot meet the disc: only the others'
+    # edges are measured
+    lo = np.stack([np.minimum.reduceat(xy[:, k], ptr[:-1]) for k in (0, 1)], axis=1)
+    hi = np.stack([np.maximum.reduceat(xy[:, k], ptr[:-1]) for k in (0, 1)], axis=1)
+    nxt = next_slot(ptr)
     dist, within = np.full(len(pts), np.inf), np.zeros(len(pts), dtype=np.int64)
     for i, p in enumerate(pts):  # a handful of anchors; each step is vectorised over edges
         if len(ea):
             dist[i] = _segment_distances(p, ea, eb).min()
-        to_region = np.minimum.reduceat(_segment_distances(p, ra, rb), ptr[:-1])
-        if region[i] >= 0:
-            to_region[region[i]] = 0.0
-        within[i] = int((to_region <= r).sum())
+        gap = np.maximum(np.maximum(lo - p, p - hi), 0.0)
+        near = np.flatnonzero(np.hypot(gap[:, 0], gap[:, 1]) <= r)
+        sub_ptr, slots = gather_rings(ptr, near)
+        to_region = np.minimum.reduceat(_segment_distances(p, xy[slots], part.vertices[vid[nxt[slots]]]),
+                                        sub_ptr[:-1]) if len(slots) else np.zeros(0)
+        within[i] = int((to_region <= r).sum() + (region[i] >= 0 and region[i] not in near))
     ok = region >= 0
     return {"region": region,
             "area": np.where(ok, areas[np.maximum(region, 0)], np.nan),

@@ -59,6 +59,16 @@ class LocalComplexity:
     site_names: tuple[str, ...]
     gradient_norm: np.ndarray | None = None
 
+    def first_sites(self, n: int) -> LocalComplexity:
+        """The measure restricted to the first `n` sites (a network's prefix, e.g. the
+        backbone of backbone + head: its counts at the same points are these columns). The
+        output-gradient norm belongs to the whole network and is dropped."""
+        if not 0 <= n <= self.per_site.shape[1]:
+            raise InputValueError(message("`n` of LocalComplexity.first_sites",
+                                          f"in [0, {self.per_site.shape[1]}]", repr(n),
+                                          "Pass a number of leading sites."))
+        return LocalComplexity(self.per_site[:, :n], self.method, dict(self.params), self.site_names[:n])
+
     @property
     def total(self) -> np.ndarray:
         """(N,) summed over sites."""

@@ -16,7 +16,6 @@ from reluscope.metrics.polytope import (
     boundary_lengths,
     eccentricities,
     gini,
-    isoperimetric_quotients,
     perimeters,
     regions_through_sites,
     vertex_counts,
@@ -81,7 +80,8 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
     domain = part.plane.area
     areas = part.areas()
     ecc, axis = eccentricities(part)
-    iq = isoperimetric_quotients(part)
+    perimeter = perimeters(part)
+    iq = 4.0 * np.pi * areas / perimeter ** 2  # isoperimetric_quotients, sharing the perimeters
     entropy = area_entropy(areas)
     out: dict[str, float] = {
         "n_regions": float(part.n_regions), "domain_area": float(domain),
@@ -94,7 +94,7 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
         "axis_ratio_median": float(np.median(axis)),
         "isoperimetric_mean": float(iq.mean()),
         "vertices_mean": float(vertex_counts(part).mean()),
-        "perimeter_mean": float(perimeters(part).mean()),
+        "perimeter_mean": float(perimeter.mean()),
     }
     per_site = boundary_lengths(part)
     total = sum(per_site.values())
@@ -106,7 +106,7 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
         out[f"regions_through_site{site}"] = float(count)
     out.update(splinecam_statistics(part))
     if anchors is not None:
-        found = anchor_metrics(part, anchors, radius)
+        found = anchor_metrics(part, anchors, radius, eccentricity=ecc)
         for key in ("area", "eccentricity", "boundary_distance", "regions_within"):
             values = np.asarray(found[key], dtype=np.float64)
             for k, v in enumerate(values):

@@ -28,6 +28,7 @@ import torch
 from reluscope._kernels.bits import differing_bits, xor_popcount
 from reluscope._kernels.rings import (
     edge_twins,
+    locate_in_convex_rings,
     next_slot,
     offsets_of,
     ring_ids,
@@ -134,14 +135,19 @@ class Partition2D:
         return np.unpackbits(self.patterns[site], axis=1,
                              count=self.sites[site].size).astype(bool)
 
-    def region_of(self, points: Any) -> np.ndarray:
+    def region_of(self, points: Any, direct_limit: int = 64) -> np.ndarray:
         """Index of the region containing each point (plane coordinates), -1 if outside.
 
-        Points on a shared boundary get one of the adjacent regions.
+        Points on a shared boundary, or within ``1e-12 * diameter`` of the domain, get one
+        of the adjacent regions. A few points are located directly (each region is convex:
+        :func:`~reluscope._kernels.rings.locate_in_convex_rings`); more than
+        ``direct_limit`` go through a shapely STRtree of the regions.
 
         Parameters
         ----------
         points : array-like, shape (N, 2)
+        direct_limit : int
+            Largest N located without building the spatial index.
         """
         import shapely
 
@@ -149,6 +155,9 @@ class Partition2D:
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise InputValueError(message("`points` of Partition2D.region_of", "of shape (N, 2)",
                                           describe(pts), "Pass plane coordinates as rows."))
+        if len(pts) <= direct_limit:  # building the tree costs ~2 us per region
+            return locate_in_convex_rings(self.face_offsets, self.face_vertices, self.vertices, pts,
+                                          1e-12 * self.plane.diameter)
         tree = shapely.STRtree(self.to_shapely())
         idx = tree.query(shapely.points(pts), predicate="intersects")
         out = np.full(len(pts), -1, dtype=np.int64)
