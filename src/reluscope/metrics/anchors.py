@@ -31,7 +31,8 @@ def check_anchors(anchors: Any, where: str) -> np.ndarray:
 
 
 def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None,
-                   eccentricity: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   eccentricity: np.ndarray | None = None, areas: np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
     """Size and shape of the regions at the anchors, and how crowded their surroundings are.
 
     Parameters
@@ -42,9 +43,9 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None,
     radius : float, optional
         Radius of the neighbourhood counted by ``regions_within``; default 5% of the
         domain's diagonal.
-    eccentricity : (F,) array, optional
-        The regions' eccentricities if already computed
-        (:func:`reluscope.metrics.polytope.eccentricities`).
+    eccentricity, areas : (F,) arrays, optional
+        The regions' eccentricities and areas if already computed
+        (:func:`reluscope.metrics.polytope.area_perimeter_shape`).
 
     Returns
     -------
@@ -57,7 +58,7 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None,
     r = 0.05 * part.plane.diameter if radius is None else check_positive(radius, "`radius` of anchor_metrics")
     region = part.region_of(pts)
     ecc = eccentricities(part)[0] if eccentricity is None else eccentricity
-    areas = part.areas()
+    areas = part.areas() if areas is None else areas
     inner = part.edge_site >= 0
     ea, eb = part.vertices[part.edges[inner, 0]], part.vertices[part.edges[inner, 1]]
     ptr, vid = part.face_offsets, part.face_vertices

@@ -154,7 +154,10 @@ def cross_polytope_lc(model: nn.Module, points: Any, radius: float, n_directions
     step = max(1, _CHUNK_ENTRIES // (2 * p * sum(s.size for s in net.sites)))
     for lo in range(0, n, step):
         xs, vs = x[lo: lo + step], dirs[lo: lo + step]
-        vertices = torch.cat([xs[:, None] + r * vs, xs[:, None] - r * vs], dim=1)  # (m, 2P, ...)
+        offset = r * vs
+        vertices = torch.empty((len(xs), 2 * p, *shape), dtype=x.dtype, device=x.device)  # (m, 2P, ...)
+        torch.add(xs[:, None], offset, out=vertices[:, :p])  # written in place: no concatenated copy
+        torch.sub(xs[:, None], offset, out=vertices[:, p:])
         ran = _forward_in(net, state, vertices.reshape(-1, *shape).to(dtype))
         # a max-pool window counts once, when its argmax changes (reluscope.regions.pools)
         positive = canonical(net.sites, [(z > 0).reshape(len(xs), 2 * p, -1) for z in ran])

@@ -14,9 +14,16 @@ from reluscope.regions.partition1d import Partition1D
 
 
 def _per_path(part: Partition1D, values: np.ndarray) -> np.ndarray:
-    """Sum piece values (n, ...) over each path -> (n_paths, ...)."""
-    out = np.zeros((part.n_paths, *values.shape[1:]))
-    np.add.at(out, part.piece_path, values)
+    """Sum piece values (n, ...) over each path -> (n_paths, ...).
+
+    A path's pieces are contiguous, so this is one segmented reduction (``np.add.at`` is
+    ~10x slower on the (n, outputs) arrays of a wide network).
+    """
+    offsets = part.path_offsets
+    if len(values) == 0:
+        return np.zeros((part.n_paths, *values.shape[1:]))
+    out = np.add.reduceat(values, np.minimum(offsets[:-1], len(values) - 1), axis=0).astype(np.float64)
+    out[offsets[:-1] == offsets[1:]] = 0.0  # a path without pieces (reduceat would copy a row)
     return out
 
 
@@ -76,6 +83,7 @@ def path_metrics(part: Partition1D) -> dict[str, np.ndarray]:
     g0 = f_start[path] + s0[:, None] * slope[path]
     g1 = f_start[path] + s1[:, None] * slope[path]
     dev = integral_abs_affine(f0 - g0, f1 - g1, (s1 - s0)[:, None]) if n else np.zeros((0, f0.shape[1]))
+    deviation = _per_path(part, dev)
     regions = region_lengths(part)
     region_path = np.repeat(np.arange(part.n_paths), counts)
     reg_mean = np.bincount(region_path, weights=regions, minlength=part.n_paths) / np.maximum(counts, 1)
@@ -90,8 +98,8 @@ def path_metrics(part: Partition1D) -> dict[str, np.ndarray]:
         "region_length_mean": reg_mean, "region_length_median": reg_median,
         "region_length_min": reg_min,
         "total_variation": _per_path(part, np.abs(f1 - f0)),
-        "abs_deviation": _per_path(part, dev),
-        "mean_abs_deviation": _per_path(part, dev) / length[:, None],
+        "abs_deviation": deviation,
+        "mean_abs_deviation": deviation / length[:, None],
     }
 
 

@@ -60,7 +60,12 @@ def second_moments(part: Partition2D) -> tuple[np.ndarray, np.ndarray, np.ndarra
     covariance : (F, 2, 2)  (the inertia tensor divided by the area)
     eigenvalues : (F, 2) of the covariance, ascending
     """
-    x0, y0, x1, y1, c = _ring_terms(part)
+    return _second_moments(part, _ring_terms(part))
+
+
+def _second_moments(part: Partition2D, terms: tuple[np.ndarray, ...]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x0, y0, x1, y1, c = terms
     area = _per_ring(part, c) / 2.0
     cx = _per_ring(part, (x0 + x1) * c) / (6.0 * area)
     cy = _per_ring(part, (y0 + y1) * c) / (6.0 * area)
@@ -87,11 +92,27 @@ def eccentricities(part: Partition2D) -> tuple[np.ndarray, np.ndarray]:
     -------
     eccentricity, axis_ratio : (F,) each
     """
-    _, _, _, eig = second_moments(part)
+    return shape_of_eigenvalues(second_moments(part)[3])
+
+
+def shape_of_eigenvalues(eig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eccentricity and axis ratio (F,) each from covariance eigenvalues (F, 2), ascending
+    (see :func:`eccentricities`)."""
     ratio = np.divide(eig[:, 0], eig[:, 1], out=np.zeros(len(eig)), where=eig[:, 1] > 0)
     ecc = np.sqrt(np.clip(1.0 - ratio, 0.0, 1.0))
     axis = np.sqrt(np.divide(1.0, ratio, out=np.full(len(eig), np.inf), where=ratio > 0))
     return ecc, axis
+
+
+def area_perimeter_shape(part: Partition2D) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Area, perimeter, eccentricity and axis ratio of each region (F,) each, from one pass
+    over the rings (what :meth:`Partition2D.areas`, :func:`perimeters` and
+    :func:`eccentricities` give one by one)."""
+    terms = _ring_terms(part)
+    x0, y0, x1, y1, _ = terms
+    area, _, _, eig = _second_moments(part, terms)
+    ecc, axis = shape_of_eigenvalues(eig)
+    return area, _per_ring(part, np.hypot(x1 - x0, y1 - y0)), ecc, axis
 
 
 def isoperimetric_quotients(part: Partition2D) -> np.ndarray:

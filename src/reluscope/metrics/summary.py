@@ -13,10 +13,9 @@ from reluscope.metrics.anchors import anchor_metrics
 from reluscope.metrics.decision import DecisionBoundary, decision_boundary
 from reluscope.metrics.polytope import (
     area_entropy,
+    area_perimeter_shape,
     boundary_lengths,
-    eccentricities,
     gini,
-    perimeters,
     regions_through_sites,
     vertex_counts,
     vertex_distance_ratio,
@@ -26,17 +25,18 @@ from reluscope.regions.partition2d import Partition2D
 QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
 
-def splinecam_statistics(part: Partition2D) -> dict[str, float]:
+def splinecam_statistics(part: Partition2D, areas: np.ndarray | None = None) -> dict[str, float]:
     """SplineCam-compatible statistics, computed on correctly closed polygons.
 
     ``sc_nregions``; ``sc_vol_m`` / ``sc_vol_std`` (region areas); ``sc_ecc_m`` /
     ``sc_ecc_std`` (SplineCam's "eccentricity": largest / smallest distance between two
     vertices of a region); ``sc_centr_m`` / ``sc_centr_std`` (distance of every vertex of a
     region to the mean of that region's vertices, over all regions' vertices);
-    ``sc_nverts`` (vertices summed over regions) and ``sc_avg_verts``.
+    ``sc_nverts`` (vertices summed over regions) and ``sc_avg_verts``. `areas` (F,) may
+    be given if already computed.
     """
     counts = vertex_counts(part)
-    areas = part.areas()
+    areas = part.areas() if areas is None else areas
     ratio = vertex_distance_ratio(part)
     centres = part.interior_points()  # the mean of each region's vertices
     owner = np.repeat(np.arange(part.n_regions), counts)
@@ -78,9 +78,7 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
         raise InputTypeError(message("`part` of summary", "a Partition2D", describe(part),
                                      "Compute one with reluscope.slice_regions."))
     domain = part.plane.area
-    areas = part.areas()
-    ecc, axis = eccentricities(part)
-    perimeter = perimeters(part)
+    areas, perimeter, ecc, axis = area_perimeter_shape(part)
     iq = 4.0 * np.pi * areas / perimeter ** 2  # isoperimetric_quotients, sharing the perimeters
     entropy = area_entropy(areas)
     out: dict[str, float] = {
@@ -104,9 +102,9 @@ def summary(part: Partition2D, anchors: Any = None, model: nn.Module | None = No
         out[f"boundary_density_site{site}"] = length / domain
     for site, count in enumerate(regions_through_sites(part)):
         out[f"regions_through_site{site}"] = float(count)
-    out.update(splinecam_statistics(part))
+    out.update(splinecam_statistics(part, areas))
     if anchors is not None:
-        found = anchor_metrics(part, anchors, radius, eccentricity=ecc)
+        found = anchor_metrics(part, anchors, radius, eccentricity=ecc, areas=areas)
         for key in ("area", "eccentricity", "boundary_distance", "regions_within"):
             values = np.asarray(found[key], dtype=np.float64)
             for k, v in enumerate(values):
