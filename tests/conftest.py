@@ -96,9 +96,10 @@ def slicer(request) -> Slicer:
     return Slicer(ENGINE_PATHS[request.param])
 
 
-def browser_screenshot(page: Path, out: Path, width: int = 1400, height: int = 3000):
-    """A headless Chromium screenshot of a local HTML page as an (H, W, 3) float array, or
-    pytest.skip when no Chromium is installed (scripts/test.sh installs Debian's)."""
+def browser_screenshot(page: Path, out: Path, width: int = 1400, height: int = 3000, fragment: str = ""):
+    """A headless Chromium screenshot of a local HTML page (opened at ``#fragment`` if
+    given) as an (H, W, 3) float array, or pytest.skip when no Chromium is installed
+    (scripts/test.sh installs Debian's)."""
     import shutil
     import subprocess
 
@@ -111,6 +112,6 @@ def browser_screenshot(page: Path, out: Path, width: int = 1400, height: int = 3
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
                     "--disable-sync",
                     f"--user-data-dir={out.parent / 'chromium-profile'}", f"--window-size={width},{height}",
-                    f"--screenshot={out}", page.resolve().as_uri()],
+                    f"--screenshot={out}", page.resolve().as_uri() + (f"#{fragment}" if fragment else "")],
                    check=True, capture_output=True, timeout=120)
     return matplotlib.image.imread(out)[..., :3]

@@ -4,6 +4,7 @@ synthetic tables with known answers, and the report."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,8 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir, c
     page = (root / "report" / "runs" / f"{run_id}.html").read_text()  # a page per run, linked
     assert f'href="runs/{run_id}.html"' in html and '"objective"' not in page and "simsiam" in page
     assert (root / "report" / "runs" / f"{run_id}.csv").is_file() and "Full resolution" in html
+    zoom = re.findall(r'href="(zoom/[^"]+\.html)"', html)  # each pictured partition, zoomable
+    assert zoom and all("<svg" in (root / "report" / z).read_text() for z in zoom)
     # a real browser renders it: a screenshot with text and figures, not a blank page
     from conftest import browser_screenshot
 

@@ -8,6 +8,7 @@ writes
 
 * ``partition.png``: the regions, their boundaries coloured by layer, the decision
   boundary and the three images at their points;
+* ``partition_zoom.html``: every edge as vectors, to pan and zoom in a browser;
 * ``path_profile.png``: the outputs along the segment with its region boundaries;
 * ``metrics.json``: the slice summary, the path measures and the timings;
 * ``partition.npz`` and ``path.npz``: the exact partitions (reload with
@@ -249,7 +250,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_json(out / "metrics.json", result)
     print(f"{part.n_regions:,} regions on the plane (slice {slice_seconds:.2f}s); "
           f"{int(path.region_counts()[0]):,} along the segment {args.indices[0]} -> {args.indices[1]}")
-    print(f"wrote {out / 'partition.png'}, {out / 'path_profile.png'} and {out / 'metrics.json'}")
+    print(f"wrote {out / 'partition.png'} (zoomable: {out / 'partition_zoom.html'}), "
+          f"{out / 'path_profile.png'} and {out / 'metrics.json'}")
     return result
 
 
@@ -268,6 +270,7 @@ def _plot(part: rs.Partition2D, path: rs.Partition1D, boundary: Any, anchors: np
     import matplotlib.pyplot as plt
 
     from reluscope.plotting import plot_partition, plot_path_profile
+    from reluscope.plotting.zoom import write_zoom_page
 
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 7.5))
@@ -279,6 +282,7 @@ def _plot(part: rs.Partition2D, path: rs.Partition1D, boundary: Any, anchors: np
     fig.tight_layout()
     fig.savefig(out / "partition.png", dpi=150, bbox_inches="tight")
     plt.close(fig)
+    write_zoom_page(part, out / "partition_zoom.html", f"{args.model}: {args.dataset} {args.split} {names}")
     fig, ax = plt.subplots(figsize=(9, 4))
     classes = DATASETS[args.dataset].classes if args.dataset in DATASETS else None
     plot_path_profile(path, 0, ax, class_names=classes if path.output_start.shape[1] == 10 else None)

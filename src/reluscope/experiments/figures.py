@@ -24,6 +24,7 @@ from reluscope.experiments.findings import (
     is_collapse_variant,
 )
 from reluscope.plotting import plot_partition
+from reluscope.plotting.zoom import write_zoom_page
 from reluscope.regions import Partition2D
 
 CURVES = ("slice.log_density_mean", "slice.n_regions", "slice.area_median", "slice.eccentricity_mean",
@@ -38,16 +39,43 @@ def save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4) -> Path | None:
-    """Plane 0 of every objective at up to `columns` checkpoints, side by side."""
+def _pictured(root: Path, table: pd.DataFrame, columns: int
+              ) -> list[tuple[str, str, pd.DataFrame, list[int]]]:
+    """Per run with kept partitions: its id, objective, rows by step and up to `columns`
+    steps spread over those whose plane 0 was kept."""
     rows = []
     for run_id, group in table.groupby("run_id"):
-        steps = [int(s) for s in group["step"]
-                 if (root / "runs" / run_id / "partitions" / f"step_{int(s):08d}" / "plane0.npz").is_file()]
+        steps = [int(s) for s in group["step"] if _plane0(root, str(run_id), int(s)).is_file()]
         if steps:
             spots = np.linspace(0, len(steps) - 1, min(columns, len(steps)))
             pick = sorted({steps[round(i)] for i in spots})
-            rows.append((run_id, group["objective"].iloc[0], group.set_index("step"), pick))
+            rows.append((str(run_id), str(group["objective"].iloc[0]), group.set_index("step"), pick))
+    return rows
+
+
+def _plane0(root: Path, run_id: str, step: int) -> Path:
+    return root / "runs" / run_id / "partitions" / f"step_{step:08d}" / "plane0.npz"
+
+
+def write_zoom_pages(root: Path, table: pd.DataFrame, out: Path, columns: int = 4) -> list[tuple[str, str]]:
+    """A zoomable vector page (:func:`reluscope.plotting.zoom.write_zoom_page`) for each
+    partition :func:`plot_partitions` draws, under ``out/zoom/``.
+
+    Returns (label, link relative to `out`) per page, in the figure's order.
+    """
+    links = []
+    for run_id, objective, _, pick in _pictured(root, table, columns):
+        for step in pick:
+            part = Partition2D.load(_plane0(root, run_id, step))
+            name = f"zoom/{run_id}_step{step:08d}.html"
+            write_zoom_page(part, out / name, f"{objective} ({run_id}), step {step}, plane 0")
+            links.append((f"{objective} step {step}", name))
+    return links
+
+
+def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4) -> Path | None:
+    """Plane 0 of every objective at up to `columns` checkpoints, side by side."""
+    rows = _pictured(root, table, columns)
     if not rows:
         return None
     columns = max(len(pick) for *_, pick in rows)
@@ -59,7 +87,7 @@ def plot_partitions(root: Path, table: pd.DataFrame, out: Path, columns: int = 4
                 ax.axis("off")
                 continue
             step = pick[c]
-            part = Partition2D.load(root / "runs" / run_id / "partitions" / f"step_{step:08d}" / "plane0.npz")
+            part = Partition2D.load(_plane0(root, run_id, step))
             plot_partition(part, ax, pixels=500, legend=False)
             probe = group.loc[step].get("probe_test_accuracy", np.nan)
             ax.set_title(f"{objective} step {step}\n{part.n_regions:,} regions, probe {probe:.3f}",

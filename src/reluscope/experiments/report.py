@@ -27,6 +27,7 @@ from reluscope.experiments.figures import (
     plot_curves,
     plot_partitions,
     save,
+    write_zoom_pages,
 )
 from reluscope.experiments.findings import (
     correlations,
@@ -177,6 +178,7 @@ def write_report(root: str | Path) -> Path:
     alarms = false_alarm_rates(steps).rename("false-alarm rate").reset_index()
     figures = {"partitions": plot_partitions(root, table, out), "curves": plot_curves(table, out),
                "collapse": plot_collapse(table, steps, out), "complexity": plot_complexity(table, out)}
+    zoom = write_zoom_pages(root, table, out)
     failures = store.failures()
     downloads = []
     for label, frame in (("final checkpoints", final), ("findings", findings_frame),
@@ -216,7 +218,7 @@ def write_report(root: str | Path) -> Path:
                    n_checkpoints=len(table), options=options, downloads=downloads,
                    tables={k: Markup(v) for k, v in tables.items()},
                    figures={k: Markup(_figure(figures[k], captions[k])) for k in figures},
-                   references=[Markup(r) for r in REFERENCES], provenance=provenance())
+                   references=[Markup(r) for r in REFERENCES], provenance=provenance(), zoom=zoom)
     return write_bytes(out / "report.html", page.encode())
 
 
