@@ -1,4 +1,5 @@
-"""Training logs to TensorBoard (a real event file, read back) and the W&B adapter's calls."""
+"""Training logs to TensorBoard (a real event file, read back) and to Weights & Biases (the
+adapter's calls, and a real offline run where wandb is installed)."""
 
 import sys
 import types
@@ -64,3 +65,17 @@ def test_the_wandb_adapter_logs_and_finishes_its_run(monkeypatch):
     loggers.close()
     assert calls[0][0] == "init" and calls[0][1]["project"] == "proj" and calls[0][1]["mode"] == "offline"
     assert calls[1] == ("log", {"train/loss": 0.5}, 3) and calls[-1] == ("finish",)
+
+
+def test_a_real_offline_wandb_run_from_the_train_command(tmp_path, data_dir, monkeypatch):
+    pytest.importorskip("wandb")  # the wandb extra; CI runs the adapter test above instead
+    monkeypatch.setenv("WANDB_MODE", "offline")  # no account, no network: a local run to `wandb sync`
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    args = ["train", "--objective", "simclr", "--epochs", "1", "--subset", "256", "--batch-size", "128",
+            "--width", "16", "--depth", "1", "--data", str(data_dir), "--out", str(out), "--wandb", "proj"]
+    assert main(args) == 0
+    files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1  # the run's log, beside its checkpoints
+    payload = files[0].read_bytes()
+    assert b"train/loss" in payload and b"simclr" in payload  # the losses and the run's config

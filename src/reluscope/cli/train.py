@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.tensorboard:
         loggers.append(TensorBoardLogger(args.tensorboard))
     if args.wandb:
-        loggers.append(WandbLogger(args.wandb, name=out.name, config=config.to_dict()))
+        # the run's files beside its checkpoints (offline mode: WANDB_MODE=offline, then `wandb sync`)
+        loggers.append(WandbLogger(args.wandb, name=out.name, config=config.to_dict(), directory=out))
     on_log = Loggers(loggers)
     try:
         result = train(config, out, data_dir=args.data, device=args.device,

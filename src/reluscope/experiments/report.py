@@ -139,6 +139,13 @@ def provenance() -> dict[str, str]:
             "python": platform.python_version(), "torch": torch.__version__}
 
 
+def is_convolutional(backbone: str) -> bool:
+    """Whether a backbone name of the results table is a conv net (the zoo's ``cnn`` and
+    ``lenet``, or a custom factory whose name says so)."""
+    name = backbone.lower()
+    return name in ("cnn", "lenet") or "conv" in name or "cnn" in name
+
+
 def findings_options(experiment: dict[str, object] | None) -> Findings:
     """The ``[findings]`` table of a stored experiment config (defaults for older stores)."""
     if not experiment:
@@ -179,6 +186,7 @@ def write_report(root: str | Path) -> Path:
     figures = {"partitions": plot_partitions(root, table, out), "curves": plot_curves(table, out),
                "collapse": plot_collapse(table, steps, out), "complexity": plot_complexity(table, out)}
     zoom = write_zoom_pages(root, table, out)
+    backbones = sorted(str(b) for b in table["backbone"].unique())
     failures = store.failures()
     downloads = []
     for label, frame in (("final checkpoints", final), ("findings", findings_frame),
@@ -218,7 +226,8 @@ def write_report(root: str | Path) -> Path:
                    n_checkpoints=len(table), options=options, downloads=downloads,
                    tables={k: Markup(v) for k, v in tables.items()},
                    figures={k: Markup(_figure(figures[k], captions[k])) for k in figures},
-                   references=[Markup(r) for r in REFERENCES], provenance=provenance(), zoom=zoom)
+                   references=[Markup(r) for r in REFERENCES], provenance=provenance(), zoom=zoom,
+                   backbones=backbones, has_cnn=any(is_convolutional(b) for b in backbones))
     return write_bytes(out / "report.html", page.encode())
 
 
