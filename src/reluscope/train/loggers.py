@@ -9,7 +9,7 @@ Each logger is a callable ``logger(step, logs)`` for :func:`reluscope.train.trai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reluscope._extras import require
 
@@ -35,7 +35,8 @@ class WandbLogger:
     """One Weights & Biases run; ``mode="offline"`` writes it locally (``wandb sync`` later)."""
 
     def __init__(self, project: str, name: str | None = None, config: dict[str, Any] | None = None,
-                 mode: str | None = None, directory: str | Path | None = None) -> None:
+                 mode: Literal["online", "offline", "disabled"] | None = None,
+                 directory: str | Path | None = None) -> None:
         require(("wandb",), "wandb", "WandbLogger")
         import wandb
 
