@@ -62,7 +62,7 @@ def test_a_grid_runs_on_an_npz_dataset(tmp_path):
     results = load_results(tmp_path / "exp")
     assert {"slice.n_regions", "probe_test_accuracy", "path.n_regions"} <= set(results["metric"])
     assert any(p.name.startswith("npz_") for p in (tmp_path / "exp" / "planes").iterdir())
-    with pytest.raises(ValueError, match="existing .npz files"):
+    with pytest.raises(ValueError, match="datasets of your own that exist.*no such .npz file"):
         config_from_dict({"grid": {"datasets": ["npz:missing.npz"]}})
 
 

@@ -65,26 +65,41 @@ def _read(path: str, _mtime: int, _size: int) -> dict[str, tuple[np.ndarray, np.
         raise InputValueError(message(where, "a NumPy .npz file of plain arrays",
                                       f"{type(exc).__name__}: {exc}",
                                       "Write it with np.savez (object arrays are refused).")) from exc
-    out = {}
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) == 0:
-            raise InputValueError(message(f"`x_{split}` of {where}", "grayscale images shaped (N, 28, 28)",
-                                          f"shape {x.shape}", "Resize or crop the images to 28 x 28."))
-        if x.dtype == np.uint8:
-            images = x.astype(np.float32) / 255.0
-        elif np.issubdtype(x.dtype, np.floating) and np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1:
-            images = x.astype(np.float32)
-        else:
-            raise InputValueError(message(f"`x_{split}` of {where}", "uint8 pixels or floats in [0, 1]",
-                                          f"dtype {x.dtype}", "Scale the pixels to [0, 1] (or store uint8)."))
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or \
-                y.max() >= MAX_CLASSES:
-            raise InputValueError(message(f"`y_{split}` of {where}",
-                                          f"{len(x)} integer labels in [0, {MAX_CLASSES})",
-                                          f"shape {y.shape}, dtype {y.dtype}", "One class index per image."))
-        images.flags.writeable = False
-        labels = y.astype(np.int64)
-        labels.flags.writeable = False
-        out[split] = (images, labels)
-    return out
+    return {split: check_split(arrays[f"x_{split}"], arrays[f"y_{split}"], split, where)
+            for split in ("train", "test")}
+
+
+def check_split(x: np.ndarray, y: np.ndarray, split: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of a dataset of the user's own as reluscope's arrays, or a clear error.
+
+    Parameters
+    ----------
+    x : (N, 28, 28) uint8 pixels or floats in [0, 1]
+    y : (N,) integer labels in [0, MAX_CLASSES)
+    split : "train" or "test" (for the message)
+    where : what the arrays come from (for the message)
+
+    Returns
+    -------
+    images : (N, 28, 28) float32 in [0, 1], read-only
+    labels : (N,) int64, read-only
+    """
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) == 0:
+        raise InputValueError(message(f"`x_{split}` of {where}", "grayscale images shaped (N, 28, 28)",
+                                      f"shape {x.shape}", "Resize or crop the images to 28 x 28."))
+    if x.dtype == np.uint8:
+        images = x.astype(np.float32) / 255.0
+    elif np.issubdtype(x.dtype, np.floating) and np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1:
+        images = x.astype(np.float32)
+    else:
+        raise InputValueError(message(f"`x_{split}` of {where}", "uint8 pixels or floats in [0, 1]",
+                                      f"dtype {x.dtype}", "Scale the pixels to [0, 1] (or store uint8)."))
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or \
+            y.max() >= MAX_CLASSES:
+        raise InputValueError(message(f"`y_{split}` of {where}",
+                                      f"{len(x)} integer labels in [0, {MAX_CLASSES})",
+                                      f"shape {y.shape}, dtype {y.dtype}", "One class index per image."))
+    images.flags.writeable = False
+    labels = y.astype(np.int64)
+    labels.flags.writeable = False
+    return images, labels

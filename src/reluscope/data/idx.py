@@ -164,18 +164,18 @@ def load_idx_images(dataset: str, split: str = "test", data_dir: str | os.PathLi
 
     Files are decoded and verified once per process; each call returns fresh arrays.
     """
-    from reluscope.data.arrays import is_array_dataset, load_array_split
+    from reluscope.data.own import is_own_dataset, load_own_split
 
     if split not in ("train", "test"):
         raise InputValueError(message("`split` of load_idx_images", "'train' or 'test'",
                                       repr(split), "Pick a split."))
-    if is_array_dataset(dataset):
-        return load_array_split(dataset, split)
+    if is_own_dataset(dataset):
+        return load_own_split(dataset, split)
     if dataset not in DATASETS:
         raise InputValueError(message("`dataset` of load_idx_images",
-                                      f"one of {sorted(DATASETS)} or 'npz:path/to/file.npz'",
-                                      repr(dataset), "Pick a supported dataset, or give your own as an .npz "
-                                      "file (see reluscope.data.arrays)."))
+                                      f"one of {sorted(DATASETS)}, 'npz:file.npz', 'folder:path' or "
+                                      "'py:package.module:factory'", repr(dataset),
+                                      "Pick a supported dataset, or give your own (see reluscope.data.own)."))
     images, labels = _load(dataset, split, str(find_data_dir(data_dir).resolve()), download, quiet)
     return images.copy(), labels.copy()  # the cached arrays stay pristine
 

@@ -27,9 +27,7 @@ from typing import Any
 from reluscope._files import safe_name
 from reluscope._toml import toml_value
 from reluscope._validation import message
-from reluscope.data.arrays import PREFIX as ARRAY_PREFIX
-from reluscope.data.arrays import is_array_dataset
-from reluscope.data.arrays import train_size as array_train_size
+from reluscope.data.own import is_own_dataset, own_dataset_problem, own_train_size
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
 from reluscope.train.loop import TrainConfig
@@ -299,8 +297,8 @@ class RunSpec:
         subset = self.train.subset
         if subset is not None:
             images = subset
-        elif is_array_dataset(self.train.dataset):
-            images = array_train_size(self.train.dataset)
+        elif is_own_dataset(self.train.dataset):
+            images = own_train_size(self.train.dataset)
         else:
             images = DATASETS[self.train.dataset].train_size
         return max(1, images // min(self.train.batch_size, images))
@@ -374,11 +372,13 @@ def _check(config: ExperimentConfig) -> None:
     g, t, a, e, f = config.grid, config.training, config.analysis, config.execution, config.findings
     problems = _Problems()
     named = g.datasets
-    if isinstance(named, list):  # your own (.npz files) are checked when loaded
+    if isinstance(named, list):  # your own (npz:, folder:, py:) are checked in full when loaded
         for name in named:
-            if is_array_dataset(name) and not Path(name[len(ARRAY_PREFIX):]).is_file():
-                problems.fail("grid.datasets", "existing .npz files after 'npz:'", name, "Check the path.")
-        named = [d for d in named if not is_array_dataset(d)]
+            problem = own_dataset_problem(name) if is_own_dataset(name) else None
+            if problem:
+                problems.fail("grid.datasets", "datasets of your own that exist (see reluscope.data.own)",
+                              f"{name!r}: {problem}", "Check the path.")
+        named = [d for d in named if not is_own_dataset(d)]
     problems.names("grid.datasets", named or ["mnist"], sorted(DATASETS))
     problems.names("grid.objectives", g.objectives, sorted(OBJECTIVES))
     from reluscope.nets.custom import is_import_path

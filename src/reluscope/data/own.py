@@ -1,0 +1,195 @@
+"""Datasets of the user's own, by name, wherever a dataset name is taken (``grid.datasets``,
+``reluscope train --dataset``, the analysis):
+
+* ``"npz:path/file.npz"``: one NumPy file of arrays (:mod:`reluscope.data.arrays`);
+* ``"folder:path"``: an image folder, ``path/train/<class>/*.png`` and
+  ``path/test/<class>/*.png`` (any format Pillow reads; converted to grayscale), classes
+  numbered in the sorted order of their folder names (as torchvision's ``ImageFolder``);
+* ``"py:package.module:factory"``: a function returning ``(train, test)``, each a torch
+  ``Dataset`` (or any sequence) of ``(image, label)`` pairs: images ``(28, 28)`` or
+  ``(1, 28, 28)`` tensors / arrays (floats in [0, 1] or uint8) or PIL images. Importing a
+  module runs its code, so, as for backbones, this needs ``--allow-imports`` (or
+  ``RELUSCOPE_ALLOW_IMPORTS=1``).
+
+Every source gives the same arrays as the built-in datasets: grayscale 28 x 28 images as
+float32 in [0, 1], integer labels in [0, 10), checked by
+:func:`reluscope.data.arrays.check_split`. Folders are read once per version of their
+files (a change to any file is noticed), factories once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reluscope._extras import require
+from reluscope._validation import describe, message
+from reluscope.data.arrays import PREFIX as NPZ_PREFIX
+from reluscope.data.arrays import check_split, load_array_split
+from reluscope.errors import InputValueError
+
+FOLDER_PREFIX = "folder:"
+FACTORY_PREFIX = "py:"
+#: Image files a folder dataset reads.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm")
+
+
+def is_own_dataset(name: object) -> bool:
+    """Whether `name` names a dataset of the user's own (``npz:``, ``folder:`` or ``py:``)."""
+    return isinstance(name, str) and any(name.startswith(p) and len(name) > len(p)
+                                         for p in (NPZ_PREFIX, FOLDER_PREFIX, FACTORY_PREFIX))
+
+
+def own_dataset_problem(name: str) -> str | None:
+    """What is wrong with an own dataset's name before loading it (None: nothing visible),
+    e.g. a missing file or folder; used to report config errors early."""
+    if name.startswith(NPZ_PREFIX) and not Path(name[len(NPZ_PREFIX):]).is_file():
+        return "no such .npz file"
+    if name.startswith(FOLDER_PREFIX):
+        root = Path(name[len(FOLDER_PREFIX):])
+        missing = [s for s in ("train", "test") if not (root / s).is_dir()]
+        if missing:
+            return f"no {' or '.join(missing)} subfolder"
+    if name.startswith(FACTORY_PREFIX):
+        from reluscope.nets.custom import is_import_path
+
+        if not is_import_path(name[len(FACTORY_PREFIX):]):
+            return "not a package.module:factory path"
+    return None
+
+
+def load_own_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28) float32 in [0, 1] and labels (N,) int64 of one split (fresh copies)."""
+    if name.startswith(NPZ_PREFIX):
+        return load_array_split(name, split)
+    if name.startswith(FOLDER_PREFIX):
+        root = os.path.abspath(name[len(FOLDER_PREFIX):])
+        images, labels = _read_folder(root, _folder_version(root, name))[split]
+    else:
+        images, labels = _call_factory(name[len(FACTORY_PREFIX):])[split]
+    return images.copy(), labels.copy()
+
+
+def own_train_size(name: str) -> int:
+    """Images in the training split of an own dataset."""
+    return len(load_own_split(name, "train")[1])
+
+
+def _folder_files(root: str, split: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (sorted) and (file, class index) of one split, in sorted order."""
+    base = Path(root) / split
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    files = [(str(f), k) for k, c in enumerate(classes) for f in sorted((base / c).iterdir())
+             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    return classes, files
+
+
+def _folder_version(root: str, name: str) -> tuple[tuple[str, int, int], ...]:
+    """(file, size, mtime) of every image: a cache key that changes with any file."""
+    where = f"the dataset {name!r}"
+    version = []
+    for split in ("train", "test"):
+        if not (Path(root) / split).is_dir():
+            raise InputValueError(message(where, f"a folder with {split}/<class>/<image> files",
+                                          f"no {split} subfolder in {root!r}",
+                                          "Lay it out as path/train/<class>/*.png, path/test/<class>/*.png."))
+        _, files = _folder_files(root, split)
+        for f, _ in files:
+            stat = os.stat(f)
+            version.append((f, stat.st_size, stat.st_mtime_ns))
+    return tuple(version)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_folder(root: str, _version: tuple[tuple[str, int, int], ...]
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    require(("PIL",), "plot", "an image-folder dataset (folder:...)")
+    from PIL import Image, UnidentifiedImageError
+
+    where = f"the image folder {root!r}"
+    train_classes, _ = _folder_files(root, "train")
+    out = {}
+    for split in ("train", "test"):
+        classes, files = _folder_files(root, split)
+        if classes != train_classes:
+            raise InputValueError(message(f"the classes of {split}/ in {where}",
+                                          f"the train/ classes {train_classes}", repr(classes),
+                                          "Give both splits the same class folders."))
+        if not files:
+            raise InputValueError(message(f"{split}/ of {where}", "image files in class folders",
+                                          "no images", f"Put images ({', '.join(IMAGE_SUFFIXES)}) in "
+                                          f"{split}/<class>/."))
+        pixels = []
+        for path, _ in files:  # one decode per file: Pillow has no batch decoder
+            try:
+                with Image.open(path) as image:
+                    pixels.append(np.asarray(image.convert("L")))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise InputValueError(message(f"the image {path!r}", "an image file Pillow reads",
+                                              f"{type(exc).__name__}: {exc}",
+                                              "Replace or remove it.")) from exc
+        shapes = sorted({p.shape for p in pixels})
+        if shapes != [(28, 28)]:
+            raise InputValueError(message(f"the images of {split}/ in {where}", "28 x 28 pixels",
+                                          f"sizes {shapes[:3]}", "Resize or crop the images to 28 x 28."))
+        labels = np.array([k for _, k in files], dtype=np.int64)
+        out[split] = check_split(np.stack(pixels), labels, split, where)
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _call_factory(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from reluscope.nets.custom import ALLOW_IMPORTS
+
+    where = f"the dataset factory {path!r}"
+    if os.environ.get(ALLOW_IMPORTS) != "1":
+        raise InputValueError(message(
+            where, "allowed to be imported (importing a module runs its code)", "imports not allowed",
+            f"Pass --allow-imports to the command (or set {ALLOW_IMPORTS}=1) if you trust the module."))
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputValueError(message(where, "an importable module", f"{type(exc).__name__}: {exc}",
+                                      "Install the package or add its folder to PYTHONPATH.")) from exc
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise InputValueError(message(where, f"a callable `{attribute}` in module `{module_name}`",
+                                      describe(factory), "Name a function of that module."))
+    made = factory()
+    if not (isinstance(made, tuple | list) and len(made) == 2):
+        raise InputValueError(message(where, "a function returning (train, test) datasets", describe(made),
+                                      "Return the two splits, e.g. two torch Datasets of (image, label)."))
+    return {split: check_split(*_materialise(data, f"the {split} split of {where}"), split, where)
+            for split, data in zip(("train", "test"), made, strict=True)}
+
+
+def _materialise(data: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A sequence of (image, label) pairs as (N, 28, 28) and (N,) arrays."""
+    try:
+        n = len(data)
+    except TypeError as exc:
+        raise InputValueError(message(where, "a sized dataset of (image, label) pairs", describe(data),
+                                      "Return torch Datasets (with __len__) or lists.")) from exc
+    images, labels = [], []
+    for i in range(n):
+        item = data[i]
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise InputValueError(message(f"item {i} of {where}", "an (image, label) pair", describe(item),
+                                          "Return the image and its class index."))
+        image, label = item
+        pixels = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image)
+        if pixels.ndim == 3 and pixels.shape[0] == 1:
+            pixels = pixels[0]  # (1, 28, 28): one channel
+        images.append(pixels)
+        labels.append(int(label))
+    shapes = sorted({p.shape for p in images}) if images else [(0,)]
+    if len(shapes) != 1:
+        raise InputValueError(message(f"the images of {where}", "grayscale 28 x 28 images, one shape",
+                                      f"shapes {shapes[:3]}", "Convert to grayscale and resize to 28 x 28."))
+    return np.stack(images) if images else np.zeros((0, 28, 28)), np.array(labels, dtype=np.int64)
