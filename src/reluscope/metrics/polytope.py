@@ -132,9 +132,9 @@ def vertex_distance_ratio(part: Partition2D) -> np.ndarray:
     for k in np.unique(counts):  # one vectorised pass per polygon size, not per region
         rows = np.nonzero(counts == k)[0]
         pts = xy[vid[ptr[rows][:, None] + np.arange(k)]]  # (m, k, 2)
-        dist = np.linalg.norm(pts[:, :, None] - pts[:, None, :], axis=-1)
         iu = np.triu_indices(k, 1)
-        pair = dist[:, iu[0], iu[1]]
+        gap = pts[:, iu[0]] - pts[:, iu[1]]  # each vertex pair once: (m, k(k-1)/2, 2)
+        pair = np.hypot(gap[..., 0], gap[..., 1])
         out[rows] = pair.max(axis=1) / pair.min(axis=1)
     return out
 
