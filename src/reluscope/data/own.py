@@ -20,7 +20,6 @@ files (a change to any file is noticed), factories once per process.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -144,24 +143,10 @@ def _read_folder(root: str, _version: tuple[tuple[str, int, int], ...]
 
 @functools.lru_cache(maxsize=2)
 def _call_factory(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from reluscope.nets.custom import ALLOW_IMPORTS
+    from reluscope.nets.custom import import_factory
 
     where = f"the dataset factory {path!r}"
-    if os.environ.get(ALLOW_IMPORTS) != "1":
-        raise InputValueError(message(
-            where, "allowed to be imported (importing a module runs its code)", "imports not allowed",
-            f"Pass --allow-imports to the command (or set {ALLOW_IMPORTS}=1) if you trust the module."))
-    module_name, _, attribute = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputValueError(message(where, "an importable module", f"{type(exc).__name__}: {exc}",
-                                      "Install the package or add its folder to PYTHONPATH.")) from exc
-    factory = getattr(module, attribute, None)
-    if not callable(factory):
-        raise InputValueError(message(where, f"a callable `{attribute}` in module `{module_name}`",
-                                      describe(factory), "Name a function of that module."))
-    made = factory()
+    made = import_factory(path, where)()
     if not (isinstance(made, tuple | list) and len(made) == 2):
         raise InputValueError(message(where, "a function returning (train, test) datasets", describe(made),
                                       "Return the two splits, e.g. two torch Datasets of (image, label)."))

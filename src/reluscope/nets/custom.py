@@ -34,17 +34,10 @@ def is_import_path(kind: str) -> bool:
     return isinstance(kind, str) and IMPORT_PATH.match(kind) is not None
 
 
-def custom_backbone(path: str, width: int, depth: int, options: dict[str, Any] | None = None,
-                    input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Module:
-    """Build the backbone named by `path` (see the module docstring).
-
-    Raises
-    ------
-    InputValueError
-        If imports are not allowed, the module or factory is missing, or the factory does
-        not return a module giving (B, d) features.
-    """
-    where = f"the backbone {path!r}"
+def import_factory(path: str, where: str) -> Any:
+    """The callable named by ``package.module:attribute``, imported only when imports are
+    allowed (``--allow-imports`` / ``RELUSCOPE_ALLOW_IMPORTS=1``); `where` names what asked
+    for it in the errors."""
     if os.environ.get(ALLOW_IMPORTS) != "1":
         raise InputValueError(message(
             where, "allowed to be imported (importing a module runs its code)", "imports not allowed",
@@ -59,6 +52,21 @@ def custom_backbone(path: str, width: int, depth: int, options: dict[str, Any] |
     if not callable(factory):
         raise InputValueError(message(where, f"a callable `{attribute}` in module `{module_name}`",
                                       describe(factory), "Name a function or class of that module."))
+    return factory
+
+
+def custom_backbone(path: str, width: int, depth: int, options: dict[str, Any] | None = None,
+                    input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Module:
+    """Build the backbone named by `path` (see the module docstring).
+
+    Raises
+    ------
+    InputValueError
+        If imports are not allowed, the module or factory is missing, or the factory does
+        not return a module giving (B, d) features.
+    """
+    where = f"the backbone {path!r}"
+    factory = import_factory(path, where)
     kwargs = dict(options or {})
     try:
         accepted = set(inspect.signature(factory).parameters)
