@@ -68,6 +68,7 @@ def test_slice_writes_pictures_partitions_and_metrics(tmp_path, data_dir):
     assert len(result["labels"]) == 3
     for picture in ("partition.png", "path_profile.png"):
         assert (out / picture).stat().st_size > 10_000
+    assert (out / "path_profile.svg").read_text().startswith("<?xml")
     assert (out / "partition_zoom.html").read_text().count('class="site"') == len(part.sites) + 1
 
 

@@ -83,6 +83,7 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir, c
     page = (root / "report" / "runs" / f"{run_id}.html").read_text()  # a page per run, linked
     assert f'href="runs/{run_id}.html"' in html and '"objective"' not in page and "simsiam" in page
     assert (root / "report" / "runs" / f"{run_id}.csv").is_file() and "Full resolution" in html
+    assert 'href="curves.svg"' in html and (root / "report" / "curves.svg").read_text().startswith("<?xml")
     zoom = re.findall(r'href="(zoom/[^"]+\.html)"', html)  # each pictured partition, zoomable
     assert zoom and all("<svg" in (root / "report" / z).read_text() for z in zoom)
     # a real browser renders it: a screenshot with text and figures, not a blank page

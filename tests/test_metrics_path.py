@@ -83,3 +83,22 @@ def test_deviation_and_variation_match_dense_sampling_on_a_random_mlp():
 def test_path_metrics_refuse_what_is_not_a_partition1d():
     with pytest.raises(TypeError, match="`part` of path_metrics must be a Partition1D.*path_regions"):
         metrics.path_metrics("nope")  # type: ignore[arg-type]
+
+
+def test_a_batch_of_paths_as_a_table_matches_its_measures():
+    pytest.importorskip("pandas")
+    model = random_mlp(4, [12, 12], d_in=5)  # 3 outputs
+    gen = torch.Generator().manual_seed(1)
+    pts = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    paths = [rs.Path.segment(pts[0], pts[1]), rs.Path.polyline(pts[1:]),
+             rs.Path.polyline(pts, closed=True)]
+    part = rs.path_regions(model, paths)
+    m = metrics.path_metrics(part)
+    table = part.to_frame()
+    assert list(table["path"]) == [0, 1, 2] and list(table["closed"]) == [False, False, True]
+    np.testing.assert_array_equal(table["n_regions"], m["n_regions"])
+    np.testing.assert_allclose(table["mean_abs_deviation"], m["mean_abs_deviation"].mean(axis=1))
+    long = part.to_frame(per_output=True)
+    assert len(long) == 3 * 3 and list(long["output"][:3]) == [0, 1, 2]
+    row = long[(long["path"] == 2) & (long["output"] == 1)].iloc[0]
+    assert row["total_variation"] == m["total_variation"][2, 1] and row["length"] == m["length"][2]

@@ -9,7 +9,8 @@ writes
 * ``partition.png``: the regions, their boundaries coloured by layer, the decision
   boundary and the three images at their points;
 * ``partition_zoom.html``: every edge as vectors, to pan and zoom in a browser;
-* ``path_profile.png``: the outputs along the segment with its region boundaries;
+* ``path_profile.png`` (and ``.svg``): the outputs along the segment with its region
+  boundaries;
 * ``metrics.json``: the slice summary, the path measures and the timings;
 * ``partition.npz`` and ``path.npz``: the exact partitions (reload with
   ``Partition2D.load`` / ``Partition1D.load``).
@@ -290,4 +291,5 @@ def _plot(part: rs.Partition2D, path: rs.Partition1D, boundary: Any, anchors: np
                  f"to #{args.indices[1]} ({args.dataset} {args.split})")
     fig.tight_layout()
     fig.savefig(out / "path_profile.png", dpi=150)
+    fig.savefig(out / "path_profile.svg")
     plt.close(fig)

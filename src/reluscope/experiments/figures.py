@@ -34,7 +34,10 @@ CURVES = ("slice.log_density_mean", "slice.n_regions", "slice.area_median", "sli
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
+    """Write `fig` as the PNG `path` (embedded in the report) and beside it as SVG (vector,
+    for papers); returns the PNG's path."""
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -61,9 +61,12 @@ def _figure(path: Path | None, caption: str) -> str:
     if path is None:
         return "<p><em>(no data)</em></p>"
     data = base64.b64encode(path.read_bytes()).decode()
+    svg = path.with_suffix(".svg")
+    vector = f', <a href="{svg.name}">vector (SVG)</a>' if svg.is_file() else ""
     return (f'<figure><a href="{path.name}" title="open at full resolution (zoom in)">'
             f'<img src="data:image/png;base64,{data}" alt="{html.escape(caption[:80])}"></a>'
-            f"<figcaption>{caption} <a href=\"{path.name}\">Full resolution</a>.</figcaption></figure>")
+            f"<figcaption>{caption} <a href=\"{path.name}\">Full resolution</a>{vector}."
+            "</figcaption></figure>")
 
 
 def _cell(value: object, floatfmt: str) -> str:

@@ -1,6 +1,8 @@
-"""A partition as a table: one row per linear region, ready to join, filter and plot.
+"""A partition as a table: one row per linear region (or per path), ready to join, filter
+and plot.
 
-``Partition2D.to_frame()`` calls :func:`region_table`. Every column is computed for all
+``Partition2D.to_frame()`` calls :func:`region_table`, ``Partition1D.to_frame()``
+:func:`path_table`. Every column is computed for all
 regions at once (flat arrays); the pattern hash is a 64-bit FNV-1a over the bit-packed
 patterns of every site, so regions with the same activation pattern on two planes (or two
 checkpoints of one network) share it.
@@ -27,6 +29,7 @@ from reluscope.metrics.polytope import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from reluscope.regions.partition1d import Partition1D
     from reluscope.regions.partition2d import Partition2D
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -104,3 +107,41 @@ def _outputs(part: Partition2D, model: torch.nn.Module, inside: np.ndarray, batc
     if out.shape[1] <= MAX_LOGIT_COLUMNS:
         found.update({f"logit{j}": out[:, j] for j in range(out.shape[1])})
     return found
+
+
+def path_table(part: Partition1D, per_output: bool = False) -> pd.DataFrame:
+    """Each path's measures (:func:`reluscope.metrics.path_metrics`) as a DataFrame.
+
+    Parameters
+    ----------
+    part : Partition1D
+    per_output : bool
+        False: one row per path; the per-output measures (``total_variation``,
+        ``abs_deviation``, ``mean_abs_deviation``) as their mean over the outputs. True: one
+        row per (path, output) with those measures for that output, beside the path's own.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``path``, (``output``), ``closed``, ``length``, ``n_pieces``, ``n_regions``,
+        ``n_boundaries``, ``boundary_density``, ``region_length_mean`` / ``_median`` /
+        ``_min``, ``total_variation``, ``abs_deviation``, ``mean_abs_deviation``.
+    """
+    from reluscope._extras import require
+    from reluscope.metrics.path import path_metrics
+
+    require(("pandas",), "experiments", "Partition1D.to_frame")
+    import pandas as pd
+
+    found = path_metrics(part)  # validates `part`
+    per_path = {k: v for k, v in found.items() if np.ndim(v) == 1}
+    outputs = {k: v for k, v in found.items() if np.ndim(v) == 2}
+    columns: dict[str, Any] = {"path": np.arange(part.n_paths),
+                               "closed": np.array([p.closed for p in part.paths], dtype=bool), **per_path}
+    if not per_output:
+        return pd.DataFrame({**columns, **{k: v.mean(axis=1) for k, v in outputs.items()}})
+    n_out = next(iter(outputs.values())).shape[1]
+    long = {k: np.repeat(v, n_out) for k, v in columns.items()}
+    long["output"] = np.tile(np.arange(n_out), part.n_paths)
+    long.update({k: v.ravel() for k, v in outputs.items()})  # row-major: path, then output
+    return pd.DataFrame(long)

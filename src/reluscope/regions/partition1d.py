@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
+from typing import Any
 
 import numpy as np
 import torch
@@ -187,6 +188,13 @@ class Partition1D:
         per_region_path = np.zeros(int(region.max(initial=-1)) + 1, dtype=np.int64)
         per_region_path[region] = self.piece_path
         return np.bincount(per_region_path, minlength=self.n_paths)
+
+    def to_frame(self, per_output: bool = False) -> Any:
+        """Each path's exact measures as a pandas DataFrame, one row per path (or per path
+        and output with `per_output`); see :func:`reluscope.metrics.tables.path_table`."""
+        from reluscope.metrics.tables import path_table  # metrics sit above regions: import late
+
+        return path_table(self, per_output)
 
     # ------------------------------------------------------------------ io
     def save(self, path: str | os.PathLike[str]) -> FilePath:
