@@ -65,3 +65,31 @@ def test_grid_workers_get_one_blas_pool_per_torch_thread(monkeypatch):
             seen = [pool.submit(os.getenv, name) for name in NATIVE_THREAD_VARIABLES]
         assert [f.result() for f in seen] == ["1"] * len(NATIVE_THREAD_VARIABLES)
     assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def test_an_affine_head_reuses_the_backbones_path_pieces():
+    from reluscope.experiments.analyze import (
+        head_is_affine,
+        path_metrics,
+        path_partition,
+        through_affine_head,
+    )
+
+    torch.manual_seed(1)
+    objective = build_objective("supervised", build_backbone("mlp", 16, 2)).eval()
+    probes = _probes()
+    features = objective.backbone(probes.test_x[:2])
+    assert head_is_affine(objective.trained_head(), features)
+    assert not head_is_affine(build_objective("simclr", objective.backbone).eval().trained_head(), features)
+    with pytest.raises(ValueError, match="training mode"):  # BatchNorm on batch statistics: refused
+        head_is_affine(build_objective("simclr", objective.backbone).train().trained_head(), features)
+    assert not head_is_affine(torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.Hardtanh()), features)
+    reused = through_affine_head(path_partition(objective.backbone, probes), objective.trained_head())
+    direct = path_partition(objective.trained_network(), probes)
+    np.testing.assert_array_equal(reused.piece_offsets, direct.piece_offsets)
+    np.testing.assert_allclose(reused.output_start, direct.output_start, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reused.output_end, direct.output_end, rtol=1e-12, atol=1e-12)
+    a = path_metrics(objective.trained_network(), probes, part=reused)
+    b = path_metrics(objective.trained_network(), probes)
+    assert a.keys() == b.keys() and all(np.isclose(a[k], b[k], rtol=1e-10, atol=1e-12) for k in a)
+    assert objective.trained_head().weight.dtype == torch.float32  # the objective's head untouched

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +24,8 @@ from reluscope.experiments.config import Analysis
 from reluscope.experiments.metric_names import NETWORK_PREFIXES
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
-from reluscope.nets.sites import InstrumentedModel
-from reluscope.regions import path_regions, slice_regions
+from reluscope.nets.sites import InstrumentedModel, count_sites
+from reluscope.regions import Partition1D, path_regions, slice_regions
 from reluscope.train.loop import TrainConfig, noisy_labels
 from reluscope.train.objectives import Objective
 
@@ -114,12 +116,6 @@ PLANE_METRICS = ("n_regions", "region_density", "boundary_density", "area_median
 
 
 
-def _has_breakpoints(module: torch.nn.Module) -> bool:
-    """Whether `module` holds a piecewise-linear unit (else it adds no region boundary)."""
-    kinds = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ReLU6, torch.nn.Hardtanh)
-    return any(isinstance(m, kinds) for m in module.modules())
-
-
 def slice_metrics(network: torch.nn.Module, probes: Probes, analysis: Analysis, *, prefix: str = "",
                   keep: Path | None = None, reuse: list[Any] | None = None,
                   classifier: torch.nn.Module | None = None, n_planes: int | None = None
@@ -168,14 +164,40 @@ def slice_metrics(network: torch.nn.Module, probes: Probes, analysis: Analysis, 
     return out, parts
 
 
-def path_metrics(network: torch.nn.Module, probes: Probes, *, prefix: str = "") -> dict[str, float]:
-    """Exact regions along the segments between the probe pairs, as ``{prefix}path*.``."""
-    out: dict[str, float] = {}
+def path_partition(network: torch.nn.Module, probes: Probes) -> Partition1D | None:
+    """Exact regions of `network` along the segments between the probe pairs (None: no pairs)."""
     if not probes.pairs:
-        return out
+        return None
     x = probes.test_x.double()
-    segments = [InputPath.segment(x[i], x[j]) for i, j in probes.pairs]
-    per_path = metrics.path_metrics(path_regions(network, segments))
+    return path_regions(network, [InputPath.segment(x[i], x[j]) for i, j in probes.pairs])
+
+
+def through_affine_head(part: Partition1D, head: torch.nn.Module) -> Partition1D:
+    """The backbone's path partition as that of backbone + `head`, for a head without
+    breakpoints: the pieces are the same, and the outputs at their ends are the head
+    (affine) applied to the backbone's, in float64."""
+    head64 = copy.deepcopy(head).double().eval()  # the objective's head is left as it is
+    with torch.no_grad():
+        start = head64(torch.from_numpy(part.output_start)).numpy()
+        end = head64(torch.from_numpy(part.output_end)).numpy()
+    return dataclasses.replace(part, output_start=start, output_end=end, timings={})
+
+
+def head_is_affine(head: torch.nn.Module, features: torch.Tensor) -> bool:
+    """Whether `head` applies no piecewise-linear unit to `features` (B, d) (a forward pass is
+    recorded, so functional ReLUs count too): it then adds no region boundary."""
+    return count_sites(head, features) == 0
+
+
+def path_metrics(network: torch.nn.Module, probes: Probes, *, prefix: str = "",
+                 part: Partition1D | None = None) -> dict[str, float]:
+    """Exact regions along the segments between the probe pairs, as ``{prefix}path*.``
+    (`part`: their partition if already computed)."""
+    out: dict[str, float] = {}
+    found = part if part is not None else path_partition(network, probes)
+    if found is None:  # no pairs
+        return out
+    per_path = metrics.path_metrics(found)
     same = np.array(probes.pair_same)
     # exact total variation of the outputs per unit length (Patel & Montufar's quantity on paths)
     per_path["total_variation_density"] = per_path["total_variation"] / per_path["length"].reshape(
@@ -308,6 +330,7 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
     objective.eval()
     out: dict[str, float] = {}
     backbone_parts: list[Any] | None = None
+    backbone_paths: Partition1D | None = None
     clock = time.perf_counter()
     shared = shared_cross_polytope(objective, probes, analysis)
     if shared:
@@ -316,7 +339,7 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
         prefix = NETWORK_PREFIXES[name]
         network = objective.backbone if name == "backbone" else objective.trained_network()
         head = None if name == "backbone" else objective.trained_head()
-        refines = head is not None and _has_breakpoints(head)
+        refines = head is not None and not head_is_affine(head, objective.backbone(probes.test_x[:2]))
         reuse = backbone_parts if head is not None and not refines else None
         # a head with breakpoints refines the backbone's regions ~10x (a 512-wide projector),
         # so the full network is sliced on the first `full_planes` planes only (a linear
@@ -332,7 +355,13 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
                 backbone_parts = parts
         out[f"time.{prefix}slices"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        out.update(path_metrics(network, probes, prefix=prefix))
+        if head is None or refines or backbone_paths is None:
+            part = path_partition(network, probes)
+        else:  # an affine head: the backbone's pieces, its outputs mapped through the head
+            part = through_affine_head(backbone_paths, head)
+        if head is None:
+            backbone_paths = part
+        out.update(path_metrics(network, probes, prefix=prefix, part=part))
         out[f"time.{prefix}paths"] = time.perf_counter() - clock
         clock = time.perf_counter()
         out.update(local_complexity(network, probes, analysis, prefix=prefix, cross=shared.get(name)))

@@ -342,3 +342,14 @@ class InstrumentedModel:
                 f"`model` of {self.where}", "a forward pass with the same ReLU calls for every input",
                 "a different sequence of ReLU calls for different inputs (data-dependent control "
                 "flow)", "Remove input-dependent branches from the forward."))
+
+
+def count_sites(model: nn.Module, x: torch.Tensor) -> int:
+    """Number of piecewise-linear sites one forward of `model` on `x` applies (0: the model
+    is affine on these inputs), in the model's own dtype; what the engines refuse (a GELU,
+    BatchNorm in training mode, ...) is refused here too."""
+    stack: list[str] = []
+    recorder = SiteRecorder(stack)
+    with module_paths(model, stack), torch.no_grad(), recorder:
+        model(x)
+    return len(recorder.sites)
