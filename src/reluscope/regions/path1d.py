@@ -114,8 +114,8 @@ class _SegmentRefiner:
                 values = _through(values, sites[k - 1].negative_slope, link)
             else:
                 values = self._plain(k)
-            values = self._split(values, k)
-            self.masks.append(self._midpoint_signs(values))
+            values, positive = self._split(values, k)
+            self.masks.append(self._midpoint_signs(values, positive))
         link = self.net.link(len(sites))
         if link is not None and values is not None:
             self.outputs = _through(values, sites[-1].negative_slope, link)
@@ -123,14 +123,14 @@ class _SegmentRefiner:
             self.outputs = self._plain(None)
         return self
 
-    def _midpoint_signs(self, values: torch.Tensor) -> torch.Tensor:
-        """(n_pieces, size) bool: is each neuron positive at each piece's midpoint?"""
+    def _midpoint_signs(self, values: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        """(n_pieces, size) bool: is each neuron positive at each piece's midpoint?
+        (`positive` is ``values > 0``.)"""
         start = self.piece_start
-        positive = values > 0
-        mask = positive[start] | positive[start + 1]
+        mask = (positive[1:] | positive[:-1])[start]  # a piece's ends are consecutive rows
         # the ends disagree only where one is zero or a crossing was snapped to an end:
         # decide those few entries by the midpoint value
-        rows, cols = torch.nonzero(positive[start] ^ positive[start + 1], as_tuple=True)
+        rows, cols = torch.nonzero((positive[1:] ^ positive[:-1])[start], as_tuple=True)
         mid = values[start[rows], cols] + values[start[rows] + 1, cols]
         mask[rows, cols] = mid > 0
         return mask
@@ -157,13 +157,16 @@ class _SegmentRefiner:
                 parts.append(ran.records[site][0])
         return torch.cat(parts)
 
-    def _split(self, values: torch.Tensor, k: int) -> torch.Tensor:
-        """Insert the zero crossings of site k's neurons; returns its values at the new breakpoints."""
+    def _split(self, values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Insert the zero crossings of site k's neurons; returns its values at the new
+        breakpoints, (n_bp, size), and which of them are positive."""
         start = self.piece_start
         t0, t1 = self.t[start], self.t[start + 1]
         positive = values > 0
-        # strictly opposite signs (an exact zero at an end gives tc == t0 or t1: dropped below)
-        rows, cols = torch.nonzero(positive[start] ^ positive[start + 1], as_tuple=True)
+        # strictly opposite signs (an exact zero at an end gives tc == t0 or t1: dropped below);
+        # a piece's ends are consecutive breakpoints, so compare neighbouring rows once
+        flips = positive[1:] ^ positive[:-1]
+        rows, cols = torch.nonzero(flips[start], as_tuple=True)
         zl, zh = values[start[rows], cols], values[start[rows] + 1, cols]
         tc = t0[rows] + (t1[rows] - t0[rows]) * (zl / (zl - zh))
         keep = (tc - t0[rows] > SNAP_RTOL) & (t1[rows] - tc > SNAP_RTOL)
@@ -191,8 +194,17 @@ class _SegmentRefiner:
                          bp_start.to(torch.float64) + 0.5])
         order = torch.argsort(key, stable=True)
         lam = ((g_t - t0[g_piece]) / (t1[g_piece] - t0[g_piece]))[:, None]
+        # the rows in their new order, written once (a concatenation then a gather copies twice)
+        place = torch.empty_like(order)
+        place[order] = torch.arange(order.numel(), device=order.device)
+        merged = values.new_empty((n_bp + n_new, values.shape[1]))
+        merged[place[:n_bp]] = values
         new_values = torch.lerp(values[bp_start], values[bp_start + 1], lam)  # affine on the piece
         new_values[group, cols] = 0.0  # the switching neurons are exactly zero there
+        merged[place[n_bp:]] = new_values
+        signs = positive.new_empty(merged.shape)  # `merged > 0` without a pass over all of it
+        signs[place[:n_bp]] = positive
+        signs[place[n_bp:]] = new_values > 0
         self.seg = torch.cat([self.seg, self.seg[bp_start]])[order]
         self.t = torch.cat([self.t, g_t])[order]
         self.bsite = torch.cat([self.bsite, torch.full_like(g_piece, k)])[order]
@@ -203,7 +215,7 @@ class _SegmentRefiner:
         parent = torch.repeat_interleave(torch.arange(start.numel(), device=self.t.device),
                                          1 + torch.bincount(g_piece, minlength=start.numel()))
         self.masks = [m[parent] for m in self.masks]
-        return torch.cat([values, new_values])[order]
+        return merged, signs
 
 
 def _through(values: torch.Tensor, negative_slope: float, link: Link) -> torch.Tensor:
