@@ -356,7 +356,9 @@ def _run_on_ray(config: ExperimentConfig, pending: list[RunSpec], root: str, dat
     # not depend on where it ran (float reductions follow the thread count)
     workers = config.execution.workers
     threads = torch.get_num_threads() if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
-    remote = ray.remote(_ray_job)
+    # numpy's BLAS pool is sized when a worker starts: the same limit as the local engine's workers
+    remote = ray.remote(runtime_env={"env_vars": {name: str(threads) for name in NATIVE_THREAD_VARIABLES}}
+                        )(_ray_job)
     refs = {remote.remote(config, spec, root, data, threads): spec for spec in pending}
     for ref, spec in refs.items():
         error: Any = None
