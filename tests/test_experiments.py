@@ -77,6 +77,10 @@ def test_tiny_grid_end_to_end_with_store_resume_and_report(tmp_path, data_dir, c
     assert "larger = more regions" in html and "(not described)" not in html  # the glossary
     assert "<figcaption>" in html and "References" in html and "Provenance" in html
     assert "Backbones in this study: mlp." in html and "no convolutional backbone" in html
+    assert "Add <code>\"cnn\"</code> to <code>grid.backbones</code>" in html  # no tiny-cnn config ships
+    from reluscope.experiments.report import cnn_arm_config
+
+    assert cnn_arm_config("paper-mnist") == "paper-mnist-cnn" and cnn_arm_config("tiny") is None
     assert (root / "report" / "final_checkpoints.csv").is_file() and 'href="findings.csv"' in html
     assert "<td>12</td>" in html and "<td>12.000</td>" not in html  # integers printed as integers
     run_id = load_results(root)["run_id"].iloc[0]

@@ -149,6 +149,13 @@ def is_convolutional(backbone: str) -> bool:
     return name in ("cnn", "lenet") or "conv" in name or "cnn" in name
 
 
+def cnn_arm_config(name: str) -> str | None:
+    """The shipped config of the CNN arm of experiment `name` (``<name>-cnn``), if one ships."""
+    from reluscope.experiments.config import shipped_configs
+
+    return f"{name}-cnn" if f"{name}-cnn" in shipped_configs() else None
+
+
 def findings_options(experiment: dict[str, object] | None) -> Findings:
     """The ``[findings]`` table of a stored experiment config (defaults for older stores)."""
     if not experiment:
@@ -230,7 +237,8 @@ def write_report(root: str | Path) -> Path:
                    tables={k: Markup(v) for k, v in tables.items()},
                    figures={k: Markup(_figure(figures[k], captions[k])) for k in figures},
                    references=[Markup(r) for r in REFERENCES], provenance=provenance(), zoom=zoom,
-                   backbones=backbones, has_cnn=any(is_convolutional(b) for b in backbones))
+                   backbones=backbones, has_cnn=any(is_convolutional(b) for b in backbones),
+                   cnn_config=cnn_arm_config(str(config.get("name", ""))))
     return write_bytes(out / "report.html", page.encode())
 
 
