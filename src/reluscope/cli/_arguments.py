@@ -36,10 +36,20 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_allow_imports_argument(parser: argparse.ArgumentParser) -> None:
-    """``--allow-imports``: honour backbones named ``package.module:factory`` (runs their code)."""
+    """``--allow-imports``: honour backbones and datasets named ``package.module:factory``
+    (runs their code)."""
     parser.add_argument("--allow-imports", action="store_true",
-                        help="allow backbones of your own named 'package.module:factory' (importing a "
-                        "module runs its code: only for modules you trust)")
+                        help="allow backbones ('package.module:factory') and datasets "
+                        "('py:package.module:factory') of your own (importing a module runs its code: "
+                        "only for modules you trust)")
+
+
+def add_dataset_argument(parser: argparse.ArgumentParser, builtin: list[str]) -> None:
+    """``--dataset``: a built-in name or one of your own (``reluscope.data.own``)."""
+    parser.add_argument("--dataset", default="mnist",
+                        help=f"one of {', '.join(sorted(builtin))}, or your own: npz:file.npz, "
+                        "folder:path (train/<class>/*.png, test/<class>/*.png) or "
+                        "py:package.module:factory (with --allow-imports) (default: mnist)")
 
 
 def apply_allow_imports(args: argparse.Namespace) -> None:

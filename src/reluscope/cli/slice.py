@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import reluscope as rs
 from reluscope._files import write_json
 from reluscope._validation import message
-from reluscope.cli._arguments import add_allow_imports_argument, apply_allow_imports
+from reluscope.cli._arguments import add_allow_imports_argument, add_dataset_argument, apply_allow_imports
 from reluscope.data.registry import DATASETS
 from reluscope.errors import InputValueError
 
@@ -57,8 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--allow-pickle a whole module saved with torch.save(model, path)")
     parser.add_argument("--indices", type=int, nargs=3, required=True, metavar="I",
                         help="three image indices; the plane passes through them")
-    parser.add_argument("--dataset", default="mnist",
-                        help=f"one of {', '.join(sorted(DATASETS))}, or your own as npz:path/to/file.npz")
+    add_dataset_argument(parser, list(DATASETS))
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     parser.add_argument("--out", default="outputs/slice", help="output folder")

@@ -19,6 +19,7 @@ from reluscope._toml import toml_value
 from reluscope._validation import message
 from reluscope.cli._arguments import (
     add_allow_imports_argument,
+    add_dataset_argument,
     apply_allow_imports,
     positive_float_argument,
     positive_int_argument,
@@ -33,8 +34,7 @@ HELP = "train one run with checkpoints (and evaluate them)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the train command (one per TrainConfig field)."""
     parser.add_argument("--objective", choices=sorted(OBJECTIVE_NAMES), default="simclr")
-    parser.add_argument("--dataset", default="mnist",
-                        help=f"one of {', '.join(sorted(DATASETS))}, or your own as npz:path/to/file.npz")
+    add_dataset_argument(parser, list(DATASETS))
     parser.add_argument("--backbone", default="mlp",
                         help="mlp, cnn, or your own as package.module:factory (with --allow-imports)")
     parser.add_argument("--backbone-option", action="append", default=[], metavar="KEY=VALUE",
