@@ -232,3 +232,26 @@ def test_positive_rescaling_of_a_neuron_changes_no_breakpoint(seed, scale):
     after = rs.path_regions(model, path)
     np.testing.assert_allclose(after.t0, before.t0, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(after.output_end, before.output_end, rtol=1e-9, atol=1e-9)
+
+
+def test_values_kept_for_unlinked_sites_give_the_same_pieces(monkeypatch):
+    """LeNet's max-pool stages have no link from their predecessor: one plain pass gives the
+    values of a run of them, and each split adds only its new breakpoints' rows. The pieces
+    must be those of a plain pass per site."""
+    import reluscope.regions.path1d as path1d
+    from reluscope.nets.zoo import LeNet
+
+    torch.manual_seed(0)
+    model = LeNet().eval()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 1, 28, 28, generator=gen, dtype=torch.float64)
+    paths = [rs.Path.segment(x[0], x[1]), rs.Path.polyline(x[1:])]
+    kept = rs.path_regions(model, paths)
+    monkeypatch.setattr(path1d, "AHEAD_WIDTH", 0)  # every site's values from its own pass
+    plain = rs.path_regions(model, paths)
+    assert kept.n_pieces == plain.n_pieces > 100
+    for name in ("piece_offsets", "boundary_site", "boundary_neuron", "boundary_count"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(plain, name))
+    np.testing.assert_allclose(kept.t0, plain.t0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(kept.output_end, plain.output_end, rtol=1e-10, atol=1e-10)
+    assert all(np.array_equal(a, b) for a, b in zip(kept.patterns, plain.patterns, strict=True))

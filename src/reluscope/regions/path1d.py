@@ -58,6 +58,9 @@ BATCH_SEGMENTS = 256
 BATCH_ENTRIES = 1 << 26
 #: Entries of the largest temporary (pieces x neurons) of a generic masked pass.
 CHUNK_ENTRIES = 1 << 24
+#: Later unlinked sites whose values one plain pass keeps, in units of the widest site's
+#: width (a max-pool's stages, and the site after them, have no link from their predecessor).
+AHEAD_WIDTH = 2
 
 
 def _as_paths(paths: Any) -> tuple[Path, ...]:
@@ -107,14 +110,22 @@ class _SegmentRefiner:
         """Split by every site, then compute the outputs at the breakpoints; returns self."""
         values: torch.Tensor | None = None  # previous site's pre-activations at the breakpoints
         sites = self.net.sites
+        # values of later sites without a link, from the pass that gave an earlier one's (at
+        # the current breakpoints; a split adds only its new breakpoints' rows)
+        ahead: dict[int, torch.Tensor] = {}
         for site in sites:
             k = site.index
             link = self.net.link(k) if k > 0 else None
             if link is not None and values is not None:
                 values = _through(values, sites[k - 1].negative_slope, link)
+            elif k in ahead:
+                values = ahead.pop(k)
             else:
-                values = self._plain(k)
+                found = self._plain_sites(k, self._unlinked_after(k))
+                values, ahead = found[0], dict(zip(range(k + 1, k + len(found)), found[1:], strict=True))
             values, positive = self._split(values, k)
+            if ahead:
+                ahead = self._extend(ahead)
             self.masks.append(self._midpoint_signs(values, positive))
         link = self.net.link(len(sites))
         if link is not None and values is not None:
@@ -141,21 +152,70 @@ class _SegmentRefiner:
         A plain forward pass is exact at any point, breakpoints included: the network is
         continuous, so which side's pattern applies there does not matter.
         """
+        if site is not None:
+            return self._plain_sites(site, site)[0]
+        return self._forward_rows(self.seg, self.t, None)[0]
+
+    def _plain_sites(self, first: int, last: int) -> list[torch.Tensor]:
+        """Pre-activations of sites ``first..last`` at every breakpoint, from one pass."""
+        return self._forward_rows(self.seg, self.t, (first, last))
+
+    def _forward_rows(self, seg: torch.Tensor, t: torch.Tensor, sites: tuple[int, int] | None
+                      ) -> list[torch.Tensor]:
+        """Plain passes at the points ``(seg, t)``: the pre-activations of sites
+        ``sites[0]..sites[1]`` (None: the output), (n, size) each."""
         total = sum(s.size for s in self.net.sites) + 1
         step = max(1, CHUNK_ENTRIES // total)
         shape = (-1,) + (1,) * (self.starts.dim() - 1)
-        parts = []
-        for lo in range(0, self.t.shape[0], step):
-            seg, t = self.seg[lo: lo + step], self.t[lo: lo + step]
-            ran = self.net.forward(self.starts[seg] + t.reshape(shape) * self.directions[seg],
-                                   stop_after=site)
-            self.net.check_sites(ran.sites, site)
-            if site is None:
-                parts.append(ran.output[0] if ran.output is not None  # tuple/dict output: none
-                             else torch.zeros(len(t), 0, dtype=torch.float64, device=t.device))
-            else:
-                parts.append(ran.records[site][0])
-        return torch.cat(parts)
+        stop = None if sites is None else sites[1]
+        wanted = [None] if sites is None else list(range(sites[0], sites[1] + 1))
+        parts: list[list[torch.Tensor]] = [[] for _ in wanted]
+        for lo in range(0, t.shape[0], step):
+            s, tt = seg[lo: lo + step], t[lo: lo + step]
+            ran = self.net.forward(self.starts[s] + tt.reshape(shape) * self.directions[s], stop_after=stop)
+            self.net.check_sites(ran.sites, stop)
+            for out, site in zip(parts, wanted, strict=True):
+                if site is None:
+                    out.append(ran.output[0] if ran.output is not None  # tuple/dict output: none
+                               else torch.zeros(len(tt), 0, dtype=torch.float64, device=tt.device))
+                else:
+                    out.append(ran.records[site][0])
+        width = [0 if w is None else self.net.sites[w].size for w in wanted]
+        return [torch.cat(p) if p else torch.zeros(0, n, dtype=torch.float64, device=t.device)
+                for p, n in zip(parts, width, strict=True)]
+
+    def _unlinked_after(self, k: int) -> int:
+        """The last site of the run of sites after `k` that have no link from their
+        predecessor (their values come from plain passes too), their widths summing to at
+        most ``AHEAD_WIDTH`` times the widest site's (the batch of segments is sized for
+        that one: the rows kept are of the same order)."""
+        sites = self.net.sites
+        budget = AHEAD_WIDTH * max(s.size for s in sites)
+        last, width = k, 0
+        while last + 1 < len(sites) and self.net.link(last + 1) is None:
+            width += sites[last + 1].size
+            if width > budget:
+                break
+            last += 1
+        return last
+
+    def _extend(self, ahead: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """Values kept for later sites, at the breakpoints after a split: the old rows in
+        their new places, the new breakpoints' from one plain pass."""
+        place, n_old = self._place, self._n_old
+        fresh_rows = place[n_old:]
+        first, last = min(ahead), max(ahead)
+        fresh = self._forward_rows(self.seg[fresh_rows], self.t[fresh_rows], (first, last)) \
+            if fresh_rows.numel() else None
+        out = {}
+        for i, site in enumerate(range(first, last + 1)):
+            old = ahead[site]
+            rows = old.new_empty((place.numel(), old.shape[1]))
+            rows[place[:n_old]] = old
+            if fresh is not None:
+                rows[fresh_rows] = fresh[i]
+            out[site] = rows
+        return out
 
     def _split(self, values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Insert the zero crossings of site k's neurons; returns its values at the new
@@ -197,6 +257,7 @@ class _SegmentRefiner:
         # the rows in their new order, written once (a concatenation then a gather copies twice)
         place = torch.empty_like(order)
         place[order] = torch.arange(order.numel(), device=order.device)
+        self._place, self._n_old = place, n_bp  # where each old / new breakpoint went
         merged = values.new_empty((n_bp + n_new, values.shape[1]))
         merged[place[:n_bp]] = values
         new_values = torch.lerp(values[bp_start], values[bp_start + 1], lam)  # affine on the piece
@@ -219,8 +280,11 @@ class _SegmentRefiner:
 
 
 def _through(values: torch.Tensor, negative_slope: float, link: Link) -> torch.Tensor:
-    """Next site's (or the output's) pre-activations from this site's, by the link: (n, size_next)."""
-    act = torch.relu(values) if negative_slope == 0.0 else F.leaky_relu(values, negative_slope)
+    """Next site's (or the output's) pre-activations from this site's, by the link: (n, size_next).
+
+    `values` is overwritten by the activations (the caller is done with it: one pass over
+    the largest array of the walk instead of a copy)."""
+    act = torch.relu_(values) if negative_slope == 0.0 else F.leaky_relu_(values, negative_slope)
     return link.apply(act)
 
 
