@@ -91,3 +91,23 @@ def test_packed_row_helpers():
     f, g = rng.integers(0, 300, 1000), rng.integers(0, 300, 1000)
     expect = POPCOUNT[first[f] ^ first[g]].sum(axis=1)
     assert np.array_equal(xor_popcount(first, f, g), expect)
+
+
+@pytest.mark.parametrize("width", [1, 8, 13, 40])
+def test_distinct_rows_are_numpys_unique_rows(width, monkeypatch):
+    import reluscope._kernels.sorting as sorting
+
+    rng = np.random.default_rng(width)
+    base = rng.integers(0, 256, (300, width), dtype=np.uint8)
+    rows = base[rng.integers(0, 300, 5000)]  # many repeats
+    rows[::7, 0] ^= 1  # and near-repeats differing in one bit
+    expected = np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+    for hashed in (True, False):
+        if not hashed:  # every hash equal: the collision check must fall back to exact bytes
+            monkeypatch.setattr(sorting, "row_hashes", lambda words: np.zeros(len(words), np.uint64))
+        ids = sorting.distinct_rows(rows)
+        assert ids.max() + 1 == expected.max() + 1
+        # the same partition of the rows into classes
+        pairs = np.unique(np.stack([ids, expected], 1), axis=0)
+        assert len(pairs) == expected.max() + 1
+    assert sorting.distinct_rows(np.zeros((0, 4), np.uint8)).shape == (0,)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from reluscope._kernels.rings import next_slot, ring_ids
+from reluscope._kernels.sorting import distinct_rows
 from reluscope._validation import message
 from reluscope.errors import InputValueError
 from reluscope.regions.partition2d import Partition2D
@@ -170,10 +171,7 @@ def regions_through_sites(part: Partition2D) -> np.ndarray:
     counts = np.zeros(len(part.sites), dtype=np.int64)
     ids = np.zeros(part.n_regions, dtype=np.int64)
     for s, packed in enumerate(part.patterns):
-        rows = np.column_stack([ids.view(np.uint8).reshape(-1, 8), packed])
-        keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
-        _, ids = np.unique(keys, return_inverse=True)
-        ids = ids.astype(np.int64).ravel()
+        ids = distinct_rows(np.column_stack([ids.view(np.uint8).reshape(-1, 8), packed]))
         counts[s] = int(ids.max()) + 1 if len(ids) else 0
     return counts
 
