@@ -83,7 +83,8 @@ class _SegmentRefiner:
 
     State: the breakpoints ``(seg, t)`` sorted by segment then ``t`` (each segment's ends
     included); piece ``i`` runs from breakpoint ``i`` to ``i + 1`` when both are on the same
-    segment. ``self.masks[m]`` is site m's pattern on each piece.
+    segment. ``self.masks[m]`` is site m's pattern on each piece, bit-packed (a piece's
+    patterns are copied to its sub-pieces at every later site: 1 bit per neuron, not 1 byte).
     """
 
     def __init__(self, net: InstrumentedModel, starts: torch.Tensor, directions: torch.Tensor,
@@ -100,7 +101,7 @@ class _SegmentRefiner:
         self.bsite = torch.full((2 * n,), -1, dtype=torch.int64, device=dev)
         self.bneuron = torch.full((2 * n,), -1, dtype=torch.int64, device=dev)
         self.bcount = torch.zeros(2 * n, dtype=torch.int64, device=dev)
-        self.masks: list[torch.Tensor] = []
+        self.masks: list[np.ndarray] = []
         #: The masks bit-packed (filled by the caller once the batch is done).
         self.packed: list[np.ndarray] = []
         #: Index of the breakpoint that starts each piece, (n_pieces,); kept in step with `seg`.
@@ -126,7 +127,7 @@ class _SegmentRefiner:
             values, positive = self._split(values, k)
             if ahead:
                 ahead = self._extend(ahead)
-            self.masks.append(self._midpoint_signs(values, positive))
+            self.masks.append(pack(self._midpoint_signs(values, positive).cpu().numpy()))
         link = self.net.link(len(sites))
         if link is not None and values is not None:
             self.outputs = _through(values, sites[-1].negative_slope, link)
@@ -275,7 +276,8 @@ class _SegmentRefiner:
         # each old piece becomes 1 + (its new breakpoints) pieces with the same earlier patterns
         parent = torch.repeat_interleave(torch.arange(start.numel(), device=self.t.device),
                                          1 + torch.bincount(g_piece, minlength=start.numel()))
-        self.masks = [m[parent] for m in self.masks]
+        parent_rows = parent.cpu().numpy()
+        self.masks = [m[parent_rows] for m in self.masks]
         return merged, signs
 
 
@@ -340,8 +342,7 @@ def path_regions(model: nn.Module, paths: Path | Sequence[Path], *,
         pieces = int(walker.piece_start.shape[0])
         used += pieces
         per_segment = max(per_segment, 1.5 * (pieces + size) / size)
-        walker.packed = [pack(m.cpu().numpy()) for m in walker.masks]  # 1 bit per neuron
-        walker.masks = []
+        walker.packed, walker.masks = walker.masks, []  # 1 bit per neuron
         results.append(walker)
         lo += size
 
