@@ -320,9 +320,11 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
     Geometry (float64 engines, eval mode) is measured on each network of
     ``analysis.networks``: the backbone (metrics without prefix) and the backbone with its
     trained head (``full.``: paths and local complexity, and slices on the first
-    ``analysis.full_planes`` planes; a linear classifier keeps the backbone's regions and
-    adds the decision boundary). `keep` is
-    a folder where the partitions of the first ``analysis.keep_partitions`` planes are saved.
+    ``analysis.full_planes`` planes; a head without breakpoints, such as a linear classifier,
+    keeps the backbone's regions and path pieces, which are reused, and adds the decision
+    boundary). The cross-polytope local complexity of both networks comes from one pass.
+    `keep` is a folder where the partitions of the first ``analysis.keep_partitions`` planes
+    are saved.
     With `finetune`, the backbone is also fine-tuned at each of
     ``analysis.finetune_fractions`` (``finetune{percent}.accuracy``). ``time.*`` gives the
     seconds of each stage.
@@ -339,7 +341,8 @@ def analyse(objective: Objective, dataset: str, analysis: Analysis, probes: Prob
         prefix = NETWORK_PREFIXES[name]
         network = objective.backbone if name == "backbone" else objective.trained_network()
         head = None if name == "backbone" else objective.trained_head()
-        refines = head is not None and not head_is_affine(head, objective.backbone(probes.test_x[:2]))
+        with torch.no_grad():
+            refines = head is not None and not head_is_affine(head, objective.backbone(probes.test_x[:2]))
         reuse = backbone_parts if head is not None and not refines else None
         # a head with breakpoints refines the backbone's regions ~10x (a 512-wide projector),
         # so the full network is sliced on the first `full_planes` planes only (a linear
