@@ -178,8 +178,9 @@ def through_affine_head(part: Partition1D, head: torch.nn.Module) -> Partition1D
     (affine) applied to the backbone's, in float64."""
     head64 = copy.deepcopy(head).double().eval()  # the objective's head is left as it is
     with torch.no_grad():
-        start = head64(torch.from_numpy(part.output_start)).numpy()
-        end = head64(torch.from_numpy(part.output_end)).numpy()
+        # flattened per piece, as path_regions records a network's output
+        start = head64(torch.from_numpy(part.output_start)).reshape(part.n_pieces, -1).numpy()
+        end = head64(torch.from_numpy(part.output_end)).reshape(part.n_pieces, -1).numpy()
     return dataclasses.replace(part, output_start=start, output_end=end, timings={})
 
 
