@@ -153,6 +153,15 @@ def search_sorted(keys: np.ndarray, queries: np.ndarray,
     return tuple(results)
 
 
+def ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding box (lower, upper corners, each (K, 2)) of each ring."""
+    if len(ptr) == 1:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    corner = xy[vid]
+    return (np.minimum.reduceat(corner, ptr[:-1], axis=0),
+            np.maximum.reduceat(corner, ptr[:-1], axis=0))
+
+
 def locate_in_convex_rings(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray, points: np.ndarray,
                            tol: float) -> np.ndarray:
     """Index of the convex counter-clockwise ring containing each point, -1 if none.
@@ -178,10 +187,9 @@ def locate_in_convex_rings(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray, poi
     if len(points) == 0 or len(vid) == 0:
         return out
     a = xy[vid]
-    lo_x, hi_x = np.minimum.reduceat(a[:, 0], ptr[:-1]), np.maximum.reduceat(a[:, 0], ptr[:-1])
-    lo_y, hi_y = np.minimum.reduceat(a[:, 1], ptr[:-1]), np.maximum.reduceat(a[:, 1], ptr[:-1])
+    lo, hi = ring_boxes(ptr, vid, xy)
     px, py = points[:, :1], points[:, 1:]
-    boxed = (px >= lo_x - tol) & (px <= hi_x + tol) & (py >= lo_y - tol) & (py <= hi_y + tol)
+    boxed = (px >= lo[:, 0] - tol) & (px <= hi[:, 0] + tol) & (py >= lo[:, 1] - tol) & (py <= hi[:, 1] + tol)
     point, ring = np.nonzero(boxed)
     if len(point) == 0:
         return out

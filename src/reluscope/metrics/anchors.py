@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from reluscope._kernels.rings import gather_rings, next_slot
+from reluscope._kernels.rings import gather_rings, next_slot, ring_boxes
 from reluscope._validation import check_positive, describe, message
 from reluscope.errors import InputValueError
 from reluscope.metrics.polytope import eccentricities
@@ -65,8 +65,7 @@ def anchor_metrics(part: Partition2D, anchors: Any, radius: float | None = None,
     xy = part.vertices[vid]
     # regions whose bounding box is farther than r cannot meet the disc: only the others'
     # edges are measured
-    lo = np.stack([np.minimum.reduceat(xy[:, k], ptr[:-1]) for k in (0, 1)], axis=1)
-    hi = np.stack([np.maximum.reduceat(xy[:, k], ptr[:-1]) for k in (0, 1)], axis=1)
+    lo, hi = ring_boxes(ptr, vid, part.vertices)
     nxt = next_slot(ptr)
     dist, within = np.full(len(pts), np.inf), np.zeros(len(pts), dtype=np.int64)
     for i, p in enumerate(pts):  # a handful of anchors; each step is vectorised over edges

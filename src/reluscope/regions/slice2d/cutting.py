@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from reluscope._kernels.bits import clear_bit, set_bit
-from reluscope._kernels.rings import gather_rings, ring_ids, shoelace, vertex_means
+from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids, shoelace, vertex_means
 from reluscope._validation import message
 from reluscope.errors import TooManyRegionsError
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.slice2d.arrangement import Arrangement, arrange
-from reluscope.regions.slice2d.faces import Faces, RingPool, ring_boxes
+from reluscope.regions.slice2d.faces import Faces, RingPool
 from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
 from reluscope.regions.slice2d.split import split_rings
 from reluscope.regions.slice2d.vertices import VertexKind, VertexStore

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 
 from reluscope._kernels.bits import bit_at, pack, unpack
-from reluscope._kernels.rings import gather_rings, ring_ids
+from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids
 from reluscope._kernels.sorting import argsort_int, unique_first_inverse
 from reluscope.nets.links import Link, SparseColumns
 from reluscope.nets.plane_network import Network, at_points
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.slice2d.adjacency import ChordTable, build_adjacency
-from reluscope.regions.slice2d.faces import Faces, ring_boxes
+from reluscope.regions.slice2d.faces import Faces
 from reluscope.regions.slice2d.pairs import Canonical, Pairs, settle_pairs
 from reluscope.regions.slice2d.vertices import VertexStore
 from reluscope.regions.slice2d.walk import WalkGraph, walk_candidates

@@ -65,15 +65,6 @@ class RingPool:
         return ptr, self.vid.view()[slots], self.lab.view()[slots]
 
 
-def ring_boxes(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounding box (lower, upper corners, each (K, 2)) of each ring."""
-    if len(ptr) == 1:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    corner = xy[vid]
-    return (np.minimum.reduceat(corner, ptr[:-1], axis=0),
-            np.maximum.reduceat(corner, ptr[:-1], axis=0))
-
-
 def merge_faces(first: Faces, second: Faces) -> Faces:
     """Both sets of faces in one, sorted by parent (siblings contiguous for the next site)."""
     assert first.parent is not None and second.parent is not None

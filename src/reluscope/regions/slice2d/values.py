@@ -14,13 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reluscope._kernels.rings import gather_rings, ring_ids
+from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids
 from reluscope._kernels.sorting import unique_values
 from reluscope.nets.links import Link
 from reluscope.nets.plane_network import Network
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
-from reluscope.regions.slice2d.faces import Faces, ring_boxes
+from reluscope.regions.slice2d.faces import Faces
 from reluscope.regions.slice2d.pairs import Pairs, VertexLookup, settle_pairs
 from reluscope.regions.slice2d.vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions.slice2d.vertices import VertexStore
