@@ -24,7 +24,7 @@ from reluscope.experiments.config import Analysis
 from reluscope.experiments.metric_names import NETWORK_PREFIXES
 from reluscope.geometry import Path as InputPath
 from reluscope.geometry import Plane, class_pairs
-from reluscope.nets.sites import InstrumentedModel, count_sites
+from reluscope.nets.sites import count_sites
 from reluscope.regions import Partition1D, path_regions, slice_regions
 from reluscope.train.loop import TrainConfig, noisy_labels
 from reluscope.train.objectives import Objective
@@ -222,7 +222,7 @@ def cross_polytope(network: torch.nn.Module, probes: Probes, analysis: Analysis)
 
 def backbone_sites(objective: Objective, probes: Probes) -> int:
     """Number of piecewise-linear sites of the backbone (the first sites of the full network)."""
-    return len(InstrumentedModel(objective.backbone, probes.test_x[:1].double(), "the analysis").sites)
+    return count_sites(objective.backbone, probes.test_x[:1])
 
 
 def shared_cross_polytope(objective: Objective, probes: Probes, analysis: Analysis

@@ -132,7 +132,7 @@ class _SegmentRefiner:
         if link is not None and values is not None:
             self.outputs = _through(values, sites[-1].negative_slope, link)
         else:
-            self.outputs = self._plain(None)
+            self.outputs = self._forward_rows(self.seg, self.t, None)[0]
         return self
 
     def _midpoint_signs(self, values: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
@@ -147,16 +147,6 @@ class _SegmentRefiner:
         mask[rows, cols] = mid > 0
         return mask
 
-    def _plain(self, site: int | None) -> torch.Tensor:
-        """Pre-activations of `site` (None: the output) at every breakpoint, (n_bp, size).
-
-        A plain forward pass is exact at any point, breakpoints included: the network is
-        continuous, so which side's pattern applies there does not matter.
-        """
-        if site is not None:
-            return self._plain_sites(site, site)[0]
-        return self._forward_rows(self.seg, self.t, None)[0]
-
     def _plain_sites(self, first: int, last: int) -> list[torch.Tensor]:
         """Pre-activations of sites ``first..last`` at every breakpoint, from one pass."""
         return self._forward_rows(self.seg, self.t, (first, last))
@@ -164,7 +154,11 @@ class _SegmentRefiner:
     def _forward_rows(self, seg: torch.Tensor, t: torch.Tensor, sites: tuple[int, int] | None
                       ) -> list[torch.Tensor]:
         """Plain passes at the points ``(seg, t)``: the pre-activations of sites
-        ``sites[0]..sites[1]`` (None: the output), (n, size) each."""
+        ``sites[0]..sites[1]`` (None: the output), (n, size) each.
+
+        A plain forward pass is exact at any point, breakpoints included: the network is
+        continuous, so which side's pattern applies there does not matter.
+        """
         total = sum(s.size for s in self.net.sites) + 1
         step = max(1, CHUNK_ENTRIES // total)
         shape = (-1,) + (1,) * (self.starts.dim() - 1)
