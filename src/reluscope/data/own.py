@@ -68,7 +68,7 @@ def load_own_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         return load_array_split(name, split)
     if name.startswith(FOLDER_PREFIX):
         root = os.path.abspath(name[len(FOLDER_PREFIX):])
-        images, labels = _read_folder(root, _folder_version(root, name))[split]
+        images, labels = _read_folder(root, _folder_listing(root, name))[split]
     else:
         images, labels = _call_factory(name[len(FACTORY_PREFIX):])[split]
     return images.copy(), labels.copy()
@@ -79,52 +79,51 @@ def own_train_size(name: str) -> int:
     return len(load_own_split(name, "train")[1])
 
 
-def _folder_files(root: str, split: str) -> tuple[list[str], list[tuple[str, int]]]:
-    """Class names (sorted) and (file, class index) of one split, in sorted order."""
-    base = Path(root) / split
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-    files = [(str(f), k) for k, c in enumerate(classes) for f in sorted((base / c).iterdir())
-             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    return classes, files
+#: One split of an image folder: its class names, and (file, class index, size, mtime) per
+#: image; the whole listing is the cache key, so a change to any file is noticed.
+Listing = tuple[tuple[str, tuple[str, ...], tuple[tuple[str, int, int, int], ...]], ...]
 
 
-def _folder_version(root: str, name: str) -> tuple[tuple[str, int, int], ...]:
-    """(file, size, mtime) of every image: a cache key that changes with any file."""
-    where = f"the dataset {name!r}"
-    version = []
+def _folder_listing(root: str, name: str) -> Listing:
+    """Every image of both splits, in sorted order, with its class and file version."""
+    listing = []
     for split in ("train", "test"):
-        if not (Path(root) / split).is_dir():
-            raise InputValueError(message(where, f"a folder with {split}/<class>/<image> files",
+        base = Path(root) / split
+        if not base.is_dir():
+            raise InputValueError(message(f"the dataset {name!r}",
+                                          f"a folder with {split}/<class>/<image> files",
                                           f"no {split} subfolder in {root!r}",
                                           "Lay it out as path/train/<class>/*.png, path/test/<class>/*.png."))
-        _, files = _folder_files(root, split)
-        for f, _ in files:
-            stat = os.stat(f)
-            version.append((f, stat.st_size, stat.st_mtime_ns))
-    return tuple(version)
+        classes = tuple(sorted(p.name for p in base.iterdir() if p.is_dir()))
+        files = []
+        for k, c in enumerate(classes):
+            for f in sorted((base / c).iterdir()):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    stat = f.stat()
+                    files.append((str(f), k, stat.st_size, stat.st_mtime_ns))
+        listing.append((split, classes, tuple(files)))
+    return tuple(listing)
 
 
 @functools.lru_cache(maxsize=2)
-def _read_folder(root: str, _version: tuple[tuple[str, int, int], ...]
-                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _read_folder(root: str, listing: Listing) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     require(("PIL",), "plot", "an image-folder dataset (folder:...)")
     from PIL import Image, UnidentifiedImageError
 
     where = f"the image folder {root!r}"
-    train_classes, _ = _folder_files(root, "train")
+    train_classes = listing[0][1]
     out = {}
-    for split in ("train", "test"):
-        classes, files = _folder_files(root, split)
+    for split, classes, files in listing:
         if classes != train_classes:
             raise InputValueError(message(f"the classes of {split}/ in {where}",
-                                          f"the train/ classes {train_classes}", repr(classes),
+                                          f"the train/ classes {list(train_classes)}", repr(list(classes)),
                                           "Give both splits the same class folders."))
         if not files:
             raise InputValueError(message(f"{split}/ of {where}", "image files in class folders",
                                           "no images", f"Put images ({', '.join(IMAGE_SUFFIXES)}) in "
                                           f"{split}/<class>/."))
         pixels = []
-        for path, _ in files:  # one decode per file: Pillow has no batch decoder
+        for path, *_ in files:  # one decode per file: Pillow has no batch decoder
             try:
                 with Image.open(path) as image:
                     pixels.append(np.asarray(image.convert("L")))
@@ -136,7 +135,7 @@ def _read_folder(root: str, _version: tuple[tuple[str, int, int], ...]
         if shapes != [(28, 28)]:
             raise InputValueError(message(f"the images of {split}/ in {where}", "28 x 28 pixels",
                                           f"sizes {shapes[:3]}", "Resize or crop the images to 28 x 28."))
-        labels = np.array([k for _, k in files], dtype=np.int64)
+        labels = np.array([k for _, k, *_ in files], dtype=np.int64)
         out[split] = check_split(np.stack(pixels), labels, split, where)
     return out
 
