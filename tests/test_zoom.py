@@ -48,6 +48,12 @@ def test_the_svg_holds_every_edge_of_each_site_at_its_place(part):
 def test_bad_input_is_refused_with_the_fix():
     with pytest.raises(TypeError, match="`part` of partition_svg must be a Partition2D.*slice_regions"):
         partition_svg("not a partition")
+    with pytest.raises(ValueError, match=r"`grid` of ZoomOptions must be an integer >= 2; got 0.*1000000"):
+        ZoomOptions(grid=0)
+    with pytest.raises(ValueError, match="`stroke` of ZoomOptions must be a positive finite number"):
+        ZoomOptions(stroke=-1.0)
+    with pytest.raises(ValueError, match=r"`max_zoom` of ZoomOptions must be a magnification >= 1; got 0.5"):
+        ZoomOptions(max_zoom=0.5)
 
 
 def test_the_page_renders_and_zooms_in_a_browser(part, tmp_path):

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from reluscope._files import write_bytes
-from reluscope._validation import describe, message
-from reluscope.errors import InputTypeError
+from reluscope._validation import check_int, check_positive, describe, message
+from reluscope.errors import InputTypeError, InputValueError
 from reluscope.regions.partition2d import Partition2D
 
 #: Edge colours by site (matplotlib's Set1, as in plot_partition), then the domain boundary.
@@ -45,6 +45,13 @@ class ZoomOptions:
     grid: int = 1_000_000
     stroke: float = 0.6
     max_zoom: float = 20_000.0
+
+    def __post_init__(self) -> None:
+        check_int(self.grid, "`grid` of ZoomOptions", low=2, example=1_000_000)
+        check_positive(self.stroke, "`stroke` of ZoomOptions")
+        if check_positive(self.max_zoom, "`max_zoom` of ZoomOptions") < 1:
+            raise InputValueError(message("`max_zoom` of ZoomOptions", "a magnification >= 1",
+                                          repr(self.max_zoom), "Pass e.g. max_zoom=20000."))
 
 
 def partition_svg(part: Partition2D, options: ZoomOptions | None = None) -> str:
