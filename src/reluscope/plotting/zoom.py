@@ -107,7 +107,6 @@ header {{ padding: 6px 10px; border-bottom: 1px solid #ccc; display: flex; gap: 
   flex-wrap: wrap; }}
 #view {{ flex: 1; min-height: 0; cursor: grab; background: #fff; }}
 #view svg {{ width: 100%; height: 100%; display: block; }}
-#view path {{ vector-effect: non-scaling-stroke; }}
 .key {{ display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }}
 </style></head><body>
 <header><strong>{title}</strong><span>{summary}</span>
