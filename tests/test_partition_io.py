@@ -117,3 +117,5 @@ def test_direct_point_location_agrees_with_the_spatial_index(part):
     # on a boundary either adjacent region is right: the one chosen touches the point
     assert (direct[42:] >= 0).all()
     assert np.all(shapely.distance(polys[direct[42:]], shapely.points(pts[42:])) < 1e-12)
+    with pytest.raises(ValueError, match=r"`direct_limit` of Partition2D.region_of must be an integer >= 0"):
+        part.region_of(pts, direct_limit=-1)

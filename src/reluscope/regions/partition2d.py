@@ -36,7 +36,7 @@ from reluscope._kernels.rings import (
     site_of_label,
     vertex_means,
 )
-from reluscope._validation import describe, message
+from reluscope._validation import check_int, describe, message
 from reluscope.errors import InputValueError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Site
@@ -155,7 +155,8 @@ class Partition2D:
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise InputValueError(message("`points` of Partition2D.region_of", "of shape (N, 2)",
                                           describe(pts), "Pass plane coordinates as rows."))
-        if len(pts) <= direct_limit:  # building the tree costs ~2 us per region
+        limit = check_int(direct_limit, "`direct_limit` of Partition2D.region_of", low=0, example=64)
+        if len(pts) <= limit:  # building the tree costs ~2 us per region
             return locate_in_convex_rings(self.face_offsets, self.face_vertices, self.vertices, pts,
                                           1e-12 * self.plane.diameter)
         tree = shapely.STRtree(self.to_shapely())
