@@ -14,6 +14,7 @@ import numpy as np
 from reluscope._kernels.bits import bit_at, xor_popcount
 from reluscope._kernels.rings import edge_twins, ring_ids, search_sorted, site_of_label
 from reluscope._kernels.sorting import lexsort_int
+from reluscope.regions.slice2d.faces import Patterns
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Adjacency:
     cheap: np.ndarray  # True: created by the previous site (rank-1); False: two sites back
 
 
-def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns: list[np.ndarray],
+def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns: Patterns,
                     label_offset: np.ndarray, site: int, slopes: list[float], far: bool = True
                     ) -> Adjacency:
     """Usable edges of the faces before `site` is applied (see module docstring).
@@ -57,16 +58,20 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
     f, g, layer, neuron = f[usable], g[usable], layer[usable], neuron[usable]
     # both faces must differ in exactly this neuron over all earlier sites
     flips = np.zeros(len(f), dtype=np.int64)
-    for packed in patterns:
-        flips += xor_popcount(packed, f, g)
+    for m in range(len(patterns)):
+        owner = patterns.owners(m)
+        rf, rg = owner[f], owner[g]
+        differ = np.flatnonzero(rf != rg)  # faces cut from one face share its rows
+        flips[differ] += xor_popcount(patterns.rows[m], rf[differ], rg[differ])
     ok = flips == 1
     f, g, layer, neuron = f[ok], g[ok], layer[ok], neuron[ok]
     bit_f = np.zeros(len(f), dtype=np.float64)
     bit_g = np.zeros(len(f), dtype=np.float64)
     for m in np.unique(layer):
         sel = np.flatnonzero(layer == m)
-        bit_f[sel] = bit_at(patterns[m], f[sel], neuron[sel])
-        bit_g[sel] = bit_at(patterns[m], g[sel], neuron[sel])
+        owner = patterns.owners(m)
+        bit_f[sel] = bit_at(patterns.rows[m], owner[f[sel]], neuron[sel])
+        bit_g[sel] = bit_at(patterns.rows[m], owner[g[sel]], neuron[sel])
     slope = np.asarray(slopes, dtype=np.float64)[layer] if len(layer) else np.zeros(0)
     gate_f = bit_f + slope * (1 - bit_f)
     gate_g = bit_g + slope * (1 - bit_g)

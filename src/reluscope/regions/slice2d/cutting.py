@@ -22,7 +22,7 @@ from reluscope.errors import TooManyRegionsError
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.slice2d.arrangement import Arrangement, arrange
-from reluscope.regions.slice2d.faces import Faces, RingPool
+from reluscope.regions.slice2d.faces import Faces, Patterns, RingPool
 from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
 from reluscope.regions.slice2d.split import split_rings
 from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
@@ -111,7 +111,8 @@ class Cutter:
         ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
                                     np.concatenate([d[1] for d in done])[order])
         # only this site's patterns: the earlier ones are inherited once (see the engine)
-        return Faces(ptr, vid, lab, [np.concatenate([d[3] for d in done])[order]], parents)
+        pattern = np.concatenate([d[3] for d in done])[order]
+        return Faces(ptr, vid, lab, Patterns([pattern]), parents)
 
     def _round(self, live: _Pieces, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
                pool: RingPool, label0: int) -> _Pieces:
@@ -206,7 +207,7 @@ class Cutter:
         positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
         clear_bit(pattern, edge_piece, chords.neuron[chord])
         set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
-        return Faces(arr.ptr, arr.vid, arr.lab, [pattern], parent)  # this site's patterns
+        return Faces(arr.ptr, arr.vid, arr.lab, Patterns([pattern]), parent)  # this site's patterns
 
     def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
                     chords: Pairs, size: int) -> None:

@@ -138,7 +138,7 @@ class FaceMaps:
         def exact_batch(idx: np.ndarray) -> np.ndarray:
             return self._full_maps(faces, site, idx).cpu().numpy()
 
-        out = walk_candidates(graph, at_rows, prev_rows, faces.patterns[index - 1],
+        out = walk_candidates(graph, at_rows, prev_rows, faces.patterns.of(index - 1),
                               self.net.sites[index - 1].negative_slope, ref, half, exact, self.options,
                               exact_batch)
         order = argsort_int(out.face)  # stable: neurons stay ascending within a face
@@ -146,8 +146,8 @@ class FaceMaps:
         return pairs.take(order), out.base
 
     def _masks(self, faces: Faces, idx: np.ndarray, upto: int) -> list[torch.Tensor]:
-        return [torch.from_numpy(unpack(p[idx], s.size))
-                for p, s in zip(faces.patterns[:upto], self.net.sites, strict=False)]
+        return [torch.from_numpy(unpack(faces.patterns.of(s.index, idx), s.size))
+                for s in self.net.sites[:upto]]
 
     def _map_batches(self, faces: Faces, site: Site
                      ) -> Iterator[tuple[np.ndarray, torch.Tensor | None]]:
@@ -194,9 +194,10 @@ class FaceMaps:
         rows = np.repeat(rest, count)
         chord = np.repeat(lo[rest] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
         k = table.key[chord] % table.size
-        packed = faces.patterns[site.index - 1]
-        step = (bit_at(packed, idx[rows], k).astype(np.float64)
-                - bit_at(packed, idx[anchor[rows]], k)) * (1.0 - prev_site.negative_slope)
+        packed = faces.patterns.rows[site.index - 1]
+        owner = faces.patterns.owners(site.index - 1)
+        step = (bit_at(packed, owner[idx[rows]], k).astype(np.float64)
+                - bit_at(packed, owner[idx[anchor[rows]]], k)) * (1.0 - prev_site.negative_slope)
         hit = np.flatnonzero(step != 0)
         rows, chord, k, step = rows[hit], chord[hit], k[hit], step[hit]
         batch = self.options.sibling_batch
