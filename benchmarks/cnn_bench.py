@@ -7,10 +7,12 @@ like ``Plane.through(..., margin=0.2)``, as squares of ``--scales`` times its ha
 (1.0 is the full plane). ``--lenet`` adds ``zoo.LeNet`` (conv 6 -> ReLU -> max-pool 2 ->
 conv 16 -> ReLU -> max-pool 2 -> linear 120, ReLU; seed 0) at ``--lenet-scales``: its
 max-pools have no links to the next site, so its values come from forward passes. The
-MLP 784-256-256-256-10 of ``slice_bench`` on the full plane runs first, and every CNN line
-carries the ratio of its microseconds per region to the MLP's, cold (the model's links
-built in the call) and warm (the same slice again: links remembered for the model's state,
-as for every plane of a checkpoint after its first).
+MLP 784-256-256-256-10 of ``slice_bench`` runs first, on the full plane and on each square,
+every slice twice: cold (compiled kernels and the model's links built in the call) and warm
+(the same slice again: kernels loaded and links remembered for the model's state, as for
+every plane of a checkpoint after its first). Every CNN line carries the ratio of its warm
+microseconds per region to the MLP's warm full plane (``warm_vs_mlp``) and to the MLP's warm
+square of the same size (``warm_vs_mlp_square``).
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
        [--lenet] [--lenet-scales 0.01 0.03 0.1] [--data DIR]
@@ -42,6 +44,15 @@ def run(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
             "peak_rss_mb": round(peak_rss_mb(), 1), "stages": part.timings}
 
 
+def cold_and_warm(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
+    """Slice twice (cold, then warm); the cold row with the warm fields added."""
+    row = run(model, plane, max_regions)
+    warm = run(model, plane, max_regions)
+    row["warm_seconds"], row["warm_us_per_region"] = warm["seconds"], warm["us_per_region"]
+    row["warm_peak_rss_mb"] = warm["peak_rss_mb"]
+    return row
+
+
 def square(plane: rs.Plane, scale: float) -> rs.Plane:
     """The plane's square domain shrunk by `scale` about its origin."""
     half = scale * plane.extent[0][1]
@@ -70,11 +81,15 @@ def main() -> None:
     images, _ = load_idx_images("mnist", "test", args.data)
     x = torch.from_numpy(images).double()[:, None]
     plane = rs.Plane.through(x[0], x[1], x[2], margin=0.2)
-    rs.slice_regions(mlp(4), rs.Plane.through(x[0, 0], x[1, 0], x[2, 0]))  # warm-up (compiles)
     flat = rs.Plane(plane.origin.reshape(28, 28), plane.basis.reshape(2, 28, 28), plane.extent)
-    reference = run(mlp(256), flat, args.max_regions)
-    print(json.dumps({"bench": "cnn_slice", "model": "mlp 784-256x3", "scale": 1.0, **reference,
-                      "machine": machine()}), flush=True)
+    dense = mlp(256)
+    reference = {}
+    scales = {1.0, *args.scales, *(args.lenet_scales if args.lenet else [])}
+    for scale in sorted(scales, reverse=True):
+        reference[scale] = cold_and_warm(dense, square(flat, scale), args.max_regions)
+        print(json.dumps({"bench": "cnn_slice", "model": "mlp 784-256x3", "scale": scale,
+                          **reference[scale], "machine": machine()}), flush=True)
+    full = reference[1.0]["warm_us_per_region"]
     torch.manual_seed(0)
     models = {"SmallCNN untrained": SmallCNN().eval()}
     if args.trained:
@@ -86,15 +101,14 @@ def main() -> None:
     for name, model, scales in cases:
         for scale in scales:
             try:
-                row = run(model, square(plane, scale), args.max_regions)
-                # again, as the next plane of one checkpoint is: its links are remembered
-                warm = run(model, square(plane, scale), args.max_regions)
-                row["warm_seconds"], row["warm_us_per_region"] = warm["seconds"], warm["us_per_region"]
+                row = cold_and_warm(model, square(plane, scale), args.max_regions)
             except rs.TooManyRegionsError as exc:
                 row = {"refused": str(exc).split(";")[0]}
             if "us_per_region" in row:
-                row["vs_mlp"] = round(row["us_per_region"] / reference["us_per_region"], 2)
-                row["warm_vs_mlp"] = round(row["warm_us_per_region"] / reference["us_per_region"], 2)
+                row["warm_vs_mlp"] = round(row["warm_us_per_region"] / full, 2)
+                if scale in reference:
+                    same = reference[scale]["warm_us_per_region"]
+                    row["warm_vs_mlp_square"] = round(row["warm_us_per_region"] / same, 2)
             print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
                               "machine": machine()}), flush=True)
 

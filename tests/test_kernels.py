@@ -5,7 +5,7 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from reluscope._kernels.bits import POPCOUNT, concat_rows, xor_popcount
+from reluscope._kernels.bits import POPCOUNT, xor_popcount
 from reluscope._kernels.hashing import KeyTable
 from reluscope._kernels.sorting import (
     argsort_int,
@@ -81,13 +81,9 @@ def test_components_match_scipy():
     assert np.array_equal(label, expect)
 
 
-def test_packed_row_helpers():
+def test_xor_popcount_counts_differing_bits():
     rng = np.random.default_rng(4)
     first = rng.integers(0, 256, (300, 5)).astype(np.uint8)
-    second = rng.integers(0, 256, (200, 5)).astype(np.uint8)
-    index = rng.permutation(500)
-    assert np.array_equal(concat_rows(first, second, index),
-                          np.concatenate([first, second])[index])
     f, g = rng.integers(0, 300, 1000), rng.integers(0, 300, 1000)
     expect = POPCOUNT[first[f] ^ first[g]].sum(axis=1)
     assert np.array_equal(xor_popcount(first, f, g), expect)
@@ -111,3 +107,4 @@ def test_distinct_rows_are_numpys_unique_rows(width, monkeypatch):
         pairs = np.unique(np.stack([ids, expected], 1), axis=0)
         assert len(pairs) == expected.max() + 1
     assert sorting.distinct_rows(np.zeros((0, 4), np.uint8)).shape == (0,)
+

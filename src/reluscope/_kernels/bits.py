@@ -53,25 +53,6 @@ def _xor_popcount(packed: np.ndarray, f: np.ndarray, g: np.ndarray, table: np.nd
     return out
 
 
-def concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``np.concatenate([first, second])[index]`` for 2D arrays of equal width, in one pass."""
-    return _concat_rows(np.ascontiguousarray(first), np.ascontiguousarray(second),
-                        index.astype(np.int64))
-
-
-@numba.njit(cache=True, nogil=True)
-def _concat_rows(first: np.ndarray, second: np.ndarray, index: np.ndarray
-                 ) -> np.ndarray:  # pragma: no cover - compiled
-    out = np.empty((len(index), first.shape[1]), dtype=first.dtype)
-    split = len(first)
-    for r in range(len(index)):
-        i = index[r]
-        row = first[i] if i < split else second[i - split]
-        for c in range(out.shape[1]):  # explicit: a slice copy per row costs more
-            out[r, c] = row[c]
-    return out
-
-
 def differing_bits(patterns: tuple[np.ndarray, ...] | list[np.ndarray], sizes: list[int], left: np.ndarray,
                    right: np.ndarray, chunk: int = 1 << 14) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every bit that differs between rows ``left[i]`` and ``right[i]`` of per-site patterns.

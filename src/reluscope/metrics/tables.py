@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from reluscope._kernels.bits import POPCOUNT
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError
 from reluscope.metrics.polytope import (
@@ -83,8 +82,8 @@ def region_table(part: Partition2D, model: torch.nn.Module | None = None, batch:
         "centroid_t": centroid[:, 1], "point_s": inside[:, 0], "point_t": inside[:, 1],
         "pattern_hash": pattern_hashes(part),
     }
-    for site, packed in enumerate(part.patterns):
-        columns[f"active_site{site}"] = POPCOUNT[packed].sum(axis=1)
+    for site in range(len(part.sites)):
+        columns[f"active_site{site}"] = part.patterns.popcounts(site)
     if model is not None:
         columns.update(_outputs(part, model, inside, batch))
     return pd.DataFrame(columns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from reluscope._files import atomic_write
 from reluscope._validation import message
 from reluscope.errors import PartitionFileError
 from reluscope.nets.sites import Site
+from reluscope.regions.patterns import PackedPatterns
 
 
 def write_npz(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
@@ -78,14 +80,58 @@ def sites_from_meta(records: list[dict[str, Any]]) -> tuple[Site, ...]:
                  for s in records)
 
 
-def patterns_to_arrays(patterns: tuple[np.ndarray, ...],
+def patterns_to_arrays(patterns: Sequence[np.ndarray],
                        arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Add the packed pattern of each site to `arrays` as ``pattern_<site>``; returns `arrays`."""
+    """Add the packed pattern of each site to `arrays` as ``pattern_<site>``; returns `arrays`.
+
+    Patterns stored by reference are written that way: ``pattern_<site>`` holds the site's
+    rows and ``pattern_owner_<site>`` each face's row.
+    """
+    if isinstance(patterns, PackedPatterns):
+        for i, (rows, owner) in enumerate(zip(patterns.rows, patterns.owner, strict=True)):
+            arrays[f"pattern_{i}"] = rows
+            if owner is not None:
+                arrays[f"pattern_owner_{i}"] = owner
+        return arrays
     for i, packed in enumerate(patterns):
         arrays[f"pattern_{i}"] = packed
     return arrays
 
 
 def patterns_from_arrays(arrays: dict[str, np.ndarray], n_sites: int) -> tuple[np.ndarray, ...]:
-    """Inverse of :func:`patterns_to_arrays`."""
+    """Inverse of :func:`patterns_to_arrays` for dense patterns."""
     return tuple(arrays[f"pattern_{i}"] for i in range(n_sites))
+
+
+def packed_patterns_from_arrays(arrays: dict[str, np.ndarray], sites: Sequence[Site], n_faces: int,
+                                where: str) -> PackedPatterns:
+    """Inverse of :func:`patterns_to_arrays`, checked against the sites and the face count.
+
+    Raises
+    ------
+    PartitionFileError
+        A site's rows or face-to-row index are missing or do not fit (a damaged file).
+    """
+    rows: list[np.ndarray] = []
+    owners: list[np.ndarray | None] = []
+    for i, site in enumerate(sites):
+        packed = arrays.get(f"pattern_{i}")
+        owner = arrays.get(f"pattern_owner_{i}")
+        width = (site.size + 7) // 8
+        problem = None
+        if packed is None or packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != width:
+            problem = (f"pattern_{i} is {None if packed is None else (packed.dtype, packed.shape)}, "
+                       f"not uint8 rows of {width} bytes")
+        elif owner is None and len(packed) != n_faces:
+            problem = f"pattern_{i} has {len(packed)} rows for {n_faces} faces"
+        elif owner is not None and (owner.dtype.kind not in "iu" or owner.shape != (n_faces,)
+                                    or (n_faces and (owner.min() < 0 or owner.max() >= len(packed)))):
+            problem = f"pattern_owner_{i} is not one row index in [0, {len(packed)}) per face"
+        if problem is not None:
+            raise PartitionFileError(message(
+                f"the patterns of {where}", f"one packed pattern per face for each of {len(sites)} sites",
+                problem, "The file is damaged or was edited; recompute it."))
+        assert packed is not None
+        rows.append(packed)
+        owners.append(None if owner is None else owner.astype(np.int64))
+    return PackedPatterns(rows, owners)

@@ -23,6 +23,7 @@ from reluscope._kernels.bits import xor_popcount
 from reluscope._kernels.rings import ring_ids
 from reluscope.regions.partition1d import Partition1D
 from reluscope.regions.partition2d import Partition2D
+from reluscope.regions.patterns import PackedPatterns
 from reluscope.regions.pools import canonical, has_pools
 
 
@@ -62,7 +63,7 @@ def merge_pool_faces(part: Partition2D) -> Partition2D:
     spurious = candidate[_equal_patterns(patterns, ef[candidate, 0], ef[candidate, 1])]
     n_faces = part.n_regions
     if not len(spurious):
-        return dataclasses.replace(part, patterns=patterns, timings=dict(part.timings))
+        return dataclasses.replace(part, patterns=PackedPatterns(patterns), timings=dict(part.timings))
     graph = coo_matrix((np.ones(len(spurious)), (ef[spurious, 0], ef[spurious, 1])),
                        shape=(n_faces, n_faces))
     _, label = connected_components(graph, directed=False)
@@ -108,7 +109,7 @@ def merge_pool_faces(part: Partition2D) -> Partition2D:
     merged_part = dataclasses.replace(
         part, vertices=xy[used], face_offsets=offsets, face_vertices=remap[ring_vertex],
         edges=remap[edges], edge_faces=new_ef, edge_site=part.edge_site[kept],
-        edge_neuron=part.edge_neuron[kept], patterns=tuple(p[first] for p in patterns),
+        edge_neuron=part.edge_neuron[kept], patterns=PackedPatterns([p[first] for p in patterns]),
         timings=dict(part.timings))
     merged_part.timings["merge"] = round(time.perf_counter() - clock, 4)
     return merged_part

@@ -10,9 +10,12 @@ Layout (the GeoArrow / shapely ragged-array layout for the rings):
 * ``edge_site (E,)``: the site (ReLU call) that created the edge (``-1`` for the domain
   boundary; saved files store it under ``edge_layer``, its former name, still an alias),
   ``edge_neuron (E,)``: the neuron within that site (or the domain side);
-* ``patterns``: one ``(F, ceil(size/8))`` uint8 array per site, bit-packed with
-  ``numpy.packbits`` (big-endian bit order): bit ``k`` set means neuron ``k`` is active
-  (pre-activation > 0) on the face.
+* ``patterns``: per site, the ``(F, ceil(size/8))`` uint8 patterns of the faces,
+  bit-packed with ``numpy.packbits`` (big-endian bit order): bit ``k`` set means neuron
+  ``k`` is active (pre-activation > 0) on the face. ``patterns[s]`` reads as that array;
+  it is stored by reference (:class:`~reluscope.regions.patterns.PackedPatterns`: the
+  distinct rows of each site and every face's row), as faces cut from one face share its
+  earlier sites' patterns.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from reluscope._kernels.bits import differing_bits, xor_popcount
 from reluscope._kernels.rings import (
     edge_twins,
     locate_in_convex_rings,
@@ -41,13 +43,14 @@ from reluscope.errors import InputValueError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.sites import Site
 from reluscope.regions._npz import (
-    patterns_from_arrays,
+    packed_patterns_from_arrays,
     patterns_to_arrays,
     read_npz,
     sites_from_meta,
     sites_meta,
     write_npz,
 )
+from reluscope.regions.patterns import PackedPatterns
 from reluscope.regions.pools import keep_pool_switches
 
 _FORMAT = "reluscope.Partition2D"
@@ -71,11 +74,15 @@ class Partition2D:
     edge_faces: np.ndarray
     edge_site: np.ndarray
     edge_neuron: np.ndarray
-    patterns: tuple[np.ndarray, ...]
+    patterns: PackedPatterns
     n_degenerate: int = 0
     snap_rtol: float = 0.0
     #: Seconds spent per stage of the engine (diagnostics; not saved).
     timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a tuple of dense per-site arrays (an earlier layout, a user's edit) is wrapped
+        object.__setattr__(self, "patterns", PackedPatterns.wrap(self.patterns))
 
     @property
     def edge_layer(self) -> np.ndarray:
@@ -132,8 +139,10 @@ class Partition2D:
             raise InputValueError(message("`site` of Partition2D.active",
                                           f"in [0, {len(self.sites)})", repr(site),
                                           "Sites are numbered in forward call order."))
-        return np.unpackbits(self.patterns[site], axis=1,
-                             count=self.sites[site].size).astype(bool)
+        site = int(site)
+        rows = np.unpackbits(self.patterns.rows[site], axis=1, count=self.sites[site].size)
+        owner = self.patterns.owner[site]
+        return (rows if owner is None else rows[owner]).astype(bool)
 
     def region_of(self, points: Any, direct_limit: int = 64) -> np.ndarray:
         """Index of the region containing each point (plane coordinates), -1 if outside.
@@ -187,13 +196,13 @@ class Partition2D:
         inner = np.flatnonzero(self.edge_faces[:, 1] >= 0)
         left, right = self.edge_faces[inner, 0], self.edge_faces[inner, 1]
         counts = np.zeros(len(inner), dtype=np.int64)
-        for packed in self.patterns:
-            counts += xor_popcount(packed, left, right)
+        for s in range(len(self.sites)):
+            counts += self.patterns.flips(s, left, right)
         # one switch (almost every edge): the neuron that made it; several: read the bits
         single = np.flatnonzero(counts == 1)
         several = np.flatnonzero(counts > 1)
-        pair, site, neuron = differing_bits(self.patterns, [s.size for s in self.sites], left[several],
-                                            right[several])
+        pair, site, neuron = self.patterns.differing([s.size for s in self.sites], left[several],
+                                                     right[several])
         real = keep_pool_switches(self.sites, pair, site, neuron)  # one per max-pool window
         pair, site, neuron = pair[real], site[real], neuron[real]
         rows = inner[np.concatenate([single, several[pair]])]
@@ -284,7 +293,8 @@ class Partition2D:
         return cls(plane, sites, arrays["vertices"], arrays["face_offsets"],
                    arrays["face_vertices"], arrays["edges"], arrays["edge_faces"],
                    arrays["edge_layer"], arrays["edge_neuron"],
-                   patterns_from_arrays(arrays, len(sites)),
+                   packed_patterns_from_arrays(arrays, sites, len(arrays["face_offsets"]) - 1,
+                                               "Partition2D.load"),
                    int(meta["n_degenerate"]), float(meta["snap_rtol"]))
 
     # ------------------------------------------------------------------ checks
@@ -347,7 +357,7 @@ class VerificationReport:
 
 
 def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.ndarray,
-                    vid: np.ndarray, lab: np.ndarray, patterns: list[np.ndarray],
+                    vid: np.ndarray, lab: np.ndarray, patterns: PackedPatterns | list[np.ndarray],
                     label_offset: np.ndarray, n_degenerate: int, snap_rtol: float) -> Partition2D:
     """Assemble a Partition2D from engine output (private: inputs already consistent).
 
@@ -367,4 +377,4 @@ def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.nda
     layer, neuron = site_of_label(lab[first], label_offset)
     return Partition2D(plane, tuple(sites), xy, ptr.astype(np.int64), vid.astype(np.int64),
                        edges.astype(np.int64), edge_faces.astype(np.int64), layer, neuron,
-                       tuple(patterns), int(n_degenerate), float(snap_rtol))
+                       PackedPatterns.wrap(patterns), int(n_degenerate), float(snap_rtol))

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from reluscope._kernels.bits import bit_at, differing_bits, xor_popcount
 from reluscope._kernels.rings import next_slot, ring_ids
 from reluscope.nets.plane_network import Network
 from reluscope.regions.partition2d import Partition2D, VerificationReport
@@ -70,7 +69,8 @@ def _pattern_mismatches(part: Partition2D, net: Network, faces: np.ndarray) -> i
                 clear[i] = sure
         observed = canonical(part.sites, [z > 0 for z in pre])
         for site, active in enumerate(observed):
-            recorded = part.active(site)[faces[chunk]]
+            recorded = np.unpackbits(part.patterns.of(site, faces[chunk]), axis=1,
+                                     count=part.sites[site].size).astype(bool)
             bad[chunk] |= ((active != recorded) & clear[site]).any(axis=1)
     return int(bad.sum())
 
@@ -103,7 +103,7 @@ def _adjacency_mismatches(part: Partition2D, net: Network) -> tuple[int, int, in
     left, right = part.edge_faces[inner, 0], part.edge_faces[inner, 1]
     layer, neuron = part.edge_site[inner], part.edge_neuron[inner]
     if has_pools(part.sites):  # one switch per max-pool window (reluscope.regions.pools)
-        pair, site, unit = differing_bits(part.patterns, [s.size for s in part.sites], left, right)
+        pair, site, unit = part.patterns.differing([s.size for s in part.sites], left, right)
         real = keep_pool_switches(part.sites, pair, site, unit)
         pair, site, unit = pair[real], site[real], unit[real]
         flips = np.bincount(pair, minlength=len(left))
@@ -112,11 +112,11 @@ def _adjacency_mismatches(part: Partition2D, net: Network) -> tuple[int, int, in
     else:
         flips = np.zeros(len(left), dtype=np.int64)
         right_bit = np.zeros(len(left), dtype=bool)
-        for site_index, packed in enumerate(part.patterns):
-            flips += xor_popcount(packed, left, right)
+        for site_index in range(len(part.sites)):
+            flips += part.patterns.flips(site_index, left, right)
             here = np.flatnonzero(layer == site_index)
-            right_bit[here] = bit_at(packed, left[here], neuron[here]) \
-                != bit_at(packed, right[here], neuron[here])
+            right_bit[here] = part.patterns.bits(site_index, left[here], neuron[here]) \
+                != part.patterns.bits(site_index, right[here], neuron[here])
     bad = (flips != 1) | ~right_bit | (layer < 0)
     several = np.flatnonzero(bad & (flips > 1) & right_bit & (layer >= 0))
     coincident = np.zeros(len(left), dtype=bool)
@@ -136,9 +136,9 @@ def _all_vanish(part: Partition2D, net: Network, left: np.ndarray, right: np.nda
         chunk = slice(start, start + _BATCH)
         points = part.vertices[ends[chunk].ravel()]  # (2m, 2): both ends of each edge
         pre = net.plane_preactivations(torch.from_numpy(points))
-        differs = [np.unpackbits(packed[left[chunk]] ^ packed[right[chunk]], axis=1,
-                                 count=site.size).astype(bool)
-                   for site, packed in zip(part.sites, part.patterns, strict=True)]
+        differs = [np.unpackbits(part.patterns.of(s, left[chunk]) ^ part.patterns.of(s, right[chunk]),
+                                 axis=1, count=site.size).astype(bool)
+                   for s, site in enumerate(part.sites)]
         # the highest differing stage of a window is its switch: the same operation as
         # making patterns canonical
         differs = list(canonical(part.sites, differs))

@@ -135,7 +135,7 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
         faces = engine.run()
         clock = time.perf_counter()
         part = build_partition(plane, net.sites, engine.vertices.xy.copy(), faces.ptr, faces.vid,
-                               faces.lab, faces.patterns.dense(), engine.label_offset,
+                               faces.lab, faces.patterns, engine.label_offset,
                                engine.cutter.n_degenerate, options.snap_rtol)
         part = merge_pool_faces(part)  # a max-pool's stages over-cut (reluscope.regions.pools)
     engine.tick("assembly", clock)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope._kernels.bits import bit_at, xor_popcount
 from reluscope._kernels.rings import edge_twins, ring_ids, search_sorted, site_of_label
 from reluscope._kernels.sorting import lexsort_int
-from reluscope.regions.slice2d.faces import Patterns
+from reluscope.regions.patterns import PackedPatterns
 
 
 @dataclass
@@ -41,7 +40,7 @@ class Adjacency:
     cheap: np.ndarray  # True: created by the previous site (rank-1); False: two sites back
 
 
-def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns: Patterns,
+def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns: PackedPatterns,
                     label_offset: np.ndarray, site: int, slopes: list[float], far: bool = True
                     ) -> Adjacency:
     """Usable edges of the faces before `site` is applied (see module docstring).
@@ -59,19 +58,15 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
     # both faces must differ in exactly this neuron over all earlier sites
     flips = np.zeros(len(f), dtype=np.int64)
     for m in range(len(patterns)):
-        owner = patterns.owners(m)
-        rf, rg = owner[f], owner[g]
-        differ = np.flatnonzero(rf != rg)  # faces cut from one face share its rows
-        flips[differ] += xor_popcount(patterns.rows[m], rf[differ], rg[differ])
+        flips += patterns.flips(m, f, g)
     ok = flips == 1
     f, g, layer, neuron = f[ok], g[ok], layer[ok], neuron[ok]
     bit_f = np.zeros(len(f), dtype=np.float64)
     bit_g = np.zeros(len(f), dtype=np.float64)
     for m in np.unique(layer):
         sel = np.flatnonzero(layer == m)
-        owner = patterns.owners(m)
-        bit_f[sel] = bit_at(patterns.rows[m], owner[f[sel]], neuron[sel])
-        bit_g[sel] = bit_at(patterns.rows[m], owner[g[sel]], neuron[sel])
+        bit_f[sel] = patterns.bits(m, f[sel], neuron[sel])
+        bit_g[sel] = patterns.bits(m, g[sel], neuron[sel])
     slope = np.asarray(slopes, dtype=np.float64)[layer] if len(layer) else np.zeros(0)
     gate_f = bit_f + slope * (1 - bit_f)
     gate_g = bit_g + slope * (1 - bit_g)

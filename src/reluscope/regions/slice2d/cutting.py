@@ -21,8 +21,9 @@ from reluscope._validation import message
 from reluscope.errors import TooManyRegionsError
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
+from reluscope.regions.patterns import PackedPatterns
 from reluscope.regions.slice2d.arrangement import Arrangement, arrange
-from reluscope.regions.slice2d.faces import Faces, Patterns, RingPool
+from reluscope.regions.slice2d.faces import Faces, RingPool
 from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
 from reluscope.regions.slice2d.split import split_rings
 from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
@@ -112,7 +113,7 @@ class Cutter:
                                     np.concatenate([d[1] for d in done])[order])
         # only this site's patterns: the earlier ones are inherited once (see the engine)
         pattern = np.concatenate([d[3] for d in done])[order]
-        return Faces(ptr, vid, lab, Patterns([pattern]), parents)
+        return Faces(ptr, vid, lab, PackedPatterns([pattern]), parents)
 
     def _round(self, live: _Pieces, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
                pool: RingPool, label0: int) -> _Pieces:
@@ -207,7 +208,7 @@ class Cutter:
         positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
         clear_bit(pattern, edge_piece, chords.neuron[chord])
         set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
-        return Faces(arr.ptr, arr.vid, arr.lab, Patterns([pattern]), parent)  # this site's patterns
+        return Faces(arr.ptr, arr.vid, arr.lab, PackedPatterns([pattern]), parent)  # this site's patterns
 
     def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
                     chords: Pairs, size: int) -> None:

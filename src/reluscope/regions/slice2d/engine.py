@@ -119,7 +119,7 @@ class Engine:
             if pieces.count > self.cutter.max_regions:
                 self.cutter.too_many(site, pieces.count)
         assert pieces.parent is not None
-        pieces.patterns = faces.patterns.inherit(pieces.parent, pieces.patterns.rows)
+        pieces.patterns = faces.patterns.inherit(pieces.parent, pieces.patterns)
         return pieces
 
     def _tie_level(self, site: Site) -> float:

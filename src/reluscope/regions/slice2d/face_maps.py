@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from reluscope._kernels.bits import bit_at, pack, unpack
+from reluscope._kernels.bits import pack, unpack
 from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids
 from reluscope._kernels.sorting import argsort_int, unique_first_inverse
 from reluscope.nets.links import Link, SparseColumns
@@ -194,10 +194,9 @@ class FaceMaps:
         rows = np.repeat(rest, count)
         chord = np.repeat(lo[rest] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
         k = table.key[chord] % table.size
-        packed = faces.patterns.rows[site.index - 1]
-        owner = faces.patterns.owners(site.index - 1)
-        step = (bit_at(packed, owner[idx[rows]], k).astype(np.float64)
-                - bit_at(packed, owner[idx[anchor[rows]]], k)) * (1.0 - prev_site.negative_slope)
+        prev = site.index - 1
+        step = (faces.patterns.bits(prev, idx[rows], k).astype(np.float64)
+                - faces.patterns.bits(prev, idx[anchor[rows]], k)) * (1.0 - prev_site.negative_slope)
         hit = np.flatnonzero(step != 0)
         rows, chord, k, step = rows[hit], chord[hit], k[hit], step[hit]
         batch = self.options.sibling_batch

@@ -6,55 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reluscope._kernels.bits import concat_rows
 from reluscope._kernels.growable import Growable
 from reluscope._kernels.sorting import argsort_int
-
-
-class Patterns:
-    """Bit-packed activation patterns of the sites cut so far, stored by reference.
-
-    The pieces cut from one face share that face's patterns of the earlier sites, so each
-    site keeps its rows once and every face points at its row: cutting a site copies one
-    index per face and site, not the (faces, ceil(size / 8)) blocks (1.5 kB per face for
-    a 12,544-neuron conv layer).
-
-    Parameters
-    ----------
-    rows : list of (U_s, ceil(size_s / 8)) uint8
-        The distinct rows of site ``s``.
-    owner : list of (F,) int64 or None
-        Row of each face for site ``s``; None when face ``f`` has row ``f``.
-    """
-
-    def __init__(self, rows: list[np.ndarray] | None = None,
-                 owner: list[np.ndarray | None] | None = None) -> None:
-        self.rows = list(rows or [])
-        self.owner = list(owner) if owner is not None else [None] * len(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def owners(self, site: int) -> np.ndarray:
-        """(F,) int64 row of each face for `site`."""
-        owner = self.owner[site]
-        return np.arange(len(self.rows[site]), dtype=np.int64) if owner is None else owner
-
-    def of(self, site: int, faces: np.ndarray | None = None) -> np.ndarray:
-        """(len(faces), ceil(size / 8)) uint8 patterns of `site` on `faces` (all if None)."""
-        owner = self.owner[site]
-        if faces is None:
-            return self.rows[site] if owner is None else self.rows[site][owner]
-        return self.rows[site][faces if owner is None else owner[faces]]
-
-    def inherit(self, parent: np.ndarray, new: list[np.ndarray]) -> Patterns:
-        """Patterns of faces cut from faces `parent` (F',), plus the new site's own rows `new`."""
-        owner: list[np.ndarray | None] = [parent if o is None else o[parent] for o in self.owner]
-        return Patterns(self.rows + new, owner + [None] * len(new))
-
-    def dense(self) -> list[np.ndarray]:
-        """One (F, ceil(size / 8)) array per site."""
-        return [self.of(s) for s in range(len(self))]
+from reluscope.regions.patterns import PackedPatterns
 
 
 @dataclass
@@ -70,7 +24,7 @@ class Faces:
     lab : (sum of ring lengths,) int64
         Label of the edge leaving each slot: ``label_offset[site] + neuron`` for an edge
         one neuron created, ``-1 - side`` for the domain's sides.
-    patterns : Patterns
+    patterns : PackedPatterns
         Bit-packed activation pattern of each site cut so far (the pieces a site is cut
         into hold only that site's until they inherit the earlier sites', see the engine).
     parent : (F,) int64 or None
@@ -80,7 +34,7 @@ class Faces:
     ptr: np.ndarray
     vid: np.ndarray
     lab: np.ndarray
-    patterns: Patterns = field(default_factory=Patterns)
+    patterns: PackedPatterns = field(default_factory=PackedPatterns)
     parent: np.ndarray | None = None
 
     @property
@@ -123,6 +77,7 @@ def merge_faces(first: Faces, second: Faces) -> Faces:
     take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
     vid = np.concatenate([first.vid, second.vid])[take]
     lab = np.concatenate([first.lab, second.lab])[take]
-    patterns = [concat_rows(first.patterns.of(s), second.patterns.of(s), order)
-                for s in range(len(first.patterns))]
-    return Faces(ptr, vid, lab, Patterns(patterns), parents[order])
+    # rows stay where they are (one contiguous copy, no gather): faces point at them
+    rows = [np.concatenate([first.patterns.of(s), second.patterns.of(s)])
+            for s in range(len(first.patterns))]
+    return Faces(ptr, vid, lab, PackedPatterns(rows, [order] * len(rows)), parents[order])
