@@ -108,3 +108,18 @@ def test_distinct_rows_are_numpys_unique_rows(width, monkeypatch):
         assert len(pairs) == expected.max() + 1
     assert sorting.distinct_rows(np.zeros((0, 4), np.uint8)).shape == (0,)
 
+
+
+def test_xor_popcount_by_words_equals_the_byte_count():
+    rng = np.random.default_rng(7)
+    for width in (8, 16, 784):  # whole 64-bit words: compared a word at a time
+        rows = rng.integers(0, 256, (50, width)).astype(np.uint8)
+        near = rows.copy()
+        near[np.arange(50), rng.integers(0, width, 50)] ^= np.uint8(1)  # neighbours: one bit
+        both = np.concatenate([rows, near])
+        f, g = rng.integers(0, 100, 500), rng.integers(0, 100, 500)
+        f[:50], g[:50] = np.arange(50), 50 + np.arange(50)
+        expect = POPCOUNT[both[f] ^ both[g]].sum(axis=1)
+        assert np.array_equal(xor_popcount(both, f, g), expect)
+        assert (expect[:50] == 1).all()
+    assert len(xor_popcount(np.zeros((0, 8), np.uint8), np.zeros(0, int), np.zeros(0, int))) == 0
