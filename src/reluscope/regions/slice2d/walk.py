@@ -212,6 +212,8 @@ def _step(edge: int, sign: float, face: int, z: np.ndarray, kind: np.ndarray, co
           line_gates: np.ndarray, line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
     """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`.
 
+    `face` is the row of `gates` of the face the edge leads to.
+
     `links`: ``(sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
     prev_val)``: dense ``A`` transposed, or both links' CSC columns when `sparse`.
     """
@@ -256,12 +258,13 @@ class _Shared(NamedTuple):
     coef: np.ndarray
     links: tuple  # see _step
     gates: np.ndarray
+    gate_row: np.ndarray  # row of `gates` of each face (patterns by reference)
     slope: float
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
-          links: tuple, gates: np.ndarray, slope: float,
+          links: tuple, gates: np.ndarray, gate_row: np.ndarray, slope: float,
           lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray, refresh: int,
           ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
           stack_face: np.ndarray, stack_edge: np.ndarray, stack_cursor: np.ndarray,
@@ -302,8 +305,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
                 state[0] = depth
                 return count, _FULL
             face = dst[edge]
-            _step(edge, 1.0, face, z, kind, col, coef, links, gates, slope, lines, line_gates,
-                  line_age, refresh)
+            _step(edge, 1.0, gate_row[face], z, kind, col, coef, links, gates, slope, lines,
+                  line_gates, line_age, refresh)
             visited[face] = True
             stack_cursor[depth - 1] = edge + 1
             stack_face[depth] = face
@@ -316,8 +319,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             stack_cursor[depth - 1] = end
             depth -= 1
             if depth > 0:
-                _step(stack_edge[depth], -1.0, stack_face[depth], z, kind, col, coef, links, gates,
-                      slope, lines, line_gates, line_age, refresh)
+                _step(stack_edge[depth], -1.0, gate_row[stack_face[depth]], z, kind, col, coef, links,
+                      gates, slope, lines, line_gates, line_age, refresh)
         steps += 1
         if steps >= max_steps and depth > 0:
             state[0] = depth
@@ -328,7 +331,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
                     prev_rows: np.ndarray | SparseColumns | None, gates: np.ndarray, slope: float,
                     ref: np.ndarray, half: np.ndarray,
                     exact_maps: Callable[[int], np.ndarray], options: EngineOptions | None = None,
-                    exact_batch: Callable[[np.ndarray], np.ndarray] | None = None) -> WalkResult:
+                    exact_batch: Callable[[np.ndarray], np.ndarray] | None = None,
+                    gate_row: np.ndarray | None = None) -> WalkResult:
     """Screen every face's map of one site, walking the faces (see module docstring).
 
     Parameters
@@ -341,7 +345,7 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
         ``A_{l-1}`` the same way; None when the graph has no edges of site l-2. If either
         link is sparse, both are used in CSC form.
     gates : (F, ceil(size_{l-1} / 8)) uint8
-        Packed patterns of site l-1 on the faces.
+        Packed patterns of site l-1 on the faces (or their distinct rows, with `gate_row`).
     slope : float
         Negative slope of site l-1 (0 for ReLU).
     ref, half : (F, 2) float64
@@ -352,6 +356,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
         ``exact_batch(faces (R,))`` -> (3, R, size_l): the same for many faces in one pass.
         With it, the maps at every walker's component roots are computed up front, in
         batches of ``walk_root_batch`` (see :func:`component_roots`).
+    gate_row : (F,) int64, optional
+        Row of `gates` of each face (default: face ``f`` has row ``f``).
     options : EngineOptions, optional
         Its ``walk_*`` fields: anchor spacing, line refresh, buffer size, and threads. Walks
         run side by side, each over one vertical strip of the faces (edges between strips
@@ -370,8 +376,9 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     threads = max(1, min(threads, n_faces))
     links, size = _link_arrays(at_rows, prev_rows)
     base = np.zeros((n_faces, (size + 7) // 8), dtype=np.uint8)
+    rows = np.arange(n_faces, dtype=np.int64) if gate_row is None else gate_row.astype(np.int64)
     shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, links,
-                     np.ascontiguousarray(gates), slope)
+                     np.ascontiguousarray(gates), rows, slope)
     lock = threading.Lock()
     strip = np.zeros(n_faces, dtype=np.int64)
     if threads > 1:
