@@ -288,7 +288,9 @@ class InstrumentedModel:
         if remembered is None:
             return None
         gen = torch.Generator().manual_seed(1)  # other activations than the build's
-        probes = torch.rand(2, remembered.size_in, generator=gen, dtype=torch.float64).to(self.device)
+        # one random activation: a changed map agrees with the remembered one there with
+        # probability 0
+        probes = torch.rand(1, remembered.size_in, generator=gen, dtype=torch.float64).to(self.device)
         return remembered.rebound(operator) if remembered.reproduces(operator, probes, tolerance) else None
 
     def _build_link(self, site: int, operator: Callable[[torch.Tensor], torch.Tensor],
