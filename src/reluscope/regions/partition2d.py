@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reluscope._kernels.bits import unpack
 from reluscope._kernels.rings import (
     edge_twins,
     locate_in_convex_rings,
@@ -140,9 +141,9 @@ class Partition2D:
                                           f"in [0, {len(self.sites)})", repr(site),
                                           "Sites are numbered in forward call order."))
         site = int(site)
-        rows = np.unpackbits(self.patterns.rows[site], axis=1, count=self.sites[site].size)
+        rows = unpack(self.patterns.rows[site], self.sites[site].size)  # each shared row once
         owner = self.patterns.owner[site]
-        return (rows if owner is None else rows[owner]).astype(bool)
+        return rows if owner is None else rows[owner]
 
     def region_of(self, points: Any, direct_limit: int = 64) -> np.ndarray:
         """Index of the region containing each point (plane coordinates), -1 if outside.

@@ -65,12 +65,18 @@ class PackedPatterns(Sequence[np.ndarray]):
         owner = self.owner[site]
         return np.arange(len(self.rows[site]), dtype=np.int64) if owner is None else owner
 
+    def rows_of(self, site: int, faces: np.ndarray) -> np.ndarray:
+        """(len(faces),) int64 row of `site` of each of `faces` (no index built when faces
+        have their own rows)."""
+        owner = self.owner[site]
+        return faces if owner is None else owner[faces]
+
     def of(self, site: int, faces: np.ndarray | None = None) -> np.ndarray:
         """(len(faces), ceil(size / 8)) uint8 patterns of `site` on `faces` (all if None)."""
-        owner = self.owner[site]
         if faces is None:
+            owner = self.owner[site]
             return self.rows[site] if owner is None else self.rows[site][owner]
-        return self.rows[site][faces if owner is None else owner[faces]]
+        return self.rows[site][self.rows_of(site, faces)]
 
     def take(self, faces: np.ndarray) -> PackedPatterns:
         """The patterns of `faces` (F',) only; rows stay shared."""
@@ -90,8 +96,7 @@ class PackedPatterns(Sequence[np.ndarray]):
 
     def flips(self, site: int, f: np.ndarray, g: np.ndarray) -> np.ndarray:
         """(E,) int64 neurons of `site` that differ between faces ``f[i]`` and ``g[i]``."""
-        owner = self.owners(site)
-        rf, rg = owner[f], owner[g]
+        rf, rg = self.rows_of(site, f), self.rows_of(site, g)
         out = np.zeros(len(f), dtype=np.int64)
         differ = np.flatnonzero(rf != rg)  # faces cut from one face share its row
         out[differ] = xor_popcount(self.rows[site], rf[differ], rg[differ])
@@ -99,7 +104,7 @@ class PackedPatterns(Sequence[np.ndarray]):
 
     def bits(self, site: int, faces: np.ndarray, neuron: np.ndarray) -> np.ndarray:
         """(K,) bool: is neuron ``neuron[i]`` of `site` active on face ``faces[i]``?"""
-        return bit_at(self.rows[site], self.owners(site)[faces], neuron)
+        return bit_at(self.rows[site], self.rows_of(site, faces), neuron)
 
     def differing(self, sizes: list[int], left: np.ndarray, right: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,8 +112,8 @@ class PackedPatterns(Sequence[np.ndarray]):
         neuron), as :func:`reluscope._kernels.bits.differing_bits`."""
         parts = []
         for site, size in enumerate(sizes):
-            owner = self.owners(site)
-            pair, _, neuron = differing_bits([self.rows[site]], [size], owner[left], owner[right])
+            pair, _, neuron = differing_bits([self.rows[site]], [size], self.rows_of(site, left),
+                                             self.rows_of(site, right))
             parts.append((pair, np.full(len(pair), site, dtype=np.int64), neuron))
         if not parts:
             empty = np.zeros(0, dtype=np.int64)

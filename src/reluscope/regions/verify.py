@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reluscope._kernels.bits import unpack
 from reluscope._kernels.rings import next_slot, ring_ids
 from reluscope.nets.plane_network import Network
 from reluscope.regions.partition2d import Partition2D, VerificationReport
@@ -69,8 +70,7 @@ def _pattern_mismatches(part: Partition2D, net: Network, faces: np.ndarray) -> i
                 clear[i] = sure
         observed = canonical(part.sites, [z > 0 for z in pre])
         for site, active in enumerate(observed):
-            recorded = np.unpackbits(part.patterns.of(site, faces[chunk]), axis=1,
-                                     count=part.sites[site].size).astype(bool)
+            recorded = unpack(part.patterns.of(site, faces[chunk]), part.sites[site].size)
             bad[chunk] |= ((active != recorded) & clear[site]).any(axis=1)
     return int(bad.sum())
 
@@ -136,8 +136,7 @@ def _all_vanish(part: Partition2D, net: Network, left: np.ndarray, right: np.nda
         chunk = slice(start, start + _BATCH)
         points = part.vertices[ends[chunk].ravel()]  # (2m, 2): both ends of each edge
         pre = net.plane_preactivations(torch.from_numpy(points))
-        differs = [np.unpackbits(part.patterns.of(s, left[chunk]) ^ part.patterns.of(s, right[chunk]),
-                                 axis=1, count=site.size).astype(bool)
+        differs = [unpack(part.patterns.of(s, left[chunk]) ^ part.patterns.of(s, right[chunk]), site.size)
                    for s, site in enumerate(part.sites)]
         # the highest differing stage of a window is its switch: the same operation as
         # making patterns canonical

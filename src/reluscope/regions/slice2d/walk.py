@@ -115,22 +115,22 @@ def _screen(face: int, z: np.ndarray, ref: np.ndarray, half: np.ndarray, base: n
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_vector(j: int, face: int, gates: np.ndarray, slope: float, at_rows: np.ndarray,
+def _line_vector(j: int, face_row: int, gates: np.ndarray, slope: float, at_rows: np.ndarray,
                  prev_rows: np.ndarray, lines: np.ndarray, line_gates: np.ndarray,
                  line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
-    """Bring ``lines[j] = A_l (gate_{l-1}(face) * A_{l-1}[:, j])`` up to date."""
+    """Bring ``lines[j] = A_l (gate_{l-1}(face_row) * A_{l-1}[:, j])`` up to date."""
     n_bytes = gates.shape[1]
     m = at_rows.shape[0]
     if line_age[j] >= 0:
         changed = 0
         for b in range(n_bytes):
-            changed += POPCOUNT[gates[face, b] ^ line_gates[j, b]]
+            changed += POPCOUNT[gates[face_row, b] ^ line_gates[j, b]]
         if 4 * changed <= m and line_age[j] + changed <= refresh:
             if changed == 0:
                 return
             vec = lines[j]
             for b in range(n_bytes):
-                diff = gates[face, b] ^ line_gates[j, b]
+                diff = gates[face_row, b] ^ line_gates[j, b]
                 if diff == 0:
                     continue
                 for t in range(8):
@@ -138,29 +138,29 @@ def _line_vector(j: int, face: int, gates: np.ndarray, slope: float, at_rows: np
                     if diff & bit:
                         k = 8 * b + t
                         w = (1.0 - slope) * prev_rows[j, k]
-                        if not gates[face, b] & bit:
+                        if not gates[face_row, b] & bit:
                             w = -w
                         row = at_rows[k]
                         for i in range(vec.shape[0]):
                             vec[i] += w * row[i]
-                line_gates[j, b] = gates[face, b]
+                line_gates[j, b] = gates[face_row, b]
             line_age[j] += changed
             return
     vec = lines[j]
     vec[:] = 0.0
     for k in range(m):
-        gate = 1.0 if gates[face, k >> 3] & (128 >> (k & 7)) else slope
+        gate = 1.0 if gates[face_row, k >> 3] & (128 >> (k & 7)) else slope
         w = gate * prev_rows[j, k]
         if w != 0.0:
             row = at_rows[k]
             for i in range(vec.shape[0]):
                 vec[i] += w * row[i]
-    line_gates[j, :] = gates[face, :]
+    line_gates[j, :] = gates[face_row, :]
     line_age[j] = 0
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_vector_sparse(j: int, face: int, gates: np.ndarray, slope: float, at_ptr: np.ndarray,
+def _line_vector_sparse(j: int, face_row: int, gates: np.ndarray, slope: float, at_ptr: np.ndarray,
                         at_idx: np.ndarray, at_val: np.ndarray, prev_ptr: np.ndarray,
                         prev_idx: np.ndarray, prev_val: np.ndarray, lines: np.ndarray,
                         line_gates: np.ndarray, line_age: np.ndarray, refresh: int
@@ -173,7 +173,7 @@ def _line_vector_sparse(j: int, face: int, gates: np.ndarray, slope: float, at_p
         changed = 0
         for p in range(lo, hi):
             k = prev_idx[p]
-            if (gates[face, k >> 3] ^ line_gates[j, k >> 3]) & (128 >> (k & 7)):
+            if (gates[face_row, k >> 3] ^ line_gates[j, k >> 3]) & (128 >> (k & 7)):
                 changed += 1
         if 4 * changed <= hi - lo and line_age[j] + changed <= refresh:
             if changed == 0:
@@ -181,38 +181,38 @@ def _line_vector_sparse(j: int, face: int, gates: np.ndarray, slope: float, at_p
             for p in range(lo, hi):
                 k = prev_idx[p]
                 b, bit = k >> 3, 128 >> (k & 7)
-                if (gates[face, b] ^ line_gates[j, b]) & bit:
+                if (gates[face_row, b] ^ line_gates[j, b]) & bit:
                     w = (1.0 - slope) * prev_val[p]
-                    if not gates[face, b] & bit:
+                    if not gates[face_row, b] & bit:
                         w = -w
                     for q in range(at_ptr[k], at_ptr[k + 1]):
                         vec[at_idx[q]] += w * at_val[q]
             for p in range(lo, hi):  # only the bits of column j are ever read
                 b = prev_idx[p] >> 3
-                line_gates[j, b] = gates[face, b]
+                line_gates[j, b] = gates[face_row, b]
             line_age[j] += changed
             return
     vec[:] = 0.0
     for p in range(lo, hi):
         k = prev_idx[p]
-        gate = 1.0 if gates[face, k >> 3] & (128 >> (k & 7)) else slope
+        gate = 1.0 if gates[face_row, k >> 3] & (128 >> (k & 7)) else slope
         w = gate * prev_val[p]
         if w != 0.0:
             for q in range(at_ptr[k], at_ptr[k + 1]):
                 vec[at_idx[q]] += w * at_val[q]
     for p in range(lo, hi):
         b = prev_idx[p] >> 3
-        line_gates[j, b] = gates[face, b]
+        line_gates[j, b] = gates[face_row, b]
     line_age[j] = 0
 
 
 @numba.njit(cache=True, nogil=True)
-def _step(edge: int, sign: float, face: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
+def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
           coef: np.ndarray, links: tuple, gates: np.ndarray, slope: float, lines: np.ndarray,
           line_gates: np.ndarray, line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
     """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`.
 
-    `face` is the row of `gates` of the face the edge leads to.
+    `face_row` is the row of `gates` of the face the edge leads to (patterns by reference).
 
     `links`: ``(sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
     prev_val)``: dense ``A`` transposed, or both links' CSC columns when `sparse`.
@@ -233,11 +233,11 @@ def _step(edge: int, sign: float, face: int, z: np.ndarray, kind: np.ndarray, co
     if kind[edge] == 0:
         vec = at_rows[j]
     elif sparse:
-        _line_vector_sparse(j, face, gates, slope, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
+        _line_vector_sparse(j, face_row, gates, slope, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
                             prev_val, lines, line_gates, line_age, refresh)
         vec = lines[j]
     else:
-        _line_vector(j, face, gates, slope, at_rows, prev_rows, lines, line_gates, line_age,
+        _line_vector(j, face_row, gates, slope, at_rows, prev_rows, lines, line_gates, line_age,
                      refresh)
         vec = lines[j]
     for i in range(vec.shape[0]):
