@@ -35,6 +35,8 @@ def test_inherited_patterns_read_as_the_dense_arrays():
     assert [p.shape for p in patterns[1:]] == [e.shape for e in expect[1:]]
     with pytest.raises(IndexError):
         patterns[3]
+    with pytest.raises(rs.InputValueError, match="one entry .* per site: 2.*1 entries.*None"):
+        PackedPatterns(patterns.rows[:2], [None])
     faces = np.array([13, 0, 5, 5])
     taken = patterns.take(faces)
     for s, want in enumerate(expect):

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from reluscope._kernels.bits import POPCOUNT, bit_at, differing_bits, xor_popcount
+from reluscope._validation import message
+from reluscope.errors import InputValueError
 
 
 class PackedPatterns(Sequence[np.ndarray]):
@@ -38,6 +40,10 @@ class PackedPatterns(Sequence[np.ndarray]):
         self.rows: list[np.ndarray] = list(rows)
         self.owner: list[np.ndarray | None] = \
             list(owner) if owner is not None else [None] * len(self.rows)
+        if len(self.owner) != len(self.rows):
+            raise InputValueError(message(
+                "`owner` of PackedPatterns", f"one entry (array or None) per site: {len(self.rows)}",
+                f"{len(self.owner)} entries", "Pass None for a site whose faces have their own rows."))
 
     @classmethod
     def wrap(cls, patterns: Sequence[np.ndarray]) -> PackedPatterns:
