@@ -260,11 +260,11 @@ class InstrumentedModel:
             def operator(activation: torch.Tensor) -> torch.Tensor:
                 return self._after_each(after, activation)
 
-            z_probe = after(inputs, probe[:1].expand(3, prev))
-            scale = float(z_probe.abs().max()) + 1.0
-            if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
-                result = self._remembered_link(site, operator, 1e-10 * scale)
-                if result is None:
+            result = self._remembered_link(site, inputs, after, operator)
+            if result is None:
+                z_probe = after(inputs, probe[:1].expand(3, prev))
+                scale = float(z_probe.abs().max()) + 1.0
+                if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
                     result = self._build_link(site, operator, probe, 1e-10 * scale)
                     if result is not None:
                         LINKS.put(self.model, self.state_key, site, result)
@@ -281,17 +281,21 @@ class InstrumentedModel:
                 type(self.model).__qualname__)
         return self._state_key
 
-    def _remembered_link(self, site: int, operator: Callable[[torch.Tensor], torch.Tensor],
-                         tolerance: float) -> Link | None:
-        """This model's link from an earlier copy, if it still reproduces this copy's operator."""
+    def _remembered_link(self, site: int, inputs: torch.Tensor,
+                         after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                         operator: Callable[[torch.Tensor], torch.Tensor]) -> Link | None:
+        """This model's link from an earlier copy, if this copy's site input, injected with the
+        remembered random activation, equals the link's matrix there at every one of `inputs`
+        (one pass: the input depends on nothing but the activation, and the map is the same;
+        a changed map agrees with the remembered one there with probability 0)."""
         remembered = LINKS.get(self.model, self.state_key, site)
         if remembered is None:
             return None
-        gen = torch.Generator().manual_seed(1)  # other activations than the build's
-        # one random activation: a changed map agrees with the remembered one there with
-        # probability 0
-        probes = torch.rand(1, remembered.size_in, generator=gen, dtype=torch.float64).to(self.device)
-        return remembered.rebound(operator) if remembered.reproduces(operator, probes, tolerance) else None
+        got = after(inputs, remembered.probe.expand(len(inputs), remembered.link.size_in))
+        scale = float(got.abs().max()) + 1.0
+        if float((got - remembered.expected).abs().max()) > 1e-10 * scale:
+            return None
+        return remembered.link.rebound(operator)
 
     def _build_link(self, site: int, operator: Callable[[torch.Tensor], torch.Tensor],
                     probe: torch.Tensor, tolerance: float) -> Link | None:

@@ -115,22 +115,24 @@ def _screen(face: int, z: np.ndarray, ref: np.ndarray, half: np.ndarray, base: n
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_vector(j: int, face_row: int, gates: np.ndarray, slope: float, at_rows: np.ndarray,
-                 prev_rows: np.ndarray, lines: np.ndarray, line_gates: np.ndarray,
-                 line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
-    """Bring ``lines[j] = A_l (gate_{l-1}(face_row) * A_{l-1}[:, j])`` up to date."""
+def _line_vector(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
+                 at_rows: np.ndarray, prev_rows: np.ndarray, lines: np.ndarray,
+                 line_gates: np.ndarray, line_age: np.ndarray, refresh: int
+                 ) -> None:  # pragma: no cover
+    """Bring ``lines[r] = A_l (gate_{l-1}(face_row) * A_{l-1}[:, j])`` up to date (`r`: the
+    row neuron j's line has)."""
     n_bytes = gates.shape[1]
     m = at_rows.shape[0]
-    if line_age[j] >= 0:
+    if line_age[r] >= 0:
         changed = 0
         for b in range(n_bytes):
-            changed += POPCOUNT[gates[face_row, b] ^ line_gates[j, b]]
-        if 4 * changed <= m and line_age[j] + changed <= refresh:
+            changed += POPCOUNT[gates[face_row, b] ^ line_gates[r, b]]
+        if 4 * changed <= m and line_age[r] + changed <= refresh:
             if changed == 0:
                 return
-            vec = lines[j]
+            vec = lines[r]
             for b in range(n_bytes):
-                diff = gates[face_row, b] ^ line_gates[j, b]
+                diff = gates[face_row, b] ^ line_gates[r, b]
                 if diff == 0:
                     continue
                 for t in range(8):
@@ -143,10 +145,10 @@ def _line_vector(j: int, face_row: int, gates: np.ndarray, slope: float, at_rows
                         row = at_rows[k]
                         for i in range(vec.shape[0]):
                             vec[i] += w * row[i]
-                line_gates[j, b] = gates[face_row, b]
-            line_age[j] += changed
+                line_gates[r, b] = gates[face_row, b]
+            line_age[r] += changed
             return
-    vec = lines[j]
+    vec = lines[r]
     vec[:] = 0.0
     for k in range(m):
         gate = 1.0 if gates[face_row, k >> 3] & (128 >> (k & 7)) else slope
@@ -155,12 +157,13 @@ def _line_vector(j: int, face_row: int, gates: np.ndarray, slope: float, at_rows
             row = at_rows[k]
             for i in range(vec.shape[0]):
                 vec[i] += w * row[i]
-    line_gates[j, :] = gates[face_row, :]
-    line_age[j] = 0
+    line_gates[r, :] = gates[face_row, :]
+    line_age[r] = 0
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_vector_sparse(j: int, face_row: int, gates: np.ndarray, slope: float, at_ptr: np.ndarray,
+def _line_vector_sparse(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
+                        at_ptr: np.ndarray,
                         at_idx: np.ndarray, at_val: np.ndarray, prev_ptr: np.ndarray,
                         prev_idx: np.ndarray, prev_val: np.ndarray, lines: np.ndarray,
                         line_gates: np.ndarray, line_age: np.ndarray, refresh: int
@@ -168,20 +171,20 @@ def _line_vector_sparse(j: int, face_row: int, gates: np.ndarray, slope: float, 
     """:func:`_line_vector` for sparse links: both ``A`` in CSC form (column j of ``A_{l-1}``
     lists the site l-1 neurons k it reaches; only their gates matter)."""
     lo, hi = prev_ptr[j], prev_ptr[j + 1]
-    vec = lines[j]
-    if line_age[j] >= 0:
+    vec = lines[r]
+    if line_age[r] >= 0:
         changed = 0
         for p in range(lo, hi):
             k = prev_idx[p]
-            if (gates[face_row, k >> 3] ^ line_gates[j, k >> 3]) & (128 >> (k & 7)):
+            if (gates[face_row, k >> 3] ^ line_gates[r, k >> 3]) & (128 >> (k & 7)):
                 changed += 1
-        if 4 * changed <= hi - lo and line_age[j] + changed <= refresh:
+        if 4 * changed <= hi - lo and line_age[r] + changed <= refresh:
             if changed == 0:
                 return
             for p in range(lo, hi):
                 k = prev_idx[p]
                 b, bit = k >> 3, 128 >> (k & 7)
-                if (gates[face_row, b] ^ line_gates[j, b]) & bit:
+                if (gates[face_row, b] ^ line_gates[r, b]) & bit:
                     w = (1.0 - slope) * prev_val[p]
                     if not gates[face_row, b] & bit:
                         w = -w
@@ -189,8 +192,8 @@ def _line_vector_sparse(j: int, face_row: int, gates: np.ndarray, slope: float, 
                         vec[at_idx[q]] += w * at_val[q]
             for p in range(lo, hi):  # only the bits of column j are ever read
                 b = prev_idx[p] >> 3
-                line_gates[j, b] = gates[face_row, b]
-            line_age[j] += changed
+                line_gates[r, b] = gates[face_row, b]
+            line_age[r] += changed
             return
     vec[:] = 0.0
     for p in range(lo, hi):
@@ -202,17 +205,19 @@ def _line_vector_sparse(j: int, face_row: int, gates: np.ndarray, slope: float, 
                 vec[at_idx[q]] += w * at_val[q]
     for p in range(lo, hi):
         b = prev_idx[p] >> 3
-        line_gates[j, b] = gates[face_row, b]
-    line_age[j] = 0
+        line_gates[r, b] = gates[face_row, b]
+    line_age[r] = 0
 
 
 @numba.njit(cache=True, nogil=True)
 def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
-          coef: np.ndarray, links: tuple, gates: np.ndarray, slope: float, lines: np.ndarray,
-          line_gates: np.ndarray, line_age: np.ndarray, refresh: int) -> None:  # pragma: no cover
+          coef: np.ndarray, links: tuple, gates: np.ndarray, slope: float, line_slot: np.ndarray,
+          lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray, refresh: int
+          ) -> None:  # pragma: no cover
     """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`.
 
-    `face_row` is the row of `gates` of the face the edge leads to (patterns by reference).
+    `face_row` is the row of `gates` of the face the edge leads to (patterns by reference);
+    `line_slot[j]` is the row of `lines` of neuron j of site l-2.
 
     `links`: ``(sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
     prev_val)``: dense ``A`` transposed, or both links' CSC columns when `sparse`.
@@ -233,13 +238,13 @@ def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray
     if kind[edge] == 0:
         vec = at_rows[j]
     elif sparse:
-        _line_vector_sparse(j, face_row, gates, slope, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
-                            prev_val, lines, line_gates, line_age, refresh)
-        vec = lines[j]
+        _line_vector_sparse(j, line_slot[j], face_row, gates, slope, at_ptr, at_idx, at_val,
+                            prev_ptr, prev_idx, prev_val, lines, line_gates, line_age, refresh)
+        vec = lines[line_slot[j]]
     else:
-        _line_vector(j, face_row, gates, slope, at_rows, prev_rows, lines, line_gates, line_age,
-                     refresh)
-        vec = lines[j]
+        _line_vector(j, line_slot[j], face_row, gates, slope, at_rows, prev_rows, lines,
+                     line_gates, line_age, refresh)
+        vec = lines[line_slot[j]]
     for i in range(vec.shape[0]):
         v = vec[i]
         z[0, i] += c0 * v
@@ -260,12 +265,14 @@ class _Shared(NamedTuple):
     gates: np.ndarray
     gate_row: np.ndarray  # row of `gates` of each face (patterns by reference)
     slope: float
+    line_slot: np.ndarray  # row of a walker's `lines` of each neuron of site l-2 (-1: no edge)
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
           links: tuple, gates: np.ndarray, gate_row: np.ndarray, slope: float,
-          lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray, refresh: int,
+          line_slot: np.ndarray, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
+          refresh: int,
           ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
           stack_face: np.ndarray, stack_edge: np.ndarray, stack_cursor: np.ndarray,
           state: np.ndarray, base: np.ndarray, out_face: np.ndarray, out_neuron: np.ndarray,
@@ -305,8 +312,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
                 state[0] = depth
                 return count, _FULL
             face = dst[edge]
-            _step(edge, 1.0, gate_row[face], z, kind, col, coef, links, gates, slope, lines,
-                  line_gates, line_age, refresh)
+            _step(edge, 1.0, gate_row[face], z, kind, col, coef, links, gates, slope, line_slot,
+                  lines, line_gates, line_age, refresh)
             visited[face] = True
             stack_cursor[depth - 1] = edge + 1
             stack_face[depth] = face
@@ -320,7 +327,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             depth -= 1
             if depth > 0:
                 _step(stack_edge[depth], -1.0, gate_row[stack_face[depth]], z, kind, col, coef, links,
-                      gates, slope, lines, line_gates, line_age, refresh)
+                      gates, slope, line_slot, lines, line_gates, line_age, refresh)
         steps += 1
         if steps >= max_steps and depth > 0:
             state[0] = depth
@@ -378,7 +385,7 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     base = np.zeros((n_faces, (size + 7) // 8), dtype=np.uint8)
     rows = np.arange(n_faces, dtype=np.int64) if gate_row is None else gate_row.astype(np.int64)
     shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, links,
-                     np.ascontiguousarray(gates), rows, slope)
+                     np.ascontiguousarray(gates), rows, slope, _line_slots(graph, links))
     lock = threading.Lock()
     strip = np.zeros(n_faces, dtype=np.int64)
     if threads > 1:
@@ -410,6 +417,17 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     face, neuron, value, ds, dt = (np.concatenate([p for w in walkers for p in w.parts[i]])
                                    for i in range(5))
     return WalkResult(face, neuron, value, ds, dt, base)
+
+
+def _line_slots(graph: WalkGraph, links: tuple) -> np.ndarray:
+    """Row of a walker's line vectors of each neuron of site l-2: only the neurons that
+    have an edge here get one (a small slice of a conv net crosses few of its 12k lines)."""
+    sparse, prev_rows, prev_ptr = links[0], links[2], links[6]
+    n_lines = len(prev_ptr) - 1 if sparse else prev_rows.shape[0]
+    slot = np.full(max(n_lines, 1), -1, dtype=np.int64)
+    used = np.unique(graph.col[graph.kind == 1])
+    slot[used] = np.arange(len(used))
+    return slot
 
 
 def _link_arrays(at_rows: np.ndarray | SparseColumns, prev_rows: np.ndarray | SparseColumns | None
@@ -457,12 +475,10 @@ class _Walker:
         self.shared, self.ref, self.half, self.base = shared, ref, half, base
         self.anchor_steps, self.line_refresh = options.walk_anchor_steps, options.walk_line_refresh
         self.exact_maps = exact_maps
-        ptr, kind, gates = shared.ptr, shared.kind, shared.gates
-        sparse, prev_rows, prev_ptr = shared.links[0], shared.links[2], shared.links[6]
+        ptr, gates = shared.ptr, shared.gates
         n_faces, n = len(ptr) - 1, size
-        # one line vector per neuron of site l-2 (edges two sites back)
-        n_lines = len(prev_ptr) - 1 if sparse else prev_rows.shape[0]
-        self.lines = np.zeros((n_lines if (kind == 1).any() else 1, n))
+        # one line vector per neuron of site l-2 with an edge here (edges two sites back)
+        self.lines = np.zeros((max(1, int(shared.line_slot.max()) + 1), n))
         self.line_gates = np.zeros((len(self.lines), gates.shape[1]), dtype=np.uint8)
         self.line_age = np.full(len(self.lines), -1, dtype=np.int64)
         self.z = np.zeros((3, n))
