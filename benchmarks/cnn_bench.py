@@ -12,7 +12,9 @@ every slice twice: cold (compiled kernels and the model's links built in the cal
 (the same slice again: kernels loaded and links remembered for the model's state, as for
 every plane of a checkpoint after its first). Every CNN line carries the ratio of its warm
 microseconds per region to the MLP's warm full plane (``warm_vs_mlp``) and to the MLP's warm
-square of the same size (``warm_vs_mlp_square``).
+square of the same size (``warm_vs_mlp_square``), and to the MLP's warm slice of about as many
+regions (``warm_vs_mlp_matched``, its square found by :func:`matched_mlp`): the target ratio,
+since both engines pay a fixed cost per call that only large slices amortise.
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
        [--lenet] [--lenet-scales 0.01 0.03 0.1] [--data DIR]
@@ -25,6 +27,7 @@ import json
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 import reluscope as rs
@@ -57,6 +60,24 @@ def square(plane: rs.Plane, scale: float) -> rs.Plane:
     """The plane's square domain shrunk by `scale` about its origin."""
     half = scale * plane.extent[0][1]
     return rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
+
+
+def matched_mlp(dense: torch.nn.Module, plane: rs.Plane, regions: int, max_regions: int) -> dict:
+    """The MLP (warm) on the square whose region count is closest to `regions`: the scale is
+    corrected by the square root of the count ratio up to 4 times (a slice's count grows
+    about with its area; beyond the data the MLP's stops growing, so very large counts are
+    not reached and the closest one is kept)."""
+    scale, best = 0.1, None
+    for _ in range(4):
+        row = cold_and_warm(dense, square(plane, scale), max_regions)
+        row["scale"] = scale
+        if best is None or abs(np.log(row["regions"] / regions)) < abs(np.log(best["regions"] / regions)):
+            best = row
+        if abs(row["regions"] / regions - 1.0) < 0.15:
+            break
+        scale = float(np.clip(scale * np.sqrt(regions / row["regions"]), 1e-3, 4.0))
+    assert best is not None
+    return best
 
 
 def trained_cnn(data: str | None) -> torch.nn.Module:
@@ -109,6 +130,10 @@ def main() -> None:
                 if scale in reference:
                     same = reference[scale]["warm_us_per_region"]
                     row["warm_vs_mlp_square"] = round(row["warm_us_per_region"] / same, 2)
+                matched = matched_mlp(dense, flat, row["regions"], args.max_regions)
+                row["mlp_matched"] = {k: matched[k] for k in ("scale", "regions", "warm_us_per_region")}
+                row["warm_vs_mlp_matched"] = round(row["warm_us_per_region"]
+                                                   / matched["warm_us_per_region"], 2)
             print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
                               "machine": machine()}), flush=True)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope._kernels.bits import clear_bit, set_bit
+from reluscope._kernels.bits import clear_bit, set_bit, unpack
 from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids, shoelace, vertex_means
 from reluscope._validation import message
 from reluscope.errors import TooManyRegionsError
@@ -32,18 +32,20 @@ from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
 @dataclass
 class _Pieces:
     """Pieces being cut in rounds, one row each: their ring in the pool (start, length),
-    bounding box (lo, hi, each (P, 2)), this site's pattern bits, and the face they lie in."""
+    bounding box (lo, hi, each (P, 2)), the face they lie in, and which of its chords they
+    are above (packed, bit j: the face's j-th chord; a few bits, where this site's whole
+    pattern would be a row of its width: it is built once, when the rounds are over)."""
 
     start: np.ndarray
     length: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
-    pattern: np.ndarray
+    above: np.ndarray
     parent: np.ndarray
 
     def take(self, index: np.ndarray) -> _Pieces:
         return _Pieces(self.start[index], self.length[index], self.lo[index], self.hi[index],
-                       self.pattern[index], self.parent[index])
+                       self.above[index], self.parent[index])
 
 
 class Cutter:
@@ -84,16 +86,17 @@ class Cutter:
             return pool.add(ptr, faces.vid[slots], faces.lab[slots])
 
         keep = np.ones(faces.count, dtype=bool) if skip is None else ~skip
+        width = (int(n_chords[keep].max(initial=0)) + 7) // 8
         quiet = np.flatnonzero((n_chords == 0) & keep)
         done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [
-            (*add_faces(quiet), quiet, base[quiet])]
+            (*add_faces(quiet), quiet, np.zeros((len(quiet), width), np.uint8))]
         parent = np.flatnonzero((n_chords > 0) & keep)
         start, length = add_faces(parent)
         lo, hi = ring_boxes(*pool.gather(start, length)[:2], self.vertices.xy)
-        live = _Pieces(start, length, lo, hi, base[parent], parent)
+        live = _Pieces(start, length, lo, hi, np.zeros((len(parent), width), np.uint8), parent)
         j = 0
         while len(live.parent):
-            live = self._round(live, chord_start[live.parent] + j, chords, canonical, pool,
+            live = self._round(live, j, chord_start[live.parent] + j, chords, canonical, pool,
                                self.label_offset[site.index])
             j += 1
             total = len(live.parent) + sum(len(d[0]) for d in done)
@@ -102,7 +105,7 @@ class Cutter:
             finished = n_chords[live.parent] <= j
             if finished.any():
                 fin = live.take(np.flatnonzero(finished))
-                done.append((fin.start, fin.length, fin.parent, fin.pattern))
+                done.append((fin.start, fin.length, fin.parent, fin.above))
                 live = live.take(np.flatnonzero(~finished))
 
         # faces leave sorted by parent, so siblings are contiguous for the next site
@@ -112,13 +115,15 @@ class Cutter:
         ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
                                     np.concatenate([d[1] for d in done])[order])
         # only this site's patterns: the earlier ones are inherited once (see the engine)
-        pattern = np.concatenate([d[3] for d in done])[order]
+        pattern = base[parents]
+        piece, nth = np.nonzero(unpack(np.concatenate([d[3] for d in done])[order], 8 * width))
+        set_bit(pattern, piece, chords.neuron[chord_start[parents[piece]] + nth])
         return Faces(ptr, vid, lab, PackedPatterns([pattern]), parents)
 
-    def _round(self, live: _Pieces, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
+    def _round(self, live: _Pieces, j: int, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
                pool: RingPool, label0: int) -> _Pieces:
-        """Cut each live piece by chord ``q[i]``: a box test settles most, the rest are split."""
-        neuron = chords.neuron[q]
+        """Cut each live piece by chord ``q[i]`` (its face's `j`-th): a box test settles most,
+        the rest are split."""
         offset = 0.5 * (live.lo + live.hi) - chords.ref[q]
         half = 0.5 * (live.hi - live.lo)
         ds, dt = chords.ds[q], chords.dt[q]
@@ -128,7 +133,8 @@ class Cutter:
             spread += 2.0 * chords.slack[q]
         plus = centre > spread
         cross = np.flatnonzero(np.abs(centre) <= spread)
-        set_bit(live.pattern, np.flatnonzero(plus), neuron[plus])
+        byte, bit = j >> 3, np.uint8(128 >> (j & 7))
+        live.above[plus, byte] |= bit
         if not len(cross):
             return live
         ptr, vid, lab = pool.gather(live.start[cross], live.length[cross])
@@ -140,22 +146,21 @@ class Cutter:
 
         res = split_rings(ptr, vid, lab, sign, label0 + chords.neuron[pair], make)
         self.n_degenerate += int(res.degenerate.sum())
-        whole_plus = cross[res.side > 0]
-        set_bit(live.pattern, whole_plus, neuron[whole_plus])
+        live.above[cross[res.side > 0], byte] |= bit
         src = cross[res.src]
         h_start, h_length = pool.add(res.ptr, res.vid, res.lab)
         h_lo, h_hi = ring_boxes(res.ptr, res.vid, self.vertices.xy)
-        h_pattern = live.pattern[src]
-        set_bit(h_pattern, np.flatnonzero(res.positive), neuron[src][res.positive])
-        halves = _Pieces(h_start, h_length, h_lo, h_hi, h_pattern, live.parent[src])
+        h_above = live.above[src]
+        h_above[res.positive, byte] |= bit
+        halves = _Pieces(h_start, h_length, h_lo, h_hi, h_above, live.parent[src])
         # the positive half takes the cut piece's row; the negative half is appended
         n_half = len(src) // 2
         cut = src[:n_half]
         live.start[cut], live.length[cut] = h_start[:n_half], h_length[:n_half]
-        live.lo[cut], live.hi[cut], live.pattern[cut] = h_lo[:n_half], h_hi[:n_half], h_pattern[:n_half]
+        live.lo[cut], live.hi[cut], live.above[cut] = h_lo[:n_half], h_hi[:n_half], h_above[:n_half]
         rest = halves.take(np.arange(n_half, len(src)))
         return _Pieces(*(np.concatenate([getattr(live, f), getattr(rest, f)])
-                         for f in ("start", "length", "lo", "hi", "pattern", "parent")))
+                         for f in ("start", "length", "lo", "hi", "above", "parent")))
 
     # ------------------------------------------------------------------ all at once
     def arrange_faces(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
