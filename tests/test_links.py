@@ -172,7 +172,12 @@ def test_links_are_remembered_per_model_state_and_rechecked():
     first = Network(model, plane, dense_fraction=0.999)
     built = first.link(1)
     again = Network(model, rs.Plane.through(x[1], x[2], x[0]), dense_fraction=0.999)
-    assert LINKS.get(model, again.state_key, 1).link is built  # remembered, and reused ...
+    remembered = LINKS.get(model, again.state_key, 1)
+    assert remembered.link is built  # remembered, with the link's value at its check point ...
+    dense = torch.from_numpy(_dense(built.columns))
+    torch.testing.assert_close(remembered.expected, remembered.probe @ dense.T + built.bias,
+                               rtol=0, atol=1e-12)
+    # ... and reused
     assert again.link(1).columns is built.columns
     # ... until the weights change (a new state key) ...
     with torch.no_grad():
