@@ -116,8 +116,14 @@ class Cutter:
                                     np.concatenate([d[1] for d in done])[order])
         # only this site's patterns: the earlier ones are inherited once (see the engine)
         pattern = base[parents]
-        piece, nth = np.nonzero(unpack(np.concatenate([d[3] for d in done])[order], 8 * width))
-        set_bit(pattern, piece, chords.neuron[chord_start[parents[piece]] + nth])
+        above = np.concatenate([d[3] for d in done])[order]
+        # unpacked in blocks: a face cut in rounds by thousands of chords (an arrangement
+        # that failed) would otherwise unpack to a byte per piece and chord at once
+        step = max(1, (1 << 24) // max(8 * width, 1))
+        for first in range(0, len(above) if width else 0, step):
+            piece, nth = np.nonzero(unpack(above[first : first + step], 8 * width))
+            row = first + piece
+            set_bit(pattern, row, chords.neuron[chord_start[parents[row]] + nth])
         return Faces(ptr, vid, lab, PackedPatterns([pattern]), parents)
 
     def _round(self, live: _Pieces, j: int, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,

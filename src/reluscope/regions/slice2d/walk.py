@@ -238,13 +238,15 @@ def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray
     if kind[edge] == 0:
         vec = at_rows[j]
     elif sparse:
-        _line_vector_sparse(j, line_slot[j], face_row, gates, slope, at_ptr, at_idx, at_val,
-                            prev_ptr, prev_idx, prev_val, lines, line_gates, line_age, refresh)
-        vec = lines[line_slot[j]]
+        r = line_slot[j]
+        _line_vector_sparse(j, r, face_row, gates, slope, at_ptr, at_idx, at_val, prev_ptr,
+                            prev_idx, prev_val, lines, line_gates, line_age, refresh)
+        vec = lines[r]
     else:
-        _line_vector(j, line_slot[j], face_row, gates, slope, at_rows, prev_rows, lines,
-                     line_gates, line_age, refresh)
-        vec = lines[line_slot[j]]
+        r = line_slot[j]
+        _line_vector(j, r, face_row, gates, slope, at_rows, prev_rows, lines, line_gates,
+                     line_age, refresh)
+        vec = lines[r]
     for i in range(vec.shape[0]):
         v = vec[i]
         z[0, i] += c0 * v
