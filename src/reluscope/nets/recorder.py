@@ -14,12 +14,14 @@ and the combination belongs to the link to the next site):
   ``(z, -z)`` combined as ``relu(z) - w relu(-z)`` (two neurons per unit, coincident);
 * ``maximum(a, b) = b + relu(a - b)`` and ``minimum(a, b) = a - relu(a - b)`` of two
   tensors (``torch.max``/``torch.min`` of two tensors too);
-* max-pooling with windows that do not overlap (``nn.MaxPool1d/2d``, ``F.max_pool1d/2d``,
-  ``adaptive_max_pool1d/2d`` when the output size divides the input's): a running maximum
-  over each window's ``K`` candidates, ``m_0 = x_0``,
-  ``m_s = m_{s-1} + relu(x_s - m_{s-1})``: ``K - 1`` *stage* sites, one unit per window.
-  The engines then merge the pieces a stage cuts without changing any window's argmax
-  (:mod:`reluscope.regions.pools`), so regions are where every argmax is constant.
+* max-pooling (``nn.MaxPool1d/2d``, ``F.max_pool1d/2d`` with any kernel, stride and
+  dilation, overlapping windows included; ``adaptive_max_pool1d/2d`` when the output size
+  divides the input's): a running maximum over each window's ``K`` candidates,
+  ``m_0 = x_0``, ``m_s = m_{s-1} + relu(x_s - m_{s-1})``: ``K - 1`` *stage* sites, one unit
+  per window. The engines then merge the pieces a stage cuts without changing any window's
+  argmax (:mod:`reluscope.regions.pools`), so regions are where every argmax is constant.
+  Overlapping windows compare some pairs of candidates twice, at different stages: those
+  lines coincide, and the engines treat coincident lines of different sites as one edge.
 
 Sites are found by intercepting torch
 functions (a ``TorchFunctionMode``), so ``nn.ReLU``, ``F.relu``, ``torch.relu``,
@@ -337,13 +339,6 @@ class SiteRecorder(TorchFunctionMode):
         if bool(_arg(args, kwargs, 6 if not name.startswith("adaptive") else 2, "return_indices", False)):
             self._refuse(f"`{name}` with return_indices=True (indices are not piecewise linear "
                          "outputs)", "Pool without return_indices.")
-        if any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation, strict=True)
-               if k > 1):
-            self._refuse(f"`{name}` with overlapping windows (kernel {kernel}, stride {stride}, "
-                         f"dilation {dilation})", "Use windows that do not overlap (stride >= "
-                         "kernel, e.g. nn.MaxPool2d(2)): windows sharing candidates compare the same "
-                         "pairs, and the engines do not yet resolve their concurrent zero lines "
-                         "exactly.")
         if any(p != 0 for p in padding):
             self._refuse(f"`{name}` with padding={padding}", "Pad explicitly before pooling "
                          "(e.g. F.pad with a constant the data never exceeds), or pool without "

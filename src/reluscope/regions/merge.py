@@ -24,7 +24,7 @@ from reluscope._kernels.rings import ring_ids
 from reluscope.regions.partition1d import Partition1D
 from reluscope.regions.partition2d import Partition2D
 from reluscope.regions.patterns import PackedPatterns
-from reluscope.regions.pools import canonical, has_pools
+from reluscope.regions.pools import canonical, has_pools, keep_pool_switches
 
 
 def _stage_mask(sites: tuple, index: np.ndarray) -> np.ndarray:
@@ -111,8 +111,40 @@ def merge_pool_faces(part: Partition2D) -> Partition2D:
         edges=remap[edges], edge_faces=new_ef, edge_site=part.edge_site[kept],
         edge_neuron=part.edge_neuron[kept], patterns=PackedPatterns([p[first] for p in patterns]),
         timings=dict(part.timings))
+    merged_part = _relabel_stage_edges(merged_part)
     merged_part.timings["merge"] = round(time.perf_counter() - clock, 4)
     return merged_part
+
+
+def _relabel_stage_edges(part: Partition2D) -> Partition2D:
+    """Kept stage edges name a neuron that really switches across them.
+
+    An edge records the neuron whose line made it. Where overlapping max-pool windows
+    compare the same two candidates, a later stage's line runs along it too; if the
+    making stage's window keeps its argmax across the edge (a later candidate wins on both
+    sides) while the other window's changes, the edge is a region boundary only through
+    the other window: it takes that window's switch (the highest differing stage).
+    """
+    ef = part.edge_faces
+    stage = np.flatnonzero((ef[:, 1] >= 0) & _stage_mask(part.sites, part.edge_site))
+    if not len(stage):
+        return part
+    pair, site, neuron = part.patterns.differing([s.size for s in part.sites], ef[stage, 0],
+                                                 ef[stage, 1])
+    real = keep_pool_switches(part.sites, pair, site, neuron)
+    order = np.lexsort((neuron[real], site[real], pair[real]))  # by edge, then site, neuron
+    pair, site, neuron = pair[real][order], site[real][order], neuron[real][order]
+    recorded = (site == part.edge_site[stage][pair]) & (neuron == part.edge_neuron[stage][pair])
+    named = np.bincount(pair[recorded], minlength=len(stage)) > 0
+    # the first switch of each edge whose recorded neuron does not switch
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    wrong = ~named[pair[first]]
+    if not wrong.any():
+        return part
+    fix = stage[pair[first[wrong]]]
+    edge_site, edge_neuron = part.edge_site.copy(), part.edge_neuron.copy()
+    edge_site[fix], edge_neuron[fix] = site[first[wrong]], neuron[first[wrong]]
+    return dataclasses.replace(part, edge_site=edge_site, edge_neuron=edge_neuron)
 
 
 def merge_pool_pieces(part: Partition1D) -> Partition1D:

@@ -50,6 +50,11 @@ from reluscope.regions.partition1d import Partition1D
 
 #: Crossings closer than this (segment parameter) to a piece's end or to each other merge.
 SNAP_RTOL = 1e-10
+#: A max-pool stage's value within this fraction of the largest pre-activation seen so far
+#: is a tie (exactly 0: the earlier candidate wins), as in the 2D engine's ``tie_rtol``:
+#: candidates equal on a whole piece (zeros after a ReLU) give a stage that is 0 there,
+#: which rounding at a breakpoint on another neuron's zero must not make active.
+TIE_RTOL = 1e-10
 #: Most segments handled together.
 BATCH_SEGMENTS = 256
 #: Entries (breakpoints x widest site) one batch of segments may hold: the batch shrinks to
@@ -114,6 +119,7 @@ class _SegmentRefiner:
         # values of later sites without a link, from the pass that gave an earlier one's (at
         # the current breakpoints; a split adds only its new breakpoints' rows)
         ahead: dict[int, torch.Tensor] = {}
+        scale = 0.0  # largest |pre-activation| at the breakpoints so far (for ties)
         for site in sites:
             k = site.index
             link = self.net.link(k) if k > 0 else None
@@ -124,6 +130,10 @@ class _SegmentRefiner:
             else:
                 found = self._plain_sites(k, self._unlinked_after(k))
                 values, ahead = found[0], dict(zip(range(k + 1, k + len(found)), found[1:], strict=True))
+            if values.numel():
+                scale = max(scale, float(values.abs().max()))
+            if site.pool_stage:
+                values = values.masked_fill(values.abs() <= TIE_RTOL * scale, 0.0)
             values, positive = self._split(values, k)
             if ahead:
                 ahead = self._extend(ahead)

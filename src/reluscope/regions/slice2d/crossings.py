@@ -34,8 +34,15 @@ def order_along_edges(lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarr
 
 
 def insert_edge_crossings(faces: Faces, chords: Pairs, canonical: CanonicalValues,
-                          vertices: VertexStore) -> Faces:
-    """Create the vertices where chords cross existing edges; insert them in the rings."""
+                          vertices: VertexStore, snap: float) -> Faces:
+    """Create the vertices where chords cross existing edges; insert them in the rings.
+
+    Crossings of one edge closer than `snap` (plane units) to the previous one are one
+    vertex: several neurons whose lines meet on an edge (lines through one point, such as
+    the pairwise comparisons of three max-pool candidates in overlapping windows) cross
+    it there up to rounding, and separate vertices would make slivers of zero area.
+    :meth:`Cutter.signs` gives each of those neurons the sign 0 at that vertex.
+    """
     xy = vertices.xy
     pair_ptr, slots = gather_rings(faces.ptr, chords.face)
     pair = ring_ids(pair_ptr)
@@ -61,9 +68,10 @@ def insert_edge_crossings(faces: Faces, chords: Pairs, canonical: CanonicalValue
     t = zlo / (zlo - zhi)
     order = order_along_edges(lo, hi, t)
     lo, hi, t = lo[order], hi[order], t[order]
-    # neurons crossing an edge at the very same point share one vertex there
+    # neurons crossing an edge at the same point (up to `snap`) share one vertex there
+    length = np.hypot(*(xy[hi] - xy[lo]).T)
     fresh = np.ones(len(t), dtype=bool)
-    fresh[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | (t[1:] != t[:-1])
+    fresh[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]) | ((t[1:] - t[:-1]) * length[1:] > snap)
     lo, hi, t = lo[fresh], hi[fresh], t[fresh]
     points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
     ids = vertices.add(points, VertexKind.ON_EDGE, lo, hi, t)

@@ -298,7 +298,10 @@ class Cutter:
             crosses = np.sign(za) * np.sign(zb) < 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 tk = np.where(crosses, za / np.where(crosses, za - zb, 1.0), 0.0)
-            by_order = np.sign(t - tk) * np.sign(zb - za)
+            # a crossing within the snap distance shares the vertex (see crossings.py)
+            length = np.hypot(*(xy[b] - xy[a]).T)
+            gap = np.where(np.abs(t - tk) * length <= self.snap, 0.0, t - tk)
+            by_order = np.sign(gap) * np.sign(zb - za)
             fixed = np.where(za != 0, np.sign(za), np.sign(zb))
             sign[on_edge] = np.where(crosses, by_order, fixed)
 

@@ -44,7 +44,7 @@ class Engine:
 
     def __init__(self, net: Network, plane: Plane, options: EngineOptions, max_regions: int) -> None:
         self.net, self.plane, self.options = net, plane, options
-        snap = options.snap_rtol * plane.diameter
+        self.snap = snap = options.snap_rtol * plane.diameter
         band = options.candidate_rtol * plane.diameter
         sizes = [s.size for s in net.sites]
         self.label_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -88,7 +88,7 @@ class Engine:
             candidates, base = self.maps.candidate_pairs(faces, site)
             clock = self.tick("affine maps", clock)
             canonical, chords, base = self.maps.chords(faces, site, candidates, base)
-        faces = insert_edge_crossings(faces, chords, canonical, self.vertices)
+        faces = insert_edge_crossings(faces, chords, canonical, self.vertices, self.snap)
         clock = self.tick("crossings", clock)
         self.maps.prev_parent = faces.parent
         faces = self._cut(faces, site, chords, canonical, base)
