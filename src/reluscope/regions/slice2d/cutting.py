@@ -11,6 +11,7 @@ and only vertices created inside the face use its affine map.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,25 @@ class _Pieces:
                        self.above[index], self.parent[index])
 
 
+@dataclass
+class Cut:
+    """Pieces of one site's faces before their pattern rows exist.
+
+    Attributes
+    ----------
+    faces : Faces
+        The pieces' rings and parents (no patterns yet).
+    fill : callable
+        ``fill(out)`` writes this site's pattern row of every piece into ``out``, a
+        ``(faces.count, ceil(size / 8))`` uint8 array (a view into the rows of every piece of
+        the site): the rows of a wide site are the largest arrays of a slice, so they are
+        written once, in place, rather than built per method and concatenated.
+    """
+
+    faces: Faces
+    fill: Callable[[np.ndarray], None]
+
+
 class Cutter:
     """Cuts the faces of one site by their chords; counts degenerate pieces."""
 
@@ -69,7 +89,7 @@ class Cutter:
 
     # ------------------------------------------------------------------ rounds
     def cut_rounds(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
-                   base: np.ndarray, skip: np.ndarray | None = None) -> Faces:
+                   base: np.ndarray, skip: np.ndarray | None = None) -> Cut:
         """Round j cuts every piece of each face by that face's j-th chord.
 
         Pieces live in an append-only ring pool, so a round only touches the pieces its
@@ -114,17 +134,21 @@ class Cutter:
         parents = parents[order]
         ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
                                     np.concatenate([d[1] for d in done])[order])
-        # only this site's patterns: the earlier ones are inherited once (see the engine)
-        pattern = base[parents]
         above = np.concatenate([d[3] for d in done])[order]
-        # unpacked in blocks: a face cut in rounds by thousands of chords (an arrangement
-        # that failed) would otherwise unpack to a byte per piece and chord at once
-        step = max(1, (1 << 24) // max(8 * width, 1))
-        for first in range(0, len(above) if width else 0, step):
-            piece, nth = np.nonzero(unpack(above[first : first + step], 8 * width))
-            row = first + piece
-            set_bit(pattern, row, chords.neuron[chord_start[parents[row]] + nth])
-        return Faces(ptr, vid, lab, PackedPatterns([pattern]), parents)
+
+        def fill(pattern: np.ndarray) -> None:
+            # only this site's patterns: the earlier ones are inherited once (see the engine)
+            np.take(base, parents, axis=0, out=pattern)
+            # unpacked in blocks: a face cut in rounds by thousands of chords (an
+            # arrangement that failed) would otherwise unpack to a byte per piece and
+            # chord at once
+            step = max(1, (1 << 24) // max(8 * width, 1))
+            for first in range(0, len(above) if width else 0, step):
+                piece, nth = np.nonzero(unpack(above[first : first + step], 8 * width))
+                row = first + piece
+                set_bit(pattern, row, chords.neuron[chord_start[parents[row]] + nth])
+
+        return Cut(Faces(ptr, vid, lab, PackedPatterns(), parents), fill)
 
     def _round(self, live: _Pieces, j: int, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
                pool: RingPool, label0: int) -> _Pieces:
@@ -170,7 +194,7 @@ class Cutter:
 
     # ------------------------------------------------------------------ all at once
     def arrange_faces(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
-                      base: np.ndarray, busy: np.ndarray) -> Faces | None:
+                      base: np.ndarray, busy: np.ndarray) -> Cut | None:
         """Faces `busy` cut by all their chords at once (see ``arrangement``).
 
         Returns their pieces only, or None (forgetting any vertex it made) when an
@@ -207,19 +231,24 @@ class Cutter:
         if len(arr.ptr) - 1 > self.max_regions:
             self.too_many(site, len(arr.ptr) - 1)
         parent = busy[arr.face]
-        pattern = base[parent]
-        # chord bits: the side of each chord of its face the piece's vertex mean is on ...
-        self._chord_bits(pattern, arr, n_chords, chords, site.size)
-        # ... except for the chords it borders: it lies left of its counter-clockwise edges
-        slot = np.flatnonzero(arr.chord_of_edge >= 0)
-        chord = arr.chord_of_edge[slot]
-        edge_piece = ring_ids(arr.ptr)[slot]
-        d = xy[arr.chord_end[chord]] - xy[arr.chord_start[chord]]
-        d *= np.where(arr.forward[slot], 1.0, -1.0)[:, None]
-        positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
-        clear_bit(pattern, edge_piece, chords.neuron[chord])
-        set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
-        return Faces(arr.ptr, arr.vid, arr.lab, PackedPatterns([pattern]), parent)  # this site's patterns
+
+        def fill(pattern: np.ndarray) -> None:
+            np.take(base, parent, axis=0, out=pattern)
+            # chord bits: the side of each chord of its face the piece's vertex mean is on ...
+            self._chord_bits(pattern, arr, n_chords, chords, site.size)
+            # ... except for the chords it borders: it lies left of its counter-clockwise
+            # edges (coordinates read now: later cuts may have moved the vertex store)
+            xy = self.vertices.xy
+            slot = np.flatnonzero(arr.chord_of_edge >= 0)
+            chord = arr.chord_of_edge[slot]
+            edge_piece = ring_ids(arr.ptr)[slot]
+            d = xy[arr.chord_end[chord]] - xy[arr.chord_start[chord]]
+            d *= np.where(arr.forward[slot], 1.0, -1.0)[:, None]
+            positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
+            clear_bit(pattern, edge_piece, chords.neuron[chord])
+            set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
+
+        return Cut(Faces(arr.ptr, arr.vid, arr.lab, PackedPatterns(), parent), fill)
 
     def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
                     chords: Pairs, size: int) -> None:

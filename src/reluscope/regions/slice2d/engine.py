@@ -16,6 +16,7 @@ from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
+from reluscope.regions.patterns import PackedPatterns
 from reluscope.regions.slice2d.crossings import insert_edge_crossings
 from reluscope.regions.slice2d.cutting import Cutter
 from reluscope.regions.slice2d.face_maps import FaceMaps
@@ -111,13 +112,20 @@ class Engine:
         if heavy.any():
             arranged = self.cutter.arrange_faces(faces, site, chords, canonical, base,
                                                  np.flatnonzero(heavy))
+        rounds = self.cutter.cut_rounds(faces, site, chords, canonical, base,
+                                        None if arranged is None else heavy)
+        count = rounds.faces.count + (0 if arranged is None else arranged.faces.count)
+        if count > self.cutter.max_regions:
+            self.cutter.too_many(site, count)
+        # this site's rows of every piece, written once in place (see Cut)
+        rows = np.empty((count, base.shape[1]), dtype=np.uint8)
+        rounds.fill(rows[: rounds.faces.count])
         if arranged is None:
-            pieces = self.cutter.cut_rounds(faces, site, chords, canonical, base)
+            pieces = rounds.faces
+            pieces.patterns = PackedPatterns([rows])
         else:
-            pieces = merge_faces(self.cutter.cut_rounds(faces, site, chords, canonical, base, heavy),
-                                 arranged)
-            if pieces.count > self.cutter.max_regions:
-                self.cutter.too_many(site, pieces.count)
+            arranged.fill(rows[rounds.faces.count :])
+            pieces = merge_faces(rounds.faces, arranged.faces, rows)
         assert pieces.parent is not None
         pieces.patterns = faces.patterns.inherit(pieces.parent, pieces.patterns)
         return pieces

@@ -66,8 +66,11 @@ class RingPool:
         return ptr, self.vid.view()[slots], self.lab.view()[slots]
 
 
-def merge_faces(first: Faces, second: Faces) -> Faces:
-    """Both sets of faces in one, sorted by parent (siblings contiguous for the next site)."""
+def merge_faces(first: Faces, second: Faces, rows: np.ndarray) -> Faces:
+    """Both sets of faces in one, sorted by parent (siblings contiguous for the next site).
+
+    `rows` holds the pattern rows of this site (one site: the pieces' own) of `first`'s
+    faces, then `second`'s: they stay where they are and the faces point at them."""
     assert first.parent is not None and second.parent is not None
     parents = np.concatenate([first.parent, second.parent])
     order = argsort_int(parents)
@@ -77,7 +80,4 @@ def merge_faces(first: Faces, second: Faces) -> Faces:
     take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
     vid = np.concatenate([first.vid, second.vid])[take]
     lab = np.concatenate([first.lab, second.lab])[take]
-    # rows stay where they are (one contiguous copy, no gather): faces point at them
-    rows = [np.concatenate([first.patterns.of(s), second.patterns.of(s)])
-            for s in range(len(first.patterns))]
-    return Faces(ptr, vid, lab, PackedPatterns(rows, [order] * len(rows)), parents[order])
+    return Faces(ptr, vid, lab, PackedPatterns([rows], [order]), parents[order])
