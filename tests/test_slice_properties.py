@@ -106,3 +106,39 @@ def test_arrangements_equal_cutting_in_rounds(slicer, seed, depth, width):
     assert arranged.n_regions == rounds.n_regions
     assert np.sort(arranged.areas()) == pytest.approx(np.sort(rounds.areas()), rel=1e-9, abs=1e-15)
     assert arranged.verify(model).ok
+
+
+class _PReLUCNN(nn.Module):
+    """conv -> per-channel PReLU (two coincident neurons per unit) -> conv -> ReLU -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.c1, self.act = nn.Conv2d(1, 3, 3), nn.PReLU(3)
+        self.c2, self.fc = nn.Conv2d(3, 4, 3, stride=2), nn.Linear(4 * 2 * 2, 3)
+        with torch.no_grad():
+            self.act.weight.copy_(torch.tensor([0.1, -0.4, 0.7]))
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.c2(self.act(self.c1(x)))).flatten(1))
+
+
+@pytest.mark.parametrize("case", ["mlp", "prelu cnn"])
+def test_flooded_chord_bits_equal_evaluated_ones(slicer, case):
+    """A face with many chords gets its pieces' chord bits by flooding from its largest
+    piece across chord edges (flipping the crossed chord and those coincident with it);
+    evaluating every chord at every piece gives the very same rows."""
+    if case == "mlp":
+        model, plane = random_mlp(3, [24, 24, 24]), square(2.0)
+    else:
+        model = _PReLUCNN().double().eval()
+        gen = torch.Generator().manual_seed(2)
+        plane = rs.Plane.through(*torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64),
+                                 margin=0.3)
+    flooded = slicer.replace(dense_chords=4)(model, plane)  # every arranged face floods
+    evaluated = slicer.replace(dense_chords=10**9)(model, plane)
+    assert flooded.n_regions == evaluated.n_regions > 200
+    np.testing.assert_array_equal(flooded.face_offsets, evaluated.face_offsets)
+    for s in range(len(flooded.sites)):
+        np.testing.assert_array_equal(flooded.patterns.of(s), evaluated.patterns.of(s))
+    assert flooded.verify(model).ok

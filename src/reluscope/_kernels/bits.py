@@ -113,3 +113,47 @@ def differing_bits(patterns: tuple[np.ndarray, ...] | list[np.ndarray], sizes: l
         return empty, empty, empty
     pairs, sites, neurons = (np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(3))
     return pairs, sites, neurons
+
+
+@numba.njit(cache=True, nogil=True)
+def flood_flip_bits(packed: np.ndarray, roots: np.ndarray, adj_ptr: np.ndarray, adj_row: np.ndarray,
+                    adj_group: np.ndarray, group_ptr: np.ndarray, group_bit: np.ndarray
+                    ) -> np.ndarray:  # pragma: no cover - compiled
+    """Fill rows from their neighbours: a row is its neighbour's with one group of bits flipped.
+
+    Breadth-first from `roots` (rows already filled) over the graph ``adj`` (CSR by row:
+    neighbour ``adj_row[e]``, crossing bit group ``adj_group[e]``): each row first reached
+    from row ``p`` across edge ``e`` becomes row ``p`` with bits
+    ``group_bit[group_ptr[g]:group_ptr[g + 1]]`` flipped (``g = adj_group[e]``).
+
+    Returns
+    -------
+    (R,) bool
+        Which rows were reached (roots included); the others are left as they were.
+    """
+    n = packed.shape[0]
+    reached = np.zeros(n, dtype=np.bool_)
+    queue = np.empty(n, dtype=np.int64)
+    tail = 0
+    for r in roots:
+        if not reached[r]:
+            reached[r] = True
+            queue[tail] = r
+            tail += 1
+    head = 0
+    while head < tail:
+        p = queue[head]
+        head += 1
+        for e in range(adj_ptr[p], adj_ptr[p + 1]):
+            q = adj_row[e]
+            if reached[q]:
+                continue
+            reached[q] = True
+            packed[q, :] = packed[p, :]
+            g = adj_group[e]
+            for i in range(group_ptr[g], group_ptr[g + 1]):
+                bit = group_bit[i]
+                packed[q, bit >> 3] ^= np.uint8(128 >> (bit & 7))
+            queue[tail] = q
+            tail += 1
+    return reached

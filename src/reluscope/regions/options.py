@@ -54,7 +54,9 @@ class EngineOptions:
     arrange_min_chords : int
         Faces with at least this many chords are arranged; fewer are cut in rounds.
     dense_chords : int
-        Faces with this many chords get their pieces' chord bits as one dense block.
+        Arranged faces with at least this many chords get their pieces' chord bits by
+        flooding from their largest piece across chord edges (one bit group flipped per
+        edge); fewer: each piece evaluates its face's chords at its vertex mean.
     values_max_entries : int
         Take a site's values at the vertices when the (vertices x neurons) float64 matrix has
         at most this many entries; otherwise per-face maps.

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope._kernels.bits import clear_bit, set_bit, unpack
-from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids, shoelace, vertex_means
+from reluscope._kernels.bits import clear_bit, flood_flip_bits, set_bit, unpack
+from reluscope._kernels.rings import gather_rings, next_slot, ring_boxes, ring_ids, shoelace, vertex_means
+from reluscope._kernels.sorting import argsort_int, unique_first_inverse
 from reluscope._validation import message
 from reluscope.errors import TooManyRegionsError
 from reluscope.nets.sites import Site
@@ -138,7 +139,7 @@ class Cutter:
 
         def fill(pattern: np.ndarray) -> None:
             # only this site's patterns: the earlier ones are inherited once (see the engine)
-            np.take(base, parents, axis=0, out=pattern)
+            np.take(base, parents, axis=0, out=pattern, mode="clip")  # "raise" buffers: 40x slower
             # unpacked in blocks: a face cut in rounds by thousands of chords (an
             # arrangement that failed) would otherwise unpack to a byte per piece and
             # chord at once
@@ -233,7 +234,7 @@ class Cutter:
         parent = busy[arr.face]
 
         def fill(pattern: np.ndarray) -> None:
-            np.take(base, parent, axis=0, out=pattern)
+            np.take(base, parent, axis=0, out=pattern, mode="clip")
             # chord bits: the side of each chord of its face the piece's vertex mean is on ...
             self._chord_bits(pattern, arr, n_chords, chords, site.size)
             # ... except for the chords it borders: it lies left of its counter-clockwise
@@ -252,52 +253,75 @@ class Cutter:
 
     def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
                     chords: Pairs, size: int) -> None:
-        """Set the bits of the chords of each piece's face where its vertex mean is above.
+        """Set the bits of the chords of each piece's face where the piece is above them.
+
+        Faces with few chords: each piece evaluates its face's chords at its vertex mean.
+        Faces with many (the first site's single face has one per neuron: evaluating them
+        all at every piece is pieces x chords work): one piece per face, the largest, is
+        evaluated, and every other piece takes the row of a neighbour across a chord edge
+        with that chord's bit flipped (with the bits of the chords coincident with it: they
+        are drawn once). Neighbours across a chord's edge differ in exactly its side, so
+        the rows are exact by construction; a piece the flood does not reach is evaluated.
 
         ``n_chords`` counts the chords of each face of the arrangement (in its order).
         """
-        mean = vertex_means(arr.ptr, arr.vid, self.vertices.xy)
+        xy = self.vertices.xy
+        mean = vertex_means(arr.ptr, arr.vid, xy)
         chord_start = np.concatenate([[0], np.cumsum(n_chords)]).astype(np.int64)
         parent = arr.face
-        count = n_chords[parent]
-        # faces with many chords (the first site's single face): one dense block each
-        dense = np.flatnonzero(n_chords >= self.options.dense_chords)
-        for face in dense:
-            rows = np.flatnonzero(parent == face)
-            cols = np.arange(chord_start[face], chord_start[face + 1])
-            # origin form: [1, s, t] @ [c; ds; dt] is one small matrix product per block
-            ref = chords.ref[cols]
-            c0 = chords.value[cols] - chords.ds[cols] * ref[:, 0] - chords.dt[cols] * ref[:, 1]
-            neuron = chords.neuron[cols]
-            if 4 * len(cols) >= size:
-                # every neuron gets a column (-1 for those that are not chords here: bit 0)
-                rhs = np.zeros((3, size))
-                rhs[0] = -1.0
-                rhs[:, neuron] = np.stack([c0, chords.ds[cols], chords.dt[cols]])
-                few: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-            else:  # a wide site with few chords (a conv layer): columns of the chords only
-                order = np.argsort(neuron, kind="stable")
-                rhs = np.stack([c0, chords.ds[cols], chords.dt[cols]])[:, order]
-                byte, start = np.unique(neuron[order] >> 3, return_index=True)
-                few = (byte, start, (128 >> (neuron[order] & 7)).astype(np.uint8))
-            step = max(1, (1 << 19) // rhs.shape[1])
-            value = np.empty((min(step, len(rows)), rhs.shape[1]))
-            for lo in range(0, len(rows), step):
-                block = rows[lo : lo + step]
-                lhs = np.concatenate([np.ones((len(block), 1)), mean[block]], axis=1)
-                out = value[: len(block)]
-                np.matmul(lhs, rhs, out=out)
-                if few is None:
-                    pattern[block] |= np.packbits(out > 0, axis=1)
-                else:  # distinct bits of one byte: their sum is their OR
-                    bits = np.add.reduceat((out > 0) * few[2], few[1], axis=1, dtype=np.uint8)
-                    pattern[block[:, None], few[0]] |= bits
-        count = np.where(count >= self.options.dense_chords, 0, count)  # done above
-        piece = np.repeat(np.arange(len(parent)), count)
-        pair = np.repeat(chord_start[parent] - np.cumsum(count) + count, count) \
-            + np.arange(int(count.sum()))
-        above = chords.evaluate(pair, mean[piece]) > 0
-        set_bit(pattern, piece[above], chords.neuron[pair[above]])
+        flooded = n_chords[parent] >= self.options.dense_chords
+        if not flooded.any():
+            self._evaluated_bits(pattern, np.arange(len(parent)), mean, parent, chord_start, chords)
+            return
+        # the root of each flooded face: its largest piece
+        area = shoelace(arr.ptr, arr.vid, xy)
+        by_area = np.lexsort((-area, parent))
+        first = np.r_[True, parent[by_area][1:] != parent[by_area][:-1]]
+        roots = by_area[first & flooded[by_area]]
+        self._evaluated_bits(pattern, np.concatenate([np.flatnonzero(~flooded), roots]), mean,
+                             parent, chord_start, chords)
+        # chord edges: the two pieces of each, and the group of coincident chords it flips
+        slot = np.flatnonzero((arr.chord_of_edge >= 0) & flooded[ring_ids(arr.ptr)])
+        u, v = arr.vid[slot], arr.vid[next_slot(arr.ptr)[slot]]
+        span = int(arr.vid.max()) + 1
+        key = np.minimum(u, v) * span + np.maximum(u, v)
+        order = argsort_int(key)
+        key, slot = key[order], slot[order]
+        twin = np.flatnonzero((key[1:] == key[:-1])
+                              & np.r_[True, key[1:-1] != key[:-2]] & np.r_[key[2:] != key[1:-1], True])
+        piece = ring_ids(arr.ptr)
+        a, b = piece[slot[twin]], piece[slot[twin + 1]]
+        _, _, group = unique_first_inverse(arr.chord_start * span + arr.chord_end)
+        members = np.argsort(group, kind="stable")
+        group_ptr = np.zeros(int(group.max()) + 2, dtype=np.int64)
+        np.cumsum(np.bincount(group), out=group_ptr[1:])
+        g = group[arr.chord_of_edge[slot[twin]]]
+        src, dst, via = np.r_[a, b], np.r_[b, a], np.r_[g, g]
+        by_src = argsort_int(src)
+        adj_ptr = np.zeros(len(parent) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=len(parent)), out=adj_ptr[1:])
+        reached = flood_flip_bits(pattern, roots, adj_ptr, dst[by_src], via[by_src], group_ptr,
+                                  chords.neuron[members].astype(np.int64))
+        missed = np.flatnonzero(~reached & flooded)
+        if len(missed):  # not expected: evaluate them (slow but exact)
+            pattern[missed] = 0
+            self._evaluated_bits(pattern, missed, mean, parent, chord_start, chords)
+
+    def _evaluated_bits(self, pattern: np.ndarray, pieces: np.ndarray, mean: np.ndarray,
+                        parent: np.ndarray, chord_start: np.ndarray, chords: Pairs) -> None:
+        """Set the chord bits of `pieces` where their face's chord is positive at their vertex
+        mean (pieces x chords evaluations, in blocks of ~2^22)."""
+        count = chord_start[parent[pieces] + 1] - chord_start[parent[pieces]]
+        ends = np.cumsum(count)
+        lo = 0
+        while lo < len(pieces):
+            hi = max(lo + 1, int(np.searchsorted(ends, (ends[lo] - count[lo]) + (1 << 22), "right")))
+            block, c = pieces[lo:hi], count[lo:hi]
+            piece = np.repeat(block, c)
+            pair = np.repeat(chord_start[parent[block]] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
+            above = chords.evaluate(pair, mean[piece]) > 0
+            set_bit(pattern, piece[above], chords.neuron[pair[above]])
+            lo = hi
 
     # ------------------------------------------------------------------ signs and vertices
     def signs(self, ptr: np.ndarray, vid: np.ndarray, pair_of_ring: np.ndarray, chords: Pairs,
