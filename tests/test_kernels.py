@@ -89,6 +89,25 @@ def test_xor_popcount_counts_differing_bits():
     assert np.array_equal(xor_popcount(first, f, g), expect)
 
 
+def test_xor_popcount_of_many_word_rows_split_over_threads(monkeypatch):
+    """Rows of whole 64-bit words, compared a word at a time, in one slice of the pairs per
+    thread once there are enough of them: the counts are the per-byte ones, in order."""
+    import reluscope._kernels.bits as bits
+
+    monkeypatch.setattr(bits.os, "cpu_count", lambda: 3)  # three slices, even on one core
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 256, (200, 24)).astype(np.uint8)
+    rows[1::2] = rows[::2]  # and pairs differing in one bit
+    rows[1::2, 3] ^= 16
+    f, g = rng.integers(0, 200, 5000), rng.integers(0, 200, 5000)
+    f[:100], g[:100] = np.arange(0, 200, 2), np.arange(1, 200, 2)
+    expect = POPCOUNT[rows[f] ^ rows[g]].sum(axis=1)
+    monkeypatch.setattr(bits, "PARALLEL_WORDS", 1000)
+    got = xor_popcount(rows, f, g)
+    assert np.array_equal(got, expect)
+    assert (got[:100] == 1).all()
+
+
 @pytest.mark.parametrize("width", [1, 8, 13, 40])
 def test_distinct_rows_are_numpys_unique_rows(width, monkeypatch):
     import reluscope._kernels.sorting as sorting

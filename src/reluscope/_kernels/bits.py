@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
+#: 64-bit words compared per thread, at least, before xor_popcount splits its pairs.
+PARALLEL_WORDS = 1 << 22
 #: Number of set bits of each byte value.
 POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
@@ -44,7 +49,17 @@ def xor_popcount(packed: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarray
     packed = np.ascontiguousarray(packed)
     f, g = f.astype(np.int64), g.astype(np.int64)
     if packed.shape[1] % 8 == 0 and packed.shape[1] and len(packed):
-        return _xor_popcount_words(packed.view(np.uint64), f, g)
+        words = packed.view(np.uint64)
+        # many rows (a wide site's ~10^6 edges): the compiled loop releases the GIL, so
+        # one slice of the pairs per core
+        threads = min(os.cpu_count() or 1, 8, len(f) * words.shape[1] // PARALLEL_WORDS)
+        if threads > 1:
+            cuts = np.linspace(0, len(f), threads + 1).astype(np.int64)
+            with ThreadPoolExecutor(threads) as pool:
+                parts = pool.map(lambda i: _xor_popcount_words(words, f[cuts[i]:cuts[i + 1]],
+                                                               g[cuts[i]:cuts[i + 1]]), range(threads))
+                return np.concatenate(list(parts))
+        return _xor_popcount_words(words, f, g)
     return _xor_popcount(packed, f, g, POPCOUNT)
 
 

@@ -351,9 +351,15 @@ class Cutter:
             crosses = np.sign(za) * np.sign(zb) < 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 tk = np.where(crosses, za / np.where(crosses, za - zb, 1.0), 0.0)
-            # a crossing within the snap distance shares the vertex (see crossings.py)
-            length = np.hypot(*(xy[b] - xy[a]).T)
-            gap = np.where(np.abs(t - tk) * length <= self.snap, 0.0, t - tk)
+            # a crossing within the snap distance shares the vertex (see crossings.py): the
+            # snap distance as a fraction of the vertex's edge, per vertex of the store when
+            # there are more entries than vertices (an arrangement of thousands of chords)
+            if len(v) > len(va):
+                reach = (self.snap / np.maximum(np.hypot(*(xy[vb] - xy[va]).T), 1e-300))[v]
+            else:
+                reach = self.snap / np.maximum(np.hypot(*(xy[b] - xy[a]).T), 1e-300)
+            gap = t - tk
+            gap[np.abs(gap) <= reach] = 0.0
             by_order = np.sign(gap) * np.sign(zb - za)
             fixed = np.where(za != 0, np.sign(za), np.sign(zb))
             sign[on_edge] = np.where(crosses, by_order, fixed)
