@@ -142,3 +142,20 @@ def test_xor_popcount_by_words_equals_the_byte_count():
         assert np.array_equal(xor_popcount(both, f, g), expect)
         assert (expect[:50] == 1).all()
     assert len(xor_popcount(np.zeros((0, 8), np.uint8), np.zeros(0, int), np.zeros(0, int))) == 0
+
+
+def test_set_and_clear_bits_match_numpys_unbuffered_ops():
+    """The compiled bit setters against ufunc.at, with repeated (row, bit) entries and on a
+    view of rows (the engine fills one site's rows through views)."""
+    from reluscope._kernels.bits import clear_bit, set_bit
+
+    rng = np.random.default_rng(8)
+    packed = rng.integers(0, 256, (60, 7)).astype(np.uint8)
+    expect = packed.copy()
+    rows, bit = rng.integers(0, 30, 500), rng.integers(0, 56, 500)
+    set_bit(packed[20:50], rows, bit)
+    np.bitwise_or.at(expect, (rows + 20, bit >> 3), (128 >> (bit & 7)).astype(np.uint8))
+    assert np.array_equal(packed, expect)
+    clear_bit(packed, rows[:250], bit[:250])
+    np.bitwise_and.at(expect, (rows[:250], bit[:250] >> 3), ~(128 >> (bit[:250] & 7)).astype(np.uint8))
+    assert np.array_equal(packed, expect)
