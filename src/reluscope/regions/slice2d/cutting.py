@@ -342,27 +342,31 @@ class Cutter:
         sign[old] = np.sign(canonical(vid[old], k[old]))
 
         on_edge = np.flatnonzero(kind == VertexKind.ON_EDGE)
-        if len(on_edge):
-            v = vid[on_edge]
-            va, vb, vt = self.vertices.segments()
+        va, vb, vt = self.vertices.segments()
+        # the snap distance as a fraction of each vertex's edge: per vertex of the store
+        # when there are more entries than vertices (an arrangement of thousands of chords)
+        reach_of = self.snap / np.maximum(np.hypot(*(xy[vb] - xy[va]).T), 1e-300) \
+            if len(on_edge) > len(va) else None
+        # in blocks: an arrangement's entries (chords x ring slots) run to 10^7, and
+        # temporaries above glibc's mmap ceiling start on fresh pages (see reluscope._memory)
+        step = self.options.chunk_entries
+        for lo in range(0, len(on_edge), step):
+            here = on_edge[lo : lo + step]
+            v = vid[here]
             a, b, t = va[v], vb[v], vt[v]
-            kk = k[on_edge]
+            kk = k[here]
             za, zb = canonical(a, kk), canonical(b, kk)
             crosses = np.sign(za) * np.sign(zb) < 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 tk = np.where(crosses, za / np.where(crosses, za - zb, 1.0), 0.0)
-            # a crossing within the snap distance shares the vertex (see crossings.py): the
-            # snap distance as a fraction of the vertex's edge, per vertex of the store when
-            # there are more entries than vertices (an arrangement of thousands of chords)
-            if len(v) > len(va):
-                reach = (self.snap / np.maximum(np.hypot(*(xy[vb] - xy[va]).T), 1e-300))[v]
-            else:
-                reach = self.snap / np.maximum(np.hypot(*(xy[b] - xy[a]).T), 1e-300)
+            # a crossing within the snap distance shares the vertex (see crossings.py)
+            reach = reach_of[v] if reach_of is not None \
+                else self.snap / np.maximum(np.hypot(*(xy[b] - xy[a]).T), 1e-300)
             gap = t - tk
             gap[np.abs(gap) <= reach] = 0.0
             by_order = np.sign(gap) * np.sign(zb - za)
             fixed = np.where(za != 0, np.sign(za), np.sign(zb))
-            sign[on_edge] = np.where(crosses, by_order, fixed)
+            sign[here] = np.where(crosses, by_order, fixed)
 
         inner = np.flatnonzero(kind == VertexKind.INSIDE)
         if len(inner):
