@@ -355,10 +355,18 @@ def test_lenet_on_mnist_planes_verifies(data_dir):
     a plane through MNIST test images: verify certifies every partition."""
     from reluscope.nets.zoo import LeNet
 
-    images, _ = load_idx_images("mnist", "test", data_dir)
-    x = torch.from_numpy(images[:9]).double()[:, None]
     torch.manual_seed(0)
-    net = LeNet().eval()
+    for part in _verified_mnist_squares(LeNet().eval(), data_dir):
+        groups = pool_groups(part.sites)
+        assert len(groups) == 2 and all(len(g) == 3 for g in groups)
+
+
+def _verified_mnist_squares(net: nn.Module, data_dir) -> list[rs.Partition2D]:
+    """Partitions of `net` on squares of 1/100 the half-width of the margin-0.2 planes through
+    MNIST test images 0-2 and 3-5, each certified by verify and of over 100 regions."""
+    images, _ = load_idx_images("mnist", "test", data_dir)
+    x = torch.from_numpy(images[:6]).double()[:, None]
+    parts = []
     for i in (0, 3):
         plane = rs.Plane.through(x[i], x[i + 1], x[i + 2], margin=0.2)
         half = 0.01 * plane.extent[0][1]
@@ -367,8 +375,8 @@ def test_lenet_on_mnist_planes_verifies(data_dir):
         report = part.verify(net)
         assert report.ok, report
         assert part.n_regions > 100
-        groups = pool_groups(part.sites)
-        assert len(groups) == 2 and all(len(g) == 3 for g in groups)
+        parts.append(part)
+    return parts
 
 
 class OverlappingPools(nn.Module):
@@ -388,18 +396,8 @@ class OverlappingPools(nn.Module):
 def test_overlapping_pools_on_mnist_planes_verify(data_dir):
     """Overlapping windows after ReLUs on MNIST images: exact ties at 0 and coincident
     lines of different stages together; verify certifies the partitions."""
-    images, _ = load_idx_images("mnist", "test", data_dir)
-    x = torch.from_numpy(images[:6]).double()[:, None]
     torch.manual_seed(0)
-    net = OverlappingPools().double().eval()
-    for i in (0, 3):
-        plane = rs.Plane.through(x[i], x[i + 1], x[i + 2], margin=0.2)
-        half = 0.01 * plane.extent[0][1]
-        small = rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
-        part = rs.slice_regions(net, small)
-        report = part.verify(net)
-        assert report.ok, report
-        assert part.n_regions > 100
+    for part in _verified_mnist_squares(OverlappingPools().double().eval(), data_dir):
         assert [len(g) for g in pool_groups(part.sites)] == [8, 8]
 
 

@@ -120,6 +120,7 @@ class _SegmentRefiner:
         # the current breakpoints; a split adds only its new breakpoints' rows)
         ahead: dict[int, torch.Tensor] = {}
         scale = 0.0  # largest |pre-activation| at the breakpoints so far (for ties)
+        pools = any(site.pool_stage for site in sites)  # ties are a max-pool's only
         for site in sites:
             k = site.index
             link = self.net.link(k) if k > 0 else None
@@ -130,7 +131,7 @@ class _SegmentRefiner:
             else:
                 found = self._plain_sites(k, self._unlinked_after(k))
                 values, ahead = found[0], dict(zip(range(k + 1, k + len(found)), found[1:], strict=True))
-            if values.numel():
+            if pools and values.numel():
                 scale = max(scale, float(values.abs().max()))
             if site.pool_stage:
                 values = values.masked_fill(values.abs() <= TIE_RTOL * scale, 0.0)

@@ -236,7 +236,7 @@ class Cutter:
         def fill(pattern: np.ndarray) -> None:
             np.take(base, parent, axis=0, out=pattern, mode="clip")
             # chord bits: the side of each chord of its face the piece's vertex mean is on ...
-            self._chord_bits(pattern, arr, n_chords, chords, site.size)
+            self._chord_bits(pattern, arr, area, n_chords, chords)
             # ... except for the chords it borders: it lies left of its counter-clockwise
             # edges (coordinates read now: later cuts may have moved the vertex store)
             xy = self.vertices.xy
@@ -251,8 +251,8 @@ class Cutter:
 
         return Cut(Faces(arr.ptr, arr.vid, arr.lab, PackedPatterns(), parent), fill)
 
-    def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, n_chords: np.ndarray,
-                    chords: Pairs, size: int) -> None:
+    def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, area: np.ndarray,
+                    n_chords: np.ndarray, chords: Pairs) -> None:
         """Set the bits of the chords of each piece's face where the piece is above them.
 
         Faces with few chords: each piece evaluates its face's chords at its vertex mean.
@@ -263,6 +263,7 @@ class Cutter:
         are drawn once). Neighbours across a chord's edge differ in exactly its side, so
         the rows are exact by construction; a piece the flood does not reach is evaluated.
 
+        ``area`` (K,) is each piece's area (the arrangement's check computed it);
         ``n_chords`` counts the chords of each face of the arrangement (in its order).
         """
         xy = self.vertices.xy
@@ -274,7 +275,6 @@ class Cutter:
             self._evaluated_bits(pattern, np.arange(len(parent)), mean, parent, chord_start, chords)
             return
         # the root of each flooded face: its largest piece
-        area = shoelace(arr.ptr, arr.vid, xy)
         by_area = np.lexsort((-area, parent))
         first = np.r_[True, parent[by_area][1:] != parent[by_area][:-1]]
         roots = by_area[first & flooded[by_area]]
