@@ -186,3 +186,62 @@ def flood_flip_bits(packed: np.ndarray, roots: np.ndarray, adj_ptr: np.ndarray, 
             queue[tail] = q
             tail += 1
     return reached
+
+
+def varying_columns(packed: np.ndarray, size: int, also: np.ndarray) -> np.ndarray:
+    """Sorted bits (neurons) that are not the same in every row, together with `also`.
+
+    Parameters
+    ----------
+    packed : (R, ceil(size/8)) uint8
+    size : int
+        Bits per row (the padding bits are ignored).
+    also : (K,) int64
+        Bits to include whatever the rows hold (a site's chords: the rows do not have
+        them yet).
+
+    Returns
+    -------
+    (C,) int64
+    """
+    if len(packed):
+        differs = np.bitwise_or.reduce(packed ^ packed[:1], axis=0)[None]
+        varying = np.flatnonzero(np.unpackbits(differs, axis=1, count=size)[0])
+    else:
+        varying = np.zeros(0, dtype=np.int64)
+    return np.union1d(varying, np.asarray(also, dtype=np.int64)).astype(np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_columns(packed: np.ndarray, columns: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """(R, ceil(C/8)) uint8: bit ``j`` of each row is bit ``columns[j]`` of its row of
+    `packed` (R, W)."""
+    out = np.zeros((packed.shape[0], (len(columns) + 7) // 8), dtype=np.uint8)
+    for r in range(packed.shape[0]):
+        for j in range(len(columns)):
+            c = columns[j]
+            if packed[r, c >> 3] & (128 >> (c & 7)):
+                out[r, j >> 3] |= np.uint8(128 >> (j & 7))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def expand_columns(packed: np.ndarray, rows: np.ndarray, columns: np.ndarray,
+                   reference: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Inverse of :func:`gather_columns` for rows `rows` (N,): (N, len(reference)) uint8,
+    each `reference` with bit ``columns[j]`` set where bit ``j`` of its row of `packed` is
+    (`reference` holds the bits of every other column, and zero at `columns`)."""
+    out = np.empty((len(rows), reference.shape[0]), dtype=np.uint8)
+    n = len(columns)
+    for i in range(len(rows)):
+        out[i, :] = reference
+        src = packed[rows[i]]
+        for b in range(packed.shape[1]):
+            byte = src[b]
+            if byte == 0:
+                continue
+            for t in range(8):
+                if byte & (128 >> t) and 8 * b + t < n:
+                    c = columns[8 * b + t]
+                    out[i, c >> 3] |= np.uint8(128 >> (c & 7))
+    return out

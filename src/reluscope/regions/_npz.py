@@ -14,7 +14,7 @@ from reluscope._files import atomic_write
 from reluscope._validation import message
 from reluscope.errors import PartitionFileError
 from reluscope.nets.sites import Site
-from reluscope.regions.patterns import PackedPatterns
+from reluscope.regions.patterns import ColumnSubset, PackedPatterns
 
 
 def write_npz(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
@@ -85,13 +85,18 @@ def patterns_to_arrays(patterns: Sequence[np.ndarray],
     """Add the packed pattern of each site to `arrays` as ``pattern_<site>``; returns `arrays`.
 
     Patterns stored by reference are written that way: ``pattern_<site>`` holds the site's
-    rows and ``pattern_owner_<site>`` each face's row.
+    rows and ``pattern_owner_<site>`` each face's row; rows of a column subset keep it in
+    ``pattern_columns_<site>`` and ``pattern_reference_<site>``.
     """
     if isinstance(patterns, PackedPatterns):
-        for i, (rows, owner) in enumerate(zip(patterns.rows, patterns.owner, strict=True)):
+        for i, (rows, owner, subset) in enumerate(zip(patterns.rows, patterns.owner, patterns.subset,
+                                                      strict=True)):
             arrays[f"pattern_{i}"] = rows
             if owner is not None:
                 arrays[f"pattern_owner_{i}"] = owner
+            if subset is not None:
+                arrays[f"pattern_columns_{i}"] = subset.columns
+                arrays[f"pattern_reference_{i}"] = subset.reference
         return arrays
     for i, packed in enumerate(patterns):
         arrays[f"pattern_{i}"] = packed
@@ -114,19 +119,13 @@ def packed_patterns_from_arrays(arrays: dict[str, np.ndarray], sites: Sequence[S
     """
     rows: list[np.ndarray] = []
     owners: list[np.ndarray | None] = []
+    subsets: list[ColumnSubset | None] = []
     for i, site in enumerate(sites):
         packed = arrays.get(f"pattern_{i}")
         owner = arrays.get(f"pattern_owner_{i}")
-        width = (site.size + 7) // 8
-        problem = None
-        if packed is None or packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != width:
-            problem = (f"pattern_{i} is {None if packed is None else (packed.dtype, packed.shape)}, "
-                       f"not uint8 rows of {width} bytes")
-        elif owner is None and len(packed) != n_faces:
-            problem = f"pattern_{i} has {len(packed)} rows for {n_faces} faces"
-        elif owner is not None and (owner.dtype.kind not in "iu" or owner.shape != (n_faces,)
-                                    or (n_faces and (owner.min() < 0 or owner.max() >= len(packed)))):
-            problem = f"pattern_owner_{i} is not one row index in [0, {len(packed)}) per face"
+        subset, problem = _column_subset(arrays, i, site)
+        width = (site.size + 7) // 8 if subset is None else subset.width
+        problem = problem or _rows_problem(packed, owner, i, width, n_faces)
         if problem is not None:
             raise PartitionFileError(message(
                 f"the patterns of {where}", f"one packed pattern per face for each of {len(sites)} sites",
@@ -134,4 +133,41 @@ def packed_patterns_from_arrays(arrays: dict[str, np.ndarray], sites: Sequence[S
         assert packed is not None
         rows.append(packed)
         owners.append(None if owner is None else owner.astype(np.int64))
-    return PackedPatterns(rows, owners)
+        subsets.append(subset)
+    return PackedPatterns(rows, owners, subsets)
+
+
+def _rows_problem(packed: np.ndarray | None, owner: np.ndarray | None, i: int, width: int,
+                  n_faces: int) -> str | None:
+    """What is wrong with site `i`'s stored rows and face-to-row index, or None."""
+    if packed is None or packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != width:
+        return (f"pattern_{i} is {None if packed is None else (packed.dtype, packed.shape)}, "
+                f"not uint8 rows of {width} bytes")
+    if owner is None and len(packed) != n_faces:
+        return f"pattern_{i} has {len(packed)} rows for {n_faces} faces"
+    if owner is not None and (owner.dtype.kind not in "iu" or owner.shape != (n_faces,)
+                              or (n_faces and (owner.min() < 0 or owner.max() >= len(packed)))):
+        return f"pattern_owner_{i} is not one row index in [0, {len(packed)}) per face"
+    return None
+
+
+def _column_subset(arrays: dict[str, np.ndarray], i: int, site: Site
+                   ) -> tuple[ColumnSubset | None, str | None]:
+    """Site `i`'s column subset if the file has one, and what is wrong with it (or None)."""
+    columns = arrays.get(f"pattern_columns_{i}")
+    reference = arrays.get(f"pattern_reference_{i}")
+    if columns is None and reference is None:
+        return None, None
+    width = (site.size + 7) // 8
+    if columns is None or reference is None:
+        return None, f"only one of pattern_columns_{i} and pattern_reference_{i} is present"
+    if columns.dtype.kind not in "iu" or columns.ndim != 1 or (
+            len(columns) and (columns.min() < 0 or columns.max() >= site.size
+                              or (np.diff(columns) <= 0).any())):
+        return None, f"pattern_columns_{i} is not increasing neuron indices in [0, {site.size})"
+    if reference.dtype != np.uint8 or reference.shape != (width,):
+        return None, f"pattern_reference_{i} is not one uint8 row of {width} bytes"
+    subset = ColumnSubset(columns.astype(np.int64), reference)
+    if (reference[subset.columns >> 3] & (128 >> (subset.columns & 7))).any():
+        return None, f"pattern_reference_{i} has bits set at stored columns"
+    return subset, None

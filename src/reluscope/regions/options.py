@@ -57,6 +57,12 @@ class EngineOptions:
         Arranged faces with at least this many chords get their pieces' chord bits by
         flooding from their largest piece across chord edges (one bit group flipped per
         edge); fewer: each piece evaluates its face's chords at its vertex mean.
+    column_subsets : bool
+        Store a site's rows as the bits of the neurons that vary over the slice, with one
+        reference row for the others (see :class:`~reluscope.regions.patterns.ColumnSubset`),
+        when those are at most ``column_subset_fraction`` of its neurons; False: full rows.
+    column_subset_fraction : float
+        See `column_subsets`.
     values_max_entries : int
         Take a site's values at the vertices when the (vertices x neurons) float64 matrix has
         at most this many entries; otherwise per-face maps.
@@ -95,6 +101,8 @@ class EngineOptions:
     arrange: bool = True
     arrange_min_chords: int = 4
     dense_chords: int = 16
+    column_subsets: bool = True
+    column_subset_fraction: float = 0.5
     values_max_entries: int = 1 << 26
     arrangement_max_pairs: int = 1 << 24
     walk_anchor_steps: int = 16384

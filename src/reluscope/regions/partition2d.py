@@ -15,7 +15,9 @@ Layout (the GeoArrow / shapely ragged-array layout for the rings):
   ``k`` is active (pre-activation > 0) on the face. ``patterns[s]`` reads as that array;
   it is stored by reference (:class:`~reluscope.regions.patterns.PackedPatterns`: the
   distinct rows of each site and every face's row), as faces cut from one face share its
-  earlier sites' patterns.
+  earlier sites' patterns, and a wide site's rows hold only the neurons that vary over
+  the domain (a :class:`~reluscope.regions.patterns.ColumnSubset`, with one reference row
+  for the rest: a conv net's square around its data keeps ~1/10 of its neurons' bits).
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class Partition2D:
                                           f"in [0, {len(self.sites)})", repr(site),
                                           "Sites are numbered in forward call order."))
         site = int(site)
-        rows = unpack(self.patterns.rows[site], self.sites[site].size)  # each shared row once
+        rows = unpack(self.patterns.distinct(site), self.sites[site].size)  # each shared row once
         owner = self.patterns.owner[site]
         return rows if owner is None else rows[owner]
 

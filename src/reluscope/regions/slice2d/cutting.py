@@ -59,14 +59,17 @@ class Cut:
     faces : Faces
         The pieces' rings and parents (no patterns yet).
     fill : callable
-        ``fill(out)`` writes this site's pattern row of every piece into ``out``, a
-        ``(faces.count, ceil(size / 8))`` uint8 array (a view into the rows of every piece of
-        the site): the rows of a wide site are the largest arrays of a slice, so they are
-        written once, in place, rather than built per method and concatenated.
+        ``fill(out, position)`` writes this site's pattern row of every piece into ``out``, a
+        ``(faces.count, width)`` uint8 array (a view into the rows of every piece of the
+        site): the rows of a wide site are the largest arrays of a slice, so they are
+        written once, in place, rather than built per method and concatenated. Neuron
+        ``k``'s bit is bit ``position[k]`` of a row (rows may store a subset of the neurons,
+        see :class:`~reluscope.regions.patterns.ColumnSubset`; the base rows the cut was
+        given are in that form).
     """
 
     faces: Faces
-    fill: Callable[[np.ndarray], None]
+    fill: Callable[[np.ndarray, np.ndarray], None]
 
 
 class Cutter:
@@ -137,7 +140,7 @@ class Cutter:
                                     np.concatenate([d[1] for d in done])[order])
         above = np.concatenate([d[3] for d in done])[order]
 
-        def fill(pattern: np.ndarray) -> None:
+        def fill(pattern: np.ndarray, position: np.ndarray) -> None:
             # only this site's patterns: the earlier ones are inherited once (see the engine)
             np.take(base, parents, axis=0, out=pattern, mode="clip")  # "raise" buffers: 40x slower
             # unpacked in blocks: a face cut in rounds by thousands of chords (an
@@ -147,7 +150,7 @@ class Cutter:
             for first in range(0, len(above) if width else 0, step):
                 piece, nth = np.nonzero(unpack(above[first : first + step], 8 * width))
                 row = first + piece
-                set_bit(pattern, row, chords.neuron[chord_start[parents[row]] + nth])
+                set_bit(pattern, row, position[chords.neuron[chord_start[parents[row]] + nth]])
 
         return Cut(Faces(ptr, vid, lab, PackedPatterns(), parents), fill)
 
@@ -233,10 +236,11 @@ class Cutter:
             self.too_many(site, len(arr.ptr) - 1)
         parent = busy[arr.face]
 
-        def fill(pattern: np.ndarray) -> None:
+        def fill(pattern: np.ndarray, position: np.ndarray) -> None:
             np.take(base, parent, axis=0, out=pattern, mode="clip")
+            bit = position[chords.neuron]  # each chord's bit in a row
             # chord bits: the side of each chord of its face the piece's vertex mean is on ...
-            self._chord_bits(pattern, arr, area, n_chords, chords)
+            self._chord_bits(pattern, arr, area, n_chords, chords, bit)
             # ... except for the chords it borders: it lies left of its counter-clockwise
             # edges (coordinates read now: later cuts may have moved the vertex store)
             xy = self.vertices.xy
@@ -246,13 +250,13 @@ class Cutter:
             d = xy[arr.chord_end[chord]] - xy[arr.chord_start[chord]]
             d *= np.where(arr.forward[slot], 1.0, -1.0)[:, None]
             positive = chords.ds[chord] * -d[:, 1] + chords.dt[chord] * d[:, 0] > 0
-            clear_bit(pattern, edge_piece, chords.neuron[chord])
-            set_bit(pattern, edge_piece[positive], chords.neuron[chord][positive])
+            clear_bit(pattern, edge_piece, bit[chord])
+            set_bit(pattern, edge_piece[positive], bit[chord][positive])
 
         return Cut(Faces(arr.ptr, arr.vid, arr.lab, PackedPatterns(), parent), fill)
 
     def _chord_bits(self, pattern: np.ndarray, arr: Arrangement, area: np.ndarray,
-                    n_chords: np.ndarray, chords: Pairs) -> None:
+                    n_chords: np.ndarray, chords: Pairs, bit: np.ndarray) -> None:
         """Set the bits of the chords of each piece's face where the piece is above them.
 
         Faces with few chords: each piece evaluates its face's chords at its vertex mean.
@@ -264,7 +268,8 @@ class Cutter:
         the rows are exact by construction; a piece the flood does not reach is evaluated.
 
         ``area`` (K,) is each piece's area (the arrangement's check computed it);
-        ``n_chords`` counts the chords of each face of the arrangement (in its order).
+        ``n_chords`` counts the chords of each face of the arrangement (in its order);
+        ``bit`` (C,) is each chord's bit in a row.
         """
         xy = self.vertices.xy
         mean = vertex_means(arr.ptr, arr.vid, xy)
@@ -272,14 +277,14 @@ class Cutter:
         parent = arr.face
         flooded = n_chords[parent] >= self.options.dense_chords
         if not flooded.any():
-            self._evaluated_bits(pattern, np.arange(len(parent)), mean, parent, chord_start, chords)
+            self._evaluated_bits(pattern, np.arange(len(parent)), mean, parent, chord_start, chords, bit)
             return
         # the root of each flooded face: its largest piece
         by_area = np.lexsort((-area, parent))
         first = np.r_[True, parent[by_area][1:] != parent[by_area][:-1]]
         roots = by_area[first & flooded[by_area]]
         self._evaluated_bits(pattern, np.concatenate([np.flatnonzero(~flooded), roots]), mean,
-                             parent, chord_start, chords)
+                             parent, chord_start, chords, bit)
         # chord edges: the two pieces of each, and the group of coincident chords it flips
         slot = np.flatnonzero((arr.chord_of_edge >= 0) & flooded[ring_ids(arr.ptr)])
         u, v = arr.vid[slot], arr.vid[next_slot(arr.ptr)[slot]]
@@ -301,14 +306,15 @@ class Cutter:
         adj_ptr = np.zeros(len(parent) + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=len(parent)), out=adj_ptr[1:])
         reached = flood_flip_bits(pattern, roots, adj_ptr, dst[by_src], via[by_src], group_ptr,
-                                  chords.neuron[members].astype(np.int64))
+                                  bit[members].astype(np.int64))
         missed = np.flatnonzero(~reached & flooded)
         if len(missed):  # not expected: evaluate them (slow but exact)
             pattern[missed] = 0
-            self._evaluated_bits(pattern, missed, mean, parent, chord_start, chords)
+            self._evaluated_bits(pattern, missed, mean, parent, chord_start, chords, bit)
 
     def _evaluated_bits(self, pattern: np.ndarray, pieces: np.ndarray, mean: np.ndarray,
-                        parent: np.ndarray, chord_start: np.ndarray, chords: Pairs) -> None:
+                        parent: np.ndarray, chord_start: np.ndarray, chords: Pairs,
+                        bit: np.ndarray) -> None:
         """Set the chord bits of `pieces` where their face's chord is positive at their vertex
         mean (pieces x chords evaluations, in blocks of ~2^22)."""
         count = chord_start[parent[pieces] + 1] - chord_start[parent[pieces]]
@@ -320,7 +326,7 @@ class Cutter:
             piece = np.repeat(block, c)
             pair = np.repeat(chord_start[parent[block]] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
             above = chords.evaluate(pair, mean[piece]) > 0
-            set_bit(pattern, piece[above], chords.neuron[pair[above]])
+            set_bit(pattern, piece[above], bit[pair[above]])
             lo = hi
 
     # ------------------------------------------------------------------ signs and vertices

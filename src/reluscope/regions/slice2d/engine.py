@@ -16,7 +16,7 @@ from reluscope.geometry.plane import Plane
 from reluscope.nets.plane_network import Network
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
-from reluscope.regions.patterns import PackedPatterns
+from reluscope.regions.patterns import ColumnSubset, PackedPatterns
 from reluscope.regions.slice2d.crossings import insert_edge_crossings
 from reluscope.regions.slice2d.cutting import Cutter
 from reluscope.regions.slice2d.face_maps import FaceMaps
@@ -105,6 +105,9 @@ class Engine:
              base: np.ndarray) -> Faces:
         """Faces with many chords all at once, the others in a few rounds; pieces inherit
         the earlier sites' patterns of the face they came from."""
+        subset = self._column_subset(site, chords, base)
+        if subset is not None:
+            base = subset.gather(base)
         n_chords = np.bincount(chords.face, minlength=faces.count)
         heavy = n_chords >= self.options.arrange_min_chords if self.options.arrange \
             else np.zeros(faces.count, bool)
@@ -117,18 +120,31 @@ class Engine:
         count = rounds.faces.count + (0 if arranged is None else arranged.faces.count)
         if count > self.cutter.max_regions:
             self.cutter.too_many(site, count)
-        # this site's rows of every piece, written once in place (see Cut)
+        # this site's rows of every piece, written once in place (see Cut), at each chord's
+        # bit of the stored row
+        position = np.arange(site.size, dtype=np.int64) if subset is None else subset.position
         rows = np.empty((count, base.shape[1]), dtype=np.uint8)
-        rounds.fill(rows[: rounds.faces.count])
+        rounds.fill(rows[: rounds.faces.count], position)
         if arranged is None:
             pieces = rounds.faces
-            pieces.patterns = PackedPatterns([rows])
+            own = PackedPatterns([rows], subset=[subset])
         else:
-            arranged.fill(rows[rounds.faces.count :])
+            arranged.fill(rows[rounds.faces.count :], position)
             pieces = merge_faces(rounds.faces, arranged.faces, rows)
+            own = PackedPatterns(pieces.patterns.rows, pieces.patterns.owner, [subset])
         assert pieces.parent is not None
-        pieces.patterns = faces.patterns.inherit(pieces.parent, pieces.patterns)
+        pieces.patterns = faces.patterns.inherit(pieces.parent, own)
         return pieces
+
+    def _column_subset(self, site: Site, chords: Pairs, base: np.ndarray) -> ColumnSubset | None:
+        """The neurons this site's rows store (see ``EngineOptions.column_subsets``): those
+        that are chords of some face or differ between the faces' base rows; None: all."""
+        if not self.options.column_subsets or len(base) == 0:
+            return None
+        subset = ColumnSubset.of(base, site.size, chords.neuron)
+        if len(subset.columns) > self.options.column_subset_fraction * site.size:
+            return None
+        return subset
 
     def _tie_level(self, site: Site) -> float:
         """Values of a max-pool stage at most this large are ties (``tie_rtol`` times the

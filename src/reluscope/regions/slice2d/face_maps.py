@@ -138,9 +138,11 @@ class FaceMaps:
         def exact_batch(idx: np.ndarray) -> np.ndarray:
             return self._full_maps(faces, site, idx).cpu().numpy()
 
-        out = walk_candidates(graph, at_rows, prev_rows, faces.patterns.rows[index - 1],
+        gates, columns, position, reference = faces.patterns.gates(index - 1, self.net.sites[index - 1].size)
+        out = walk_candidates(graph, at_rows, prev_rows, gates,
                               self.net.sites[index - 1].negative_slope, ref, half, exact, self.options,
-                              exact_batch, gate_row=faces.patterns.owners(index - 1))
+                              exact_batch, gate_row=faces.patterns.owners(index - 1),
+                              gate_map=(columns, position, reference))
         order = argsort_int(out.face)  # stable: neurons stay ascending within a face
         pairs = Pairs(out.face, out.neuron, out.value, out.ds, out.dt, ref[out.face])
         return pairs.take(order), out.base

@@ -115,12 +115,24 @@ def _screen(face: int, z: np.ndarray, ref: np.ndarray, half: np.ndarray, base: n
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_vector(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
+def _gate_on(gates: np.ndarray, face_row: int, k: int, position: np.ndarray,
+             reference: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Is neuron k of site l-1 active on row `face_row` (see ``PackedPatterns.gates``)?"""
+    p = position[k]
+    if p < 0:
+        return (reference[k >> 3] & (128 >> (k & 7))) != 0
+    return (gates[face_row, p >> 3] & (128 >> (p & 7))) != 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_vector(j: int, r: int, face_row: int, gates: np.ndarray, gate_map: tuple, slope: float,
                  at_rows: np.ndarray, prev_rows: np.ndarray, lines: np.ndarray,
                  line_gates: np.ndarray, line_age: np.ndarray, refresh: int
                  ) -> None:  # pragma: no cover
     """Bring ``lines[r] = A_l (gate_{l-1}(face_row) * A_{l-1}[:, j])`` up to date (`r`: the
-    row neuron j's line has)."""
+    row neuron j's line has). `gate_map`: ``(columns, position, reference)`` of the stored
+    rows `gates` (``PackedPatterns.gates``); neurons not stored never change."""
+    columns, position, reference = gate_map
     n_bytes = gates.shape[1]
     m = at_rows.shape[0]
     if line_age[r] >= 0:
@@ -138,7 +150,7 @@ def _line_vector(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
                 for t in range(8):
                     bit = 128 >> t
                     if diff & bit:
-                        k = 8 * b + t
+                        k = columns[8 * b + t]
                         w = (1.0 - slope) * prev_rows[j, k]
                         if not gates[face_row, b] & bit:
                             w = -w
@@ -151,7 +163,7 @@ def _line_vector(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
     vec = lines[r]
     vec[:] = 0.0
     for k in range(m):
-        gate = 1.0 if gates[face_row, k >> 3] & (128 >> (k & 7)) else slope
+        gate = 1.0 if _gate_on(gates, face_row, k, position, reference) else slope
         w = gate * prev_rows[j, k]
         if w != 0.0:
             row = at_rows[k]
@@ -162,58 +174,64 @@ def _line_vector(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_vector_sparse(j: int, r: int, face_row: int, gates: np.ndarray, slope: float,
-                        at_ptr: np.ndarray,
+def _line_vector_sparse(j: int, r: int, face_row: int, gates: np.ndarray, gate_map: tuple,
+                        slope: float, at_ptr: np.ndarray,
                         at_idx: np.ndarray, at_val: np.ndarray, prev_ptr: np.ndarray,
                         prev_idx: np.ndarray, prev_val: np.ndarray, lines: np.ndarray,
                         line_gates: np.ndarray, line_age: np.ndarray, refresh: int
                         ) -> None:  # pragma: no cover
     """:func:`_line_vector` for sparse links: both ``A`` in CSC form (column j of ``A_{l-1}``
     lists the site l-1 neurons k it reaches; only their gates matter)."""
+    _, position, reference = gate_map
     lo, hi = prev_ptr[j], prev_ptr[j + 1]
     vec = lines[r]
     if line_age[r] >= 0:
         changed = 0
-        for p in range(lo, hi):
-            k = prev_idx[p]
-            if (gates[face_row, k >> 3] ^ line_gates[r, k >> 3]) & (128 >> (k & 7)):
+        for q in range(lo, hi):
+            p = position[prev_idx[q]]
+            if p >= 0 and (gates[face_row, p >> 3] ^ line_gates[r, p >> 3]) & (128 >> (p & 7)):
                 changed += 1
         if 4 * changed <= hi - lo and line_age[r] + changed <= refresh:
             if changed == 0:
                 return
-            for p in range(lo, hi):
-                k = prev_idx[p]
-                b, bit = k >> 3, 128 >> (k & 7)
+            for q in range(lo, hi):
+                k = prev_idx[q]
+                p = position[k]
+                if p < 0:
+                    continue
+                b, bit = p >> 3, 128 >> (p & 7)
                 if (gates[face_row, b] ^ line_gates[r, b]) & bit:
-                    w = (1.0 - slope) * prev_val[p]
+                    w = (1.0 - slope) * prev_val[q]
                     if not gates[face_row, b] & bit:
                         w = -w
-                    for q in range(at_ptr[k], at_ptr[k + 1]):
-                        vec[at_idx[q]] += w * at_val[q]
-            for p in range(lo, hi):  # only the bits of column j are ever read
-                b = prev_idx[p] >> 3
-                line_gates[r, b] = gates[face_row, b]
+                    for e in range(at_ptr[k], at_ptr[k + 1]):
+                        vec[at_idx[e]] += w * at_val[e]
+            for q in range(lo, hi):  # only the bits of column j are ever read
+                p = position[prev_idx[q]]
+                if p >= 0:
+                    line_gates[r, p >> 3] = gates[face_row, p >> 3]
             line_age[r] += changed
             return
     vec[:] = 0.0
-    for p in range(lo, hi):
-        k = prev_idx[p]
-        gate = 1.0 if gates[face_row, k >> 3] & (128 >> (k & 7)) else slope
-        w = gate * prev_val[p]
+    for q in range(lo, hi):
+        k = prev_idx[q]
+        gate = 1.0 if _gate_on(gates, face_row, k, position, reference) else slope
+        w = gate * prev_val[q]
         if w != 0.0:
-            for q in range(at_ptr[k], at_ptr[k + 1]):
-                vec[at_idx[q]] += w * at_val[q]
-    for p in range(lo, hi):
-        b = prev_idx[p] >> 3
-        line_gates[r, b] = gates[face_row, b]
+            for e in range(at_ptr[k], at_ptr[k + 1]):
+                vec[at_idx[e]] += w * at_val[e]
+    for q in range(lo, hi):
+        p = position[prev_idx[q]]
+        if p >= 0:
+            line_gates[r, p >> 3] = gates[face_row, p >> 3]
     line_age[r] = 0
 
 
 @numba.njit(cache=True, nogil=True)
 def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
-          coef: np.ndarray, links: tuple, gates: np.ndarray, slope: float, line_slot: np.ndarray,
-          lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray, refresh: int
-          ) -> None:  # pragma: no cover
+          coef: np.ndarray, links: tuple, gates: np.ndarray, gate_map: tuple, slope: float,
+          line_slot: np.ndarray, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
+          refresh: int) -> None:  # pragma: no cover
     """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`.
 
     `face_row` is the row of `gates` of the face the edge leads to (patterns by reference);
@@ -239,12 +257,12 @@ def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray
         vec = at_rows[j]
     elif sparse:
         r = line_slot[j]
-        _line_vector_sparse(j, r, face_row, gates, slope, at_ptr, at_idx, at_val, prev_ptr,
+        _line_vector_sparse(j, r, face_row, gates, gate_map, slope, at_ptr, at_idx, at_val, prev_ptr,
                             prev_idx, prev_val, lines, line_gates, line_age, refresh)
         vec = lines[r]
     else:
         r = line_slot[j]
-        _line_vector(j, r, face_row, gates, slope, at_rows, prev_rows, lines, line_gates,
+        _line_vector(j, r, face_row, gates, gate_map, slope, at_rows, prev_rows, lines, line_gates,
                      line_age, refresh)
         vec = lines[r]
     for i in range(vec.shape[0]):
@@ -265,6 +283,7 @@ class _Shared(NamedTuple):
     coef: np.ndarray
     links: tuple  # see _step
     gates: np.ndarray
+    gate_map: tuple  # (columns, position, reference) of the rows `gates` (see _line_vector)
     gate_row: np.ndarray  # row of `gates` of each face (patterns by reference)
     slope: float
     line_slot: np.ndarray  # row of a walker's `lines` of each neuron of site l-2 (-1: no edge)
@@ -272,7 +291,7 @@ class _Shared(NamedTuple):
 
 @numba.njit(cache=True, nogil=True)
 def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
-          links: tuple, gates: np.ndarray, gate_row: np.ndarray, slope: float,
+          links: tuple, gates: np.ndarray, gate_map: tuple, gate_row: np.ndarray, slope: float,
           line_slot: np.ndarray, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
           refresh: int,
           ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
@@ -314,8 +333,8 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
                 state[0] = depth
                 return count, _FULL
             face = dst[edge]
-            _step(edge, 1.0, gate_row[face], z, kind, col, coef, links, gates, slope, line_slot,
-                  lines, line_gates, line_age, refresh)
+            _step(edge, 1.0, gate_row[face], z, kind, col, coef, links, gates, gate_map, slope,
+                  line_slot, lines, line_gates, line_age, refresh)
             visited[face] = True
             stack_cursor[depth - 1] = edge + 1
             stack_face[depth] = face
@@ -329,7 +348,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             depth -= 1
             if depth > 0:
                 _step(stack_edge[depth], -1.0, gate_row[stack_face[depth]], z, kind, col, coef, links,
-                      gates, slope, line_slot, lines, line_gates, line_age, refresh)
+                      gates, gate_map, slope, line_slot, lines, line_gates, line_age, refresh)
         steps += 1
         if steps >= max_steps and depth > 0:
             state[0] = depth
@@ -341,7 +360,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
                     ref: np.ndarray, half: np.ndarray,
                     exact_maps: Callable[[int], np.ndarray], options: EngineOptions | None = None,
                     exact_batch: Callable[[np.ndarray], np.ndarray] | None = None,
-                    gate_row: np.ndarray | None = None) -> WalkResult:
+                    gate_row: np.ndarray | None = None,
+                    gate_map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> WalkResult:
     """Screen every face's map of one site, walking the faces (see module docstring).
 
     Parameters
@@ -367,6 +387,9 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
         batches of ``walk_root_batch`` (see :func:`component_roots`).
     gate_row : (F,) int64, optional
         Row of `gates` of each face (default: face ``f`` has row ``f``).
+    gate_map : (columns, position, reference), optional
+        The neurons `gates` stores (``PackedPatterns.gates``: rows of a column subset);
+        default: every neuron, at its own bit.
     options : EngineOptions, optional
         Its ``walk_*`` fields: anchor spacing, line refresh, buffer size, and threads. Walks
         run side by side, each over one vertical strip of the faces (edges between strips
@@ -386,8 +409,11 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     links, size = _link_arrays(at_rows, prev_rows)
     base = np.zeros((n_faces, (size + 7) // 8), dtype=np.uint8)
     rows = np.arange(n_faces, dtype=np.int64) if gate_row is None else gate_row.astype(np.int64)
+    if gate_map is None:
+        identity = np.arange(8 * gates.shape[1], dtype=np.int64)
+        gate_map = (identity, identity, np.zeros(gates.shape[1], dtype=np.uint8))
     shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, links,
-                     np.ascontiguousarray(gates), rows, slope, _line_slots(graph, links))
+                     np.ascontiguousarray(gates), gate_map, rows, slope, _line_slots(graph, links))
     lock = threading.Lock()
     strip = np.zeros(n_faces, dtype=np.int64)
     if threads > 1:
