@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import platform
 import resource
 
@@ -16,14 +18,29 @@ def mlp(width: int) -> nn.Sequential:
                          nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)).eval()
 
 
-def reset_peak_rss() -> bool:
-    """Start a new peak-memory window (Linux: clear_refs 5 resets VmHWM); False if unsupported."""
+def reset_peak_rss() -> float:
+    """Start a new peak-memory window; returns the resident memory it starts from, in MB.
+
+    Garbage is collected and freed heap pages handed back first (glibc's malloc_trim), so
+    what a case allocates above that start is its own, not pages a previous case left in
+    the allocator. Linux: clear_refs 5 resets VmHWM to the current RSS; elsewhere the peak
+    stays the process's and the start is 0.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return True
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
     except OSError:
-        return False
+        pass
+    return 0.0
 
 
 def peak_rss_mb() -> float:

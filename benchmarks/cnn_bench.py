@@ -14,7 +14,11 @@ every plane of a checkpoint after its first). Every CNN line carries the ratio o
 microseconds per region to the MLP's warm full plane (``warm_vs_mlp``) and to the MLP's warm
 square of the same size (``warm_vs_mlp_square``), and to the MLP's warm slice of about as many
 regions (``warm_vs_mlp_matched``, its square found by :func:`matched_mlp`): the target ratio,
-since both engines pay a fixed cost per call that only large slices amortise.
+since both engines pay a fixed cost per call that only large slices amortise. Memory:
+``kb_per_region`` is the call's peak resident memory above where it started (garbage
+collected and freed heap pages trimmed first, see ``_common.reset_peak_rss``) per region,
+and ``warm_memory_vs_mlp_matched`` its warm ratio to the matched MLP slice's;
+``patterns_b_per_region`` is what the partition's patterns hold.
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
        [--lenet] [--lenet-scales 0.01 0.03 0.1] [--data DIR]
@@ -38,13 +42,17 @@ from reluscope.nets.zoo import LeNet, SmallCNN
 
 def run(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
     """Slice once; the row's measured fields."""
-    reset_peak_rss()
+    start_mb = reset_peak_rss()
     start = time.perf_counter()
     part = rs.slice_regions(model, plane, max_regions=max_regions)
     seconds = time.perf_counter() - start
+    peak = peak_rss_mb()
     return {"regions": part.n_regions, "seconds": round(seconds, 3),
             "us_per_region": round(1e6 * seconds / part.n_regions, 2),
-            "peak_rss_mb": round(peak_rss_mb(), 1), "stages": part.timings}
+            "peak_rss_mb": round(peak, 1),
+            "kb_per_region": round(1024 * (peak - start_mb) / part.n_regions, 3),
+            "patterns_b_per_region": round(part.patterns.nbytes / part.n_regions, 1),
+            "stages": part.timings}
 
 
 def cold_and_warm(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
@@ -52,7 +60,7 @@ def cold_and_warm(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> 
     row = run(model, plane, max_regions)
     warm = run(model, plane, max_regions)
     row["warm_seconds"], row["warm_us_per_region"] = warm["seconds"], warm["us_per_region"]
-    row["warm_peak_rss_mb"] = warm["peak_rss_mb"]
+    row["warm_peak_rss_mb"], row["warm_kb_per_region"] = warm["peak_rss_mb"], warm["kb_per_region"]
     return row
 
 
@@ -131,9 +139,12 @@ def main() -> None:
                     same = reference[scale]["warm_us_per_region"]
                     row["warm_vs_mlp_square"] = round(row["warm_us_per_region"] / same, 2)
                 matched = matched_mlp(dense, flat, row["regions"], args.max_regions)
-                row["mlp_matched"] = {k: matched[k] for k in ("scale", "regions", "warm_us_per_region")}
+                row["mlp_matched"] = {k: matched[k] for k in ("scale", "regions", "warm_us_per_region",
+                                                              "warm_kb_per_region")}
                 row["warm_vs_mlp_matched"] = round(row["warm_us_per_region"]
                                                    / matched["warm_us_per_region"], 2)
+                row["warm_memory_vs_mlp_matched"] = round(row["warm_kb_per_region"]
+                                                          / matched["warm_kb_per_region"], 2)
             print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
                               "machine": machine()}), flush=True)
 

@@ -89,10 +89,15 @@ class Engine:
             candidates, base = self.maps.candidate_pairs(faces, site)
             clock = self.tick("affine maps", clock)
             canonical, chords, base = self.maps.chords(faces, site, candidates, base)
+            del candidates  # (a wide site's are many: not held through the cut)
         faces = insert_edge_crossings(faces, chords, canonical, self.vertices, self.snap)
         clock = self.tick("crossings", clock)
         self.maps.prev_parent = faces.parent
-        faces = self._cut(faces, site, chords, canonical, base)
+        # the base rows in their stored form from here on (the full ones are let go)
+        subset = self._column_subset(site, chords, base)
+        if subset is not None:
+            base = subset.gather(base)
+        faces = self._cut(faces, site, chords, canonical, base, subset)
         clock = self.tick("cutting", clock)
         self.values.finish_site(site, values, snapped, first_new)
         if values is not None:
@@ -102,12 +107,10 @@ class Engine:
         return faces
 
     def _cut(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
-             base: np.ndarray) -> Faces:
+             base: np.ndarray, subset: ColumnSubset | None) -> Faces:
         """Faces with many chords all at once, the others in a few rounds; pieces inherit
-        the earlier sites' patterns of the face they came from."""
-        subset = self._column_subset(site, chords, base)
-        if subset is not None:
-            base = subset.gather(base)
+        the earlier sites' patterns of the face they came from. `base` (F, width): each
+        face's base row, stored as `subset` says (None: full rows)."""
         n_chords = np.bincount(chords.face, minlength=faces.count)
         heavy = n_chords >= self.options.arrange_min_chords if self.options.arrange \
             else np.zeros(faces.count, bool)
