@@ -169,13 +169,13 @@ def test_column_subset_kernels_against_a_brute_force_copy():
 
 
 @pytest.mark.parametrize("scale", [0.03, 0.1])
-def test_slices_with_column_subsets_equal_slices_with_full_rows(scale):
+def test_slices_with_column_subsets_equal_slices_with_full_rows(scale, data_dir):
     """The engine's stored rows change nothing a user reads: SmallCNN squares on MNIST
     (the walk reads its gates from subset rows) and an MLP, both ways."""
     from reluscope.data import load_idx_images
     from reluscope.nets.zoo import SmallCNN
 
-    images, _ = load_idx_images("mnist", "test")
+    images, _ = load_idx_images("mnist", "test", data_dir)
     x = torch.from_numpy(images[:3]).double()[:, None]
     plane = rs.Plane.through(x[0], x[1], x[2], margin=0.2)
     half = scale * plane.extent[0][1]
