@@ -163,3 +163,32 @@ def test_walk_roots_computed_in_batches_give_the_full_maps_partition(batch):
                       np.zeros(6, np.int64), np.zeros((6, 3)))
     assert component_roots(graph, np.zeros(6, np.int64)).tolist() == [0, 3, 5]
     assert component_roots(graph, np.array([0, 0, 1, 1, 1, 1])).tolist() == [0, 2, 3, 5]
+
+
+def test_root_maps_come_a_batch_at_a_time_as_the_walkers_reach_them():
+    import threading
+
+    from reluscope.regions.slice2d.walk import _RootMaps
+
+    def map_of(face: int) -> np.ndarray:
+        return np.full((3, 4), float(face))
+
+    singles: list[int] = []
+    batches: list[list[int]] = []
+
+    def one(face: int) -> np.ndarray:
+        singles.append(face)
+        return map_of(face)
+
+    def many(faces: np.ndarray) -> np.ndarray:
+        batches.append(faces.tolist())
+        return np.stack([map_of(int(f)) for f in faces], axis=1)
+
+    maps = _RootMaps(one, many, np.array([0, 3, 5, 9, 12]), 2, threading.Lock())
+    # two walkers ask for their roots in increasing order, interleaved; 4 is an anchor
+    for face in [0, 9, 3, 4, 12, 5]:
+        assert np.array_equal(maps(face), map_of(face))
+    assert batches == [[0, 3], [9, 12]]  # the roots from the one asked for on, not yet computed
+    assert singles == [4, 5]  # an anchor, and a root left alone in its batch
+    assert maps.ready == {}  # nothing held once every root is reached
+    assert maps(0).shape == (3, 4) and singles[-1] == 0  # asked again: computed again

@@ -205,11 +205,24 @@ def varying_columns(packed: np.ndarray, size: int, also: np.ndarray) -> np.ndarr
     (C,) int64
     """
     if len(packed):
-        differs = np.bitwise_or.reduce(packed ^ packed[:1], axis=0)[None]
+        # row by row: ``packed ^ packed[:1]`` would be a second copy of the rows
+        differs = _differs_from_first(np.ascontiguousarray(packed))[None]
         varying = np.flatnonzero(np.unpackbits(differs, axis=1, count=size)[0])
     else:
         varying = np.zeros(0, dtype=np.int64)
     return np.union1d(varying, np.asarray(also, dtype=np.int64)).astype(np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _differs_from_first(packed: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """(W,) uint8: OR over the rows of `packed` (R >= 1, W) of each row XOR the first."""
+    out = np.zeros(packed.shape[1], dtype=np.uint8)
+    first = packed[0]
+    for r in range(1, packed.shape[0]):
+        row = packed[r]
+        for b in range(packed.shape[1]):
+            out[b] |= row[b] ^ first[b]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

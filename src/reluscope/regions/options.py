@@ -81,7 +81,7 @@ class EngineOptions:
         Most threads of one walk.
     walk_root_batch : int
         Exact maps at the faces each walk starts a component from are computed this many
-        faces per pass, before walking (a network whose earlier link is not dense -- a CNN --
+        faces per pass, as the walk reaches them (a network whose earlier link is not dense -- a CNN --
         splits the walk into one component per face of two sites back).
     link_dense_fraction : float
         A sparse link (a conv net's, see ``reluscope.nets.links``) with more than this

@@ -110,20 +110,7 @@ class FaceMaps:
         # edges two sites back need the previous link and that site's chords
         cross = prev_link is not None and self.prev2_chords is not None \
             and self.prev_parent is not None
-        slopes = [s.negative_slope for s in self.net.sites]
-        adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
-                              index, slopes, far=cross)
-        src = np.repeat(np.arange(faces.count), np.diff(adj.ptr))
-        coef = np.empty((len(src), 3))
-        cheap = np.flatnonzero(adj.cheap)
-        coef[cheap] = self.prev_chords.lookup(faces.parent[src[cheap]], adj.neuron[cheap])
-        far = np.flatnonzero(~adj.cheap)
-        if len(far):
-            assert self.prev2_chords is not None and self.prev_parent is not None
-            grandparent = self.prev_parent[faces.parent[src[far]]]
-            coef[far] = self.prev2_chords.lookup(grandparent, adj.neuron[far])
-        coef *= adj.step[:, None]
-        graph = WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, coef)
+        graph = self._walk_graph(faces, index, cross)
         link = self.net.link(index)
         assert link is not None
         # a sparse link on either side: both in CSC form (a dense link's columns are cached)
@@ -146,6 +133,26 @@ class FaceMaps:
         order = argsort_int(out.face)  # stable: neurons stay ascending within a face
         pairs = Pairs(out.face, out.neuron, out.value, out.ds, out.dt, ref[out.face])
         return pairs.take(order), out.base
+
+    def _walk_graph(self, faces: Faces, index: int, cross: bool) -> WalkGraph:
+        """The walk's directed edges with their rank-1 coefficients (the adjacency's other
+        arrays and the lookups' temporaries end here, before the walk allocates its own)."""
+        assert faces.parent is not None and self.prev_chords is not None
+        slopes = [s.negative_slope for s in self.net.sites]
+        adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
+                              index, slopes, far=cross)
+        src = np.repeat(np.arange(faces.count), np.diff(adj.ptr))
+        coef = np.empty((len(src), 3))
+        cheap = np.flatnonzero(adj.cheap)
+        coef[cheap] = self.prev_chords.lookup(faces.parent[src[cheap]], adj.neuron[cheap])
+        del cheap
+        far = np.flatnonzero(~adj.cheap)
+        if len(far):
+            assert self.prev2_chords is not None and self.prev_parent is not None
+            grandparent = self.prev_parent[faces.parent[src[far]]]
+            coef[far] = self.prev2_chords.lookup(grandparent, adj.neuron[far])
+        coef *= adj.step[:, None]
+        return WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, coef)
 
     def _masks(self, faces: Faces, idx: np.ndarray, upto: int) -> list[torch.Tensor]:
         return [torch.from_numpy(unpack(faces.patterns.of(s.index, idx), s.size))

@@ -383,8 +383,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
         ``exact_maps(face)`` -> (3, size_l) exact origin-form map on that face.
     exact_batch : callable, optional
         ``exact_batch(faces (R,))`` -> (3, R, size_l): the same for many faces in one pass.
-        With it, the maps at every walker's component roots are computed up front, in
-        batches of ``walk_root_batch`` (see :func:`component_roots`).
+        With it, the maps at the walkers' component roots are computed ``walk_root_batch``
+        at a time, as the walkers reach them (see :class:`_RootMaps`).
     gate_row : (F,) int64, optional
         Row of `gates` of each face (default: face ``f`` has row ``f``).
     gate_map : (columns, position, reference), optional
@@ -419,21 +419,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     if threads > 1:
         edges = np.quantile(ref[:, 0], np.arange(1, threads) / threads)
         strip = np.searchsorted(edges, ref[:, 0], side="right")
-    ready: dict[int, np.ndarray] = {}
-    if exact_batch is not None:
-        roots = component_roots(graph, strip)
-        # every root's map at once would hold (3, roots, size) floats: only as many as fit
-        roots = roots[: max(1, options.cache_entries // (3 * max(size, 1)))]
-        if len(roots) > 1:
-            for lo in range(0, len(roots), options.walk_root_batch):
-                batch = roots[lo : lo + options.walk_root_batch]
-                maps = exact_batch(batch)
-                ready.update({int(face): maps[:, i] for i, face in enumerate(batch)})
-
-    def exact(face: int) -> np.ndarray:
-        with lock:  # keep the model's own state single-threaded
-            found = ready.pop(face, None)
-            return exact_maps(face) if found is None else found
+    roots = component_roots(graph, strip) if exact_batch is not None else None
+    exact = _RootMaps(exact_maps, exact_batch, roots, options.walk_root_batch, lock)
     walkers = [_Walker(shared, size, ref, half, base, strip != t, exact, options)
                for t in range(threads)]
     if threads == 1:
@@ -445,6 +432,51 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     face, neuron, value, ds, dt = (np.concatenate([p for w in walkers for p in w.parts[i]])
                                    for i in range(5))
     return WalkResult(face, neuron, value, ds, dt, base)
+
+
+class _RootMaps:
+    """Exact maps for the walkers: one face at a time, except at component roots, whose
+    maps come ``batch`` at a time in one pass (the roots a walker has not reached yet, from
+    the one asked for on: walkers ask for their roots in increasing order), so a pass's
+    fixed cost is shared without holding every root's map at once.
+
+    Parameters
+    ----------
+    one : callable
+        ``one(face)`` -> (3, size) exact origin-form map.
+    many : callable or None
+        ``many(faces (R,))`` -> (3, R, size); None: every map by `one`.
+    roots : (K,) int64 sorted, or None
+        The faces walkers start their components from (:func:`component_roots`).
+    batch : int
+    lock : threading.Lock
+        Held while the model runs (its own state is single-threaded).
+    """
+
+    def __init__(self, one: Callable[[int], np.ndarray],
+                 many: Callable[[np.ndarray], np.ndarray] | None, roots: np.ndarray | None,
+                 batch: int, lock: threading.Lock) -> None:
+        self.one, self.many, self.batch, self.lock = one, many, max(1, batch), lock
+        self.roots = np.zeros(0, np.int64) if roots is None or many is None else roots
+        self.pending = np.ones(len(self.roots), dtype=bool)  # not yet computed
+        self.ready: dict[int, np.ndarray] = {}
+
+    def __call__(self, face: int) -> np.ndarray:
+        with self.lock:
+            found = self.ready.pop(face, None)
+            if found is not None:
+                return found
+            at = int(np.searchsorted(self.roots, face))
+            if self.many is None or at == len(self.roots) or self.roots[at] != face \
+                    or not self.pending[at]:
+                return self.one(face)
+            todo = at + np.flatnonzero(self.pending[at:])[: self.batch]
+            self.pending[todo] = False
+            if len(todo) == 1:
+                return self.one(face)
+            maps = self.many(self.roots[todo])
+            self.ready.update({int(f): maps[:, i].copy() for i, f in enumerate(self.roots[todo])})
+            return self.ready.pop(face)
 
 
 def _line_slots(graph: WalkGraph, links: tuple) -> np.ndarray:
@@ -511,7 +543,9 @@ class _Walker:
         self.line_age = np.full(len(self.lines), -1, dtype=np.int64)
         self.z = np.zeros((3, n))
         self.visited = skip.copy()  # faces of other walkers count as visited
-        self.stack = [np.zeros(n_faces, dtype=np.int64) for _ in range(3)]  # face, edge, cursor
+        # face, edge, cursor: a depth-first stack holds each of the walker's faces at most once
+        depth = n_faces - int(np.count_nonzero(skip)) + 1
+        self.stack = [np.zeros(depth, dtype=np.int64) for _ in range(3)]
         self.state = np.zeros(3, dtype=np.int64)
         capacity = max(options.walk_buffer_pairs, 2 * n)
         self.buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
