@@ -192,3 +192,28 @@ def test_root_maps_come_a_batch_at_a_time_as_the_walkers_reach_them():
     assert singles == [4, 5]  # an anchor, and a root left alone in its batch
     assert maps.ready == {}  # nothing held once every root is reached
     assert maps(0).shape == (3, 4) and singles[-1] == 0  # asked again: computed again
+
+
+def test_component_roots_equal_a_graph_search_on_random_graphs():
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from reluscope.regions.slice2d.walk import WalkGraph, component_roots
+
+    rng = np.random.default_rng(3)
+    for n, m in [(1, 0), (50, 20), (400, 300), (2000, 2500)]:
+        src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        order = np.argsort(src, kind="stable")
+        src, dst = src[order], dst[order]
+        ptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=ptr[1:])
+        strip = rng.integers(0, 3, n)
+        keep = strip[src] == strip[dst]
+        graph = WalkGraph(ptr, dst, np.zeros(len(dst), np.int8), np.zeros(len(dst), np.int64),
+                          np.zeros((len(dst), 3)))
+        _, label = connected_components(csr_matrix((np.ones(int(keep.sum())), (src[keep], dst[keep])),
+                                                   shape=(n, n)), directed=False)
+        lowest = np.full(label.max() + 1, n)
+        np.minimum.at(lowest, label, np.arange(n))
+        assert component_roots(graph, strip).tolist() == sorted(lowest.tolist())

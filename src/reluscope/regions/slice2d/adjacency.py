@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reluscope._kernels.rings import edge_twins, ring_ids, search_sorted, site_of_label
-from reluscope._kernels.sorting import lexsort_int
+from reluscope._kernels.sorting import argsort_int
 from reluscope.regions.patterns import PackedPatterns
 
 
@@ -47,35 +47,45 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
 
     `far` False leaves out the edges of site ``l-2``.
     """
+    # (each temporary is let go as soon as it is used: on a conv net's slice of 10^6 faces
+    # these arrays are tens of MB each, and this is the peak of a site's memory)
     n_faces = len(ptr) - 1
-    face = ring_ids(ptr)
     first, second = edge_twins(ptr, vid)
-    shared = second >= 0
-    f, g = face[first[shared]], face[second[shared]]
-    layer, neuron = site_of_label(lab[first[shared]], label_offset)
-    usable = ((layer == site - 1) | (far & (layer == site - 2))) & (layer >= 0)
-    f, g, layer, neuron = f[usable], g[usable], layer[usable], neuron[usable]
+    shared = np.flatnonzero(second >= 0)
+    first, second = first[shared], second[shared]
+    del shared
+    layer, neuron = site_of_label(lab[first], label_offset)
+    usable = np.flatnonzero(((layer == site - 1) | (far & (layer == site - 2))) & (layer >= 0))
+    face = ring_ids(ptr)
+    f, g = face[first[usable]], face[second[usable]]
+    del face, first, second
+    layer, neuron = layer[usable], neuron[usable]
+    del usable
     # both faces must differ in exactly this neuron over all earlier sites
     flips = np.zeros(len(f), dtype=np.int64)
     for m in range(len(patterns)):
         flips += patterns.flips(m, f, g)
-    ok = flips == 1
+    ok = np.flatnonzero(flips == 1)
+    del flips
     f, g, layer, neuron = f[ok], g[ok], layer[ok], neuron[ok]
-    bit_f = np.zeros(len(f), dtype=np.float64)
-    bit_g = np.zeros(len(f), dtype=np.float64)
+    del ok
+    # gate(g) - gate(f) = (bit_g - bit_f)(1 - slope) for a unit with negative slope `slope`
+    step = np.zeros(len(f), dtype=np.float64)
     for m in np.unique(layer):
         sel = np.flatnonzero(layer == m)
-        bit_f[sel] = patterns.bits(m, f[sel], neuron[sel])
-        bit_g[sel] = patterns.bits(m, g[sel], neuron[sel])
-    slope = np.asarray(slopes, dtype=np.float64)[layer] if len(layer) else np.zeros(0)
-    gate_f = bit_f + slope * (1 - bit_f)
-    gate_g = bit_g + slope * (1 - bit_g)
-    src = np.concatenate([f, g])
-    dst = np.concatenate([g, f])
-    step = np.concatenate([gate_g - gate_f, gate_f - gate_g])
-    neuron2 = np.concatenate([neuron, neuron])
-    cheap = np.concatenate([layer == site - 1, layer == site - 1])
-    order = lexsort_int(((~cheap).astype(np.int64), src))  # by source face, cheap edges first
+        step[sel] = (patterns.bits(m, g[sel], neuron[sel]).astype(np.float64)
+                     - patterns.bits(m, f[sel], neuron[sel])) * (1.0 - slopes[int(m)])
+    cheap = layer == site - 1
+    del layer
+    m = len(f)
+    # directed edges f -> g, then g -> f; by source face, cheap edges first
+    order = argsort_int(2 * np.concatenate([f, g]) + np.concatenate([~cheap, ~cheap]))
     out_ptr = np.zeros(n_faces + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n_faces), out=out_ptr[1:])
-    return Adjacency(out_ptr, dst[order], neuron2[order], step[order], cheap[order])
+    np.cumsum(np.bincount(f, minlength=n_faces) + np.bincount(g, minlength=n_faces), out=out_ptr[1:])
+    half = np.where(order < m, order, order - m)  # each directed edge's undirected one
+    forward = order < m
+    del order
+    dst = np.where(forward, g[half], f[half])
+    del f, g
+    return Adjacency(out_ptr, dst, neuron[half], np.where(forward, step[half], -step[half]),
+                     cheap[half])

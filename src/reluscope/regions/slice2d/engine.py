@@ -80,6 +80,7 @@ class Engine:
             values = self.values.at_vertices(site)
         canonical: CanonicalValues
         snapped: tuple[np.ndarray, ...] = ()
+        subset: ColumnSubset | None = None
         if values is not None:
             clock = self.tick("vertex values", clock)
             canonical, chords, base, snapped = self.values.chords(faces, site, values)
@@ -88,15 +89,21 @@ class Engine:
         else:
             candidates, base = self.maps.candidate_pairs(faces, site)
             clock = self.tick("affine maps", clock)
-            canonical, chords, base = self.maps.chords(faces, site, candidates, base)
+            # the base rows in their stored form from here on (a wide site's full rows are
+            # let go before its chords and crossings): only candidates' bits change later
+            subset = self._column_subset(site, candidates.neuron, base)
+            if subset is not None:
+                base = subset.gather(base)
+            canonical, chords, base = self.maps.chords(
+                faces, site, candidates, base, None if subset is None else subset.position)
             del candidates  # (a wide site's are many: not held through the cut)
         faces = insert_edge_crossings(faces, chords, canonical, self.vertices, self.snap)
         clock = self.tick("crossings", clock)
         self.maps.prev_parent = faces.parent
-        # the base rows in their stored form from here on (the full ones are let go)
-        subset = self._column_subset(site, chords, base)
-        if subset is not None:
-            base = subset.gather(base)
+        if values is not None:
+            subset = self._column_subset(site, chords.neuron, base)
+            if subset is not None:
+                base = subset.gather(base)
         faces = self._cut(faces, site, chords, canonical, base, subset)
         clock = self.tick("cutting", clock)
         self.values.finish_site(site, values, snapped, first_new)
@@ -139,12 +146,15 @@ class Engine:
         pieces.patterns = faces.patterns.inherit(pieces.parent, own)
         return pieces
 
-    def _column_subset(self, site: Site, chords: Pairs, base: np.ndarray) -> ColumnSubset | None:
+    def _column_subset(self, site: Site, neurons: np.ndarray, base: np.ndarray
+                       ) -> ColumnSubset | None:
         """The neurons this site's rows store (see ``EngineOptions.column_subsets``): those
-        that are chords of some face or differ between the faces' base rows; None: all."""
+        that differ between the faces' base rows, and `neurons` (the chords, or the
+        candidates the chords come from, whose bits the base rows do not settle yet);
+        None: all."""
         if not self.options.column_subsets or len(base) == 0:
             return None
-        subset = ColumnSubset.of(base, site.size, chords.neuron)
+        subset = ColumnSubset.of(base, site.size, neurons)
         if len(subset.columns) > self.options.column_subset_fraction * site.size:
             return None
         return subset

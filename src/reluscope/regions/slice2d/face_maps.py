@@ -82,6 +82,7 @@ class FaceMaps:
         box_lo, box_hi = ring_boxes(faces.ptr, faces.vid, self.vertices.xy)
         ref = 0.5 * (box_lo + box_hi)
         half = 0.5 * (box_hi - box_lo) + self.band
+        del box_lo, box_hi  # (not held through the walk)
         if self.walkable(faces, site):
             return self._walk_pairs(faces, site, ref, half)
         base = np.zeros((faces.count, (n + 7) // 8), dtype=np.uint8)
@@ -260,9 +261,13 @@ class FaceMaps:
         value, ds, dt = (t.detach().cpu().numpy() for t in triple)
         return Pairs(idx[f], k, value[f, k], ds[f, k], dt[f, k], ref[idx][f])
 
-    def chords(self, faces: Faces, site: Site, cand: Pairs, base: np.ndarray
-               ) -> tuple[Canonical, Pairs, np.ndarray]:
-        """Canonical vertex values of candidates; neurons with both signs on a face cut it."""
+    def chords(self, faces: Faces, site: Site, cand: Pairs, base: np.ndarray,
+               position: np.ndarray | None = None) -> tuple[Canonical, Pairs, np.ndarray]:
+        """Canonical vertex values of candidates; neurons with both signs on a face cut it.
+
+        `base` (F, width) is settled in place: the bit of each candidate that does not cut
+        its face is set to its sign there, at ``position[neuron]`` (a column subset's rows;
+        None: at the neuron's own bit)."""
         xy = self.vertices.xy
         n = site.size
         pair_ptr, slots = gather_rings(faces.ptr, cand.face)
@@ -277,7 +282,8 @@ class FaceMaps:
         # each (vertex, neuron) is on its lowest face; every slot takes that slot's value
         _, first, inverse = unique_first_inverse(key)
         value = z[first][inverse]
-        cuts = settle_pairs(np.sign(value), pair_ptr, base, cand.face, cand.neuron)
+        bit = cand.neuron if position is None else position[cand.neuron]
+        cuts = settle_pairs(np.sign(value), pair_ptr, base, cand.face, bit)
         # later lookups only concern the chords' own vertices
         chord_slots = np.flatnonzero(cuts[pair])
         canonical = Canonical(key[chord_slots], value[chord_slots], n)

@@ -513,17 +513,36 @@ def component_roots(graph: WalkGraph, strip: np.ndarray) -> np.ndarray:
     """The faces the walkers start from: the lowest face of each connected component of the
     graph restricted to one strip (a walker takes the first unvisited face as its next root
     and walks its whole component), in increasing order."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
+    return np.flatnonzero(_lowest_of_component(graph.ptr, graph.dst, strip) == np.arange(len(strip)))
 
-    n = len(graph.ptr) - 1
-    src = np.repeat(np.arange(n), np.diff(graph.ptr))
-    keep = strip[src] == strip[graph.dst]
-    adjacency = csr_matrix((np.ones(int(keep.sum())), (src[keep], graph.dst[keep])), shape=(n, n))
-    n_components, label = connected_components(adjacency, directed=True, connection="weak")
-    roots = np.full(n_components, n, dtype=np.int64)
-    np.minimum.at(roots, label, np.arange(n))
-    return np.sort(roots)
+
+@numba.njit(cache=True, nogil=True)
+def _lowest_of_component(ptr: np.ndarray, dst: np.ndarray, strip: np.ndarray
+                         ) -> np.ndarray:  # pragma: no cover - compiled
+    """(F,) int64: the lowest face of each face's component (edges within a strip only), by
+    union-find that keeps the lower face as a set's root (one array; a sparse matrix and a
+    graph search would hold several edge-sized ones)."""
+    n = len(ptr) - 1
+    root = np.arange(n)
+    for f in range(n):
+        for e in range(ptr[f], ptr[f + 1]):
+            g = dst[e]
+            if strip[g] != strip[f]:
+                continue
+            a, b = f, g
+            while root[a] != a:  # find, halving the path
+                root[a] = root[root[a]]
+                a = root[a]
+            while root[b] != b:
+                root[b] = root[root[b]]
+                b = root[b]
+            if a < b:
+                root[b] = a
+            elif b < a:
+                root[a] = b
+    for f in range(n):  # every face to its set's root (roots are lower, so already final)
+        root[f] = root[root[f]]
+    return root
 
 
 class _Walker:
