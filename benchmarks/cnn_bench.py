@@ -6,7 +6,9 @@ supervised training on all of MNIST; planes through MNIST test images (0, 1, 2) 
 like ``Plane.through(..., margin=0.2)``, as squares of ``--scales`` times its half-width
 (1.0 is the full plane). ``--lenet`` adds ``zoo.LeNet`` (conv 6 -> ReLU -> max-pool 2 ->
 conv 16 -> ReLU -> max-pool 2 -> linear 120, ReLU; seed 0) at ``--lenet-scales``: its
-max-pools have no links to the next site, so its values come from forward passes. The
+max-pools have no links to the next site, so its values come from forward passes; each
+LeNet row also slices the same network written as an MLP (``dense_lenet``: each conv as its
+unrolled Linear) and gives ``warm_vs_dense_equivalent``. The
 MLP 784-256-256-256-10 of ``slice_bench`` runs first, on the full plane and on each square,
 every slice twice: cold (compiled kernels and the model's links built in the call) and warm
 (the same slice again: kernels loaded and links remembered for the model's state, as for
@@ -27,6 +29,7 @@ Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 import time
@@ -88,6 +91,35 @@ def matched_mlp(dense: torch.nn.Module, plane: rs.Plane, regions: int, max_regio
     return best
 
 
+def unrolled_conv(conv: torch.nn.Conv2d, shape_in: tuple[int, int, int]
+                  ) -> tuple[torch.nn.Linear, tuple[int, ...]]:
+    """`conv` as the dense Linear on its flattened input (its exact matrix, float64) and its
+    output shape: column k is the conv of the k-th unit input minus the conv of zero."""
+    n = int(np.prod(shape_in))
+    with torch.no_grad():
+        weight, bias = conv.weight.double(), None if conv.bias is None else conv.bias.double()
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.conv2d(x, weight, bias, conv.stride, conv.padding,
+                                              conv.dilation, conv.groups)
+        zero = run(torch.zeros(1, *shape_in, dtype=torch.float64))
+        columns = run(torch.eye(n, dtype=torch.float64).reshape(n, *shape_in)) - zero
+    linear = torch.nn.Linear(n, zero.numel()).double()
+    linear.weight.data, linear.bias.data = columns.reshape(n, -1).T.contiguous(), zero.reshape(-1)
+    return linear, tuple(zero.shape[1:])
+
+
+def dense_lenet(model: LeNet) -> torch.nn.Module:
+    """zoo.LeNet's dense equivalent (float64): each conv as its unrolled Linear, the same
+    ReLUs and max-pools on the unflattened outputs."""
+    conv1, conv2, head = model[0], model[3], model[7]
+    linear1, shape1 = unrolled_conv(conv1, (conv1.in_channels, 28, 28))
+    linear2, shape2 = unrolled_conv(conv2, (conv2.in_channels, shape1[1] // 2, shape1[2] // 2))
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), linear1, nn.Unflatten(1, shape1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), linear2, nn.Unflatten(1, shape2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), copy.deepcopy(head).double(), nn.ReLU()).eval()
+
+
 def trained_cnn(data: str | None) -> torch.nn.Module:
     """SmallCNN after one supervised epoch (batch 256, Adam 1e-3, seed 0)."""
     from reluscope.train import TrainConfig, train
@@ -124,15 +156,25 @@ def main() -> None:
     if args.trained:
         models["SmallCNN 1 epoch"] = trained_cnn(args.data)
     cases = [(name, model, args.scales) for name, model in models.items()]
+    equivalents = {}
     if args.lenet:
         torch.manual_seed(0)
-        cases.append(("LeNet untrained (max-pool)", LeNet().eval(), args.lenet_scales))
+        lenet = LeNet().eval()
+        cases.append(("LeNet untrained (max-pool)", lenet, args.lenet_scales))
+        equivalents["LeNet untrained (max-pool)"] = dense_lenet(lenet)
     for name, model, scales in cases:
         for scale in scales:
             try:
                 row = cold_and_warm(model, square(plane, scale), args.max_regions)
             except rs.TooManyRegionsError as exc:
                 row = {"refused": str(exc).split(";")[0]}
+            if name in equivalents and "us_per_region" in row:
+                # the same network written as an MLP (unrolled convs): a CNN must not be slower
+                same = cold_and_warm(equivalents[name], square(plane, scale), args.max_regions)
+                row["dense_equivalent"] = {k: same[k] for k in ("regions", "warm_us_per_region",
+                                                                "warm_kb_per_region")}
+                row["warm_vs_dense_equivalent"] = round(row["warm_us_per_region"]
+                                                        / same["warm_us_per_region"], 2)
             if "us_per_region" in row:
                 row["warm_vs_mlp"] = round(row["warm_us_per_region"] / full, 2)
                 if scale in reference:
