@@ -119,3 +119,34 @@ def test_direct_point_location_agrees_with_the_spatial_index(part):
     assert np.all(shapely.distance(polys[direct[42:]], shapely.points(pts[42:])) < 1e-12)
     with pytest.raises(ValueError, match=r"`direct_limit` of Partition2D.region_of must be an integer >= 0"):
         part.region_of(pts, direct_limit=-1)
+
+
+def test_files_of_a_newer_format_version_are_refused_and_older_ones_read(part, tmp_path):
+    import json
+
+    path = part.save(tmp_path / "slice")
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    assert meta["version"] == 2
+    for version, readable in [(1, True), (3, False)]:
+        meta["version"] = version
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(tmp_path / f"v{version}.npz", **arrays)
+        if readable:
+            assert rs.Partition2D.load(tmp_path / f"v{version}.npz").n_regions == part.n_regions
+        else:
+            with pytest.raises(rs.PartitionFileError, match="version 3 .written by a newer.*Upgrade"):
+                rs.Partition2D.load(tmp_path / f"v{version}.npz")
+
+
+def test_stored_rows_must_have_their_column_subsets_width():
+    from reluscope.regions.patterns import ColumnSubset, PackedPatterns
+
+    bits = np.array([[1, 0, 1, 0, 0, 0, 0, 0, 0, 1], [1, 1, 1, 0, 0, 0, 0, 0, 0, 1]], bool)
+    full = np.packbits(bits, axis=1)
+    subset = ColumnSubset.of(full, 10, np.array([2], np.int64))
+    assert subset.columns.tolist() == [1, 2] and subset.width == 1
+    PackedPatterns([subset.gather(full)], subset=[subset])
+    with pytest.raises(rs.InputValueError, match=r"\(rows, 1\) bytes.*shape \(2, 2\).*subset.gather"):
+        PackedPatterns([full], subset=[subset])

@@ -33,14 +33,15 @@ def write_npz(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[s
     return atomic_write(target, lambda handle: np.savez_compressed(handle, **payload))  # type: ignore[arg-type]
 
 
-def read_npz(path: str | os.PathLike[str], fmt: str, where: str
+def read_npz(path: str | os.PathLike[str], fmt: str, where: str, newest: int = 1
              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a file written by :func:`write_npz` whose header says ``format == fmt``.
+    """Read a file written by :func:`write_npz` whose header says ``format == fmt`` and a
+    ``version`` of at most `newest` (the newest this code reads).
 
     Raises
     ------
     PartitionFileError
-        The file is missing, truncated, or of another kind.
+        The file is missing, truncated, of another kind, or of a newer version.
     """
     source = Path(path)
     if not source.is_file():
@@ -52,13 +53,27 @@ def read_npz(path: str | os.PathLike[str], fmt: str, where: str
             meta = json.loads(bytes(data["meta"]).decode())
             if meta.get("format") != fmt:
                 raise KeyError(f"format is {meta.get('format')!r}, not {fmt!r}")
+            version = meta.get("version", 1)
+            if isinstance(version, int) and version > newest:
+                raise _NewerFile(version)
             arrays = {name: data[name] for name in data.files if name != "meta"}
+    except _NewerFile as exc:
+        raise PartitionFileError(message(
+            f"`path` of {where}", f"a {fmt.split('.')[-1]} file of format version {newest} or older",
+            f"{str(source)!r}, of version {exc.version} (written by a newer reluscope)",
+            "Upgrade reluscope to read it.")) from None
     except Exception as exc:
         raise PartitionFileError(message(
             f"`path` of {where}", f"a file written by {fmt.split('.')[-1]}.save",
             f"{str(source)!r}, which could not be read ({type(exc).__name__}: {exc})",
             "The file is truncated or of another kind; recompute it.")) from exc
     return meta, arrays
+
+
+class _NewerFile(Exception):
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
 
 
 def sites_meta(sites: tuple[Site, ...] | list[Site]) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from reluscope.regions._npz import (
 from reluscope.regions.pools import keep_pool_switches
 
 _FORMAT = "reluscope.Partition1D"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: pattern rows may be column subsets (1: always full)
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,7 +215,7 @@ class Partition1D:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Partition1D:
         """Read a partition written by :meth:`save`."""
-        meta, arrays = read_npz(path, _FORMAT, "Partition1D.load")
+        meta, arrays = read_npz(path, _FORMAT, "Partition1D.load", _FORMAT_VERSION)
         sites = sites_from_meta(meta["sites"])
         points = torch.from_numpy(arrays["points"])
         bounds = np.concatenate([[0], np.cumsum(meta["n_points"])])

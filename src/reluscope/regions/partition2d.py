@@ -57,7 +57,7 @@ from reluscope.regions.patterns import PackedPatterns
 from reluscope.regions.pools import keep_pool_switches
 
 _FORMAT = "reluscope.Partition2D"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: pattern rows may be column subsets (1: always full)
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,7 +287,7 @@ class Partition2D:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Partition2D:
         """Read a partition written by :meth:`save`."""
-        meta, arrays = read_npz(path, _FORMAT, "Partition2D.load")
+        meta, arrays = read_npz(path, _FORMAT, "Partition2D.load", _FORMAT_VERSION)
         sites = sites_from_meta(meta["sites"])
         extent = (tuple(meta["extent"][0]), tuple(meta["extent"][1]))
         plane = Plane(torch.from_numpy(arrays["plane_origin"]),

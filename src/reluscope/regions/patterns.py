@@ -91,6 +91,13 @@ class ColumnSubset:
                               self.columns, self.reference)
 
 
+def plain_gate_map(width: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(columns (size,), position (8 * width,), reference (width,)) of full rows of `width`
+    bytes: every neuron stored at its own bit (the form :meth:`PackedPatterns.gates` gives)."""
+    identity = np.arange(8 * width, dtype=np.int64)
+    return identity[:size], identity, np.zeros(width, np.uint8)
+
+
 class PackedPatterns(Sequence[np.ndarray]):
     """Per-site bit-packed patterns (``numpy.packbits`` layout), rows shared by reference.
 
@@ -119,6 +126,14 @@ class PackedPatterns(Sequence[np.ndarray]):
                 raise InputValueError(message(
                     f"`{name}` of PackedPatterns", f"one entry (or None) per site: {len(self.rows)}",
                     f"{len(entries)} entries", "Pass None for a site with plain rows."))
+        for site, (stored, columns) in enumerate(zip(self.rows, self.subset, strict=True)):
+            # a stored row of the wrong width would be read at the wrong bits
+            if columns is not None and (stored.ndim != 2 or stored.shape[1] != columns.width):
+                raise InputValueError(message(
+                    f"rows of site {site} of PackedPatterns",
+                    f"(rows, {columns.width}) bytes: the {len(columns.columns)} neurons its "
+                    "ColumnSubset stores", f"shape {stored.shape}",
+                    "Gather full rows with subset.gather(rows), or pass None as its subset."))
 
     @classmethod
     def wrap(cls, patterns: Sequence[np.ndarray]) -> PackedPatterns:
@@ -177,8 +192,7 @@ class PackedPatterns(Sequence[np.ndarray]):
         subset = self.subset[site]
         if subset is not None:
             return self.rows[site], subset.columns, subset.position, subset.reference
-        identity = np.arange(8 * self.rows[site].shape[1], dtype=np.int64)
-        return self.rows[site], identity[:size], identity, np.zeros(self.rows[site].shape[1], np.uint8)
+        return (self.rows[site], *plain_gate_map(self.rows[site].shape[1], size))
 
     @property
     def nbytes(self) -> int:

@@ -43,6 +43,7 @@ import numpy as np
 from reluscope._kernels.bits import POPCOUNT
 from reluscope.nets.links import SparseColumns
 from reluscope.regions.options import EngineOptions
+from reluscope.regions.patterns import plain_gate_map
 
 _DONE, _NEED_ROOT, _ANCHOR, _FULL = 0, 1, 2, 3
 #: Multiplier gathering the low bits of 8 bytes into the top byte (first byte on top).
@@ -410,8 +411,7 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     base = np.zeros((n_faces, (size + 7) // 8), dtype=np.uint8)
     rows = np.arange(n_faces, dtype=np.int64) if gate_row is None else gate_row.astype(np.int64)
     if gate_map is None:
-        identity = np.arange(8 * gates.shape[1], dtype=np.int64)
-        gate_map = (identity, identity, np.zeros(gates.shape[1], dtype=np.uint8))
+        gate_map = plain_gate_map(gates.shape[1], 8 * gates.shape[1])
     shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, links,
                      np.ascontiguousarray(gates), gate_map, rows, slope, _line_slots(graph, links))
     lock = threading.Lock()
