@@ -166,7 +166,9 @@ def test_links_are_remembered_per_model_state_and_rechecked():
     from reluscope.nets.links import LINKS
 
     torch.manual_seed(0)
-    model = _model(nn.Conv2d(3, 4, 3, padding=1))
+    # float64 from the start: the oracle below (`_jacobian`) converts the layer in place,
+    # and a model's key covers its tensors' dtypes
+    model = _model(nn.Conv2d(3, 4, 3, padding=1)).double()
     x = torch.rand(3, 1, 10, 10, generator=torch.Generator().manual_seed(1))
     plane = rs.Plane.through(x[0], x[1], x[2])
     first = Network(model, plane, dense_fraction=0.999)
@@ -194,3 +196,39 @@ def test_links_are_remembered_per_model_state_and_rechecked():
     assert dilated.state_key == changed.state_key
     matrix, _ = _jacobian(model[2], dilated.sites[0].shape)
     np.testing.assert_allclose(_dense(dilated.link(1).columns), matrix, atol=1e-12)
+
+
+def test_float64_state_is_remembered_per_model_until_its_tensors_change():
+    from reluscope.nets.states import STATES
+
+    torch.manual_seed(0)
+    model = _model(nn.Conv2d(3, 4, 3, padding=1))
+    x = torch.rand(3, 1, 10, 10, generator=torch.Generator().manual_seed(1))
+    plane = rs.Plane.through(x[0], x[1], x[2])
+    first = Network(model, plane)
+    again = Network(model, rs.Plane.through(x[1], x[2], x[0]))
+    assert again.state is first.state  # the planes of one checkpoint share one copy
+    assert all(t.dtype == torch.float64 for t in first.state.values() if t.is_floating_point())
+    # a weight changed in place: a new copy with the new values
+    with torch.no_grad():
+        model[2].weight.mul_(2.0)
+    changed = Network(model, plane)
+    assert changed.state is not first.state
+    torch.testing.assert_close(changed.state["2.weight"], model[2].weight.double(), rtol=0, atol=0)
+    # the copy itself written into (a forward that updates a buffer): not reused
+    changed.state["2.bias"].add_(1.0)
+    fresh = Network(model, plane)
+    assert fresh.state is not changed.state
+    torch.testing.assert_close(fresh.state["2.bias"], model[2].bias.double(), rtol=0, atol=0)
+    # a model that became non-finite is refused even though an earlier copy is remembered
+    with torch.no_grad():
+        model[2].bias[0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        Network(model, plane)
+    STATES.forget(model)
+    # the same slice as without any remembered copy
+    with torch.no_grad():
+        model[2].bias[0] = 0.0
+    part = rs.slice_regions(model, plane)
+    STATES.forget(model)
+    assert rs.slice_regions(model, plane).n_regions == part.n_regions

@@ -25,20 +25,12 @@ from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError, UnsupportedModelError
 from reluscope.nets.links import LINKS, Link, local_link, state_key
 from reluscope.nets.recorder import Site, SiteRecorder, StopForward, module_paths
+from reluscope.nets.states import STATES
 
 __all__ = ["MAX_LINK_ENTRIES", "InstrumentedModel", "Pass", "Site", "SiteRecorder", "model_device"]
 
 #: Largest dense link matrix (entries) the chain fast path builds between two sites.
 MAX_LINK_ENTRIES = 1 << 25
-
-def _float64_state(model: nn.Module, device: torch.device) -> dict[str, torch.Tensor]:
-    state = {}
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-        if tensor.is_floating_point():
-            tensor = tensor.detach().to(device=device, dtype=torch.float64)
-        state[name] = tensor
-    return state
-
 
 def model_device(model: nn.Module, default: torch.device | str = "cpu") -> torch.device:
     """Device of the model's first parameter or buffer (`default` for a stateless model)."""
@@ -107,14 +99,9 @@ class InstrumentedModel:
                 f"`model` of {where}", "a model with real parameters (CPU or CUDA)",
                 "a model on the meta device (shapes only, no values)",
                 "Materialise it first, e.g. model.to_empty(device='cpu') and load its weights."))
-        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
-                bad = int((~torch.isfinite(tensor.detach())).sum())
-                raise InputValueError(message(
-                    f"`model` of {where}", "finite parameters and buffers",
-                    f"`{name}` with {bad} non-finite value(s) (NaN or inf)",
-                    "Fix or reload the weights (a diverged training run leaves NaNs)."))
-        self.state = _float64_state(model, self.device)
+        # the float64 copy (remembered for the model's current tensors: the planes of one
+        # checkpoint share it); a model with NaN or inf values is refused there
+        self._digest, self.state = STATES.state_of(model, self.device, where)
         self.examples = examples.to(device=self.device, dtype=torch.float64)
         self.input_shape = tuple(self.examples.shape[1:])
         probe = self.forward(self.examples[:1])
@@ -273,10 +260,10 @@ class InstrumentedModel:
 
     @property
     def state_key(self) -> str:
-        """Digest of the float64 state, the sites and the link options (see LinkMemo)."""
+        """Digest of the model's tensors, the sites and the link options (see LinkMemo)."""
         if self._state_key is None:
             self._state_key = state_key(
-                [t for t in self.state.values() if isinstance(t, torch.Tensor)], self.input_shape,
+                [], self._digest, self.input_shape,
                 [(s.shape, s.negative_slope) for s in self.sites], self.output_size, self.dense_fraction,
                 type(self.model).__qualname__)
         return self._state_key
