@@ -184,12 +184,15 @@ def test_root_maps_come_a_batch_at_a_time_as_the_walkers_reach_them():
         batches.append(faces.tolist())
         return np.stack([map_of(int(f)) for f in faces], axis=1)
 
-    maps = _RootMaps(one, many, np.array([0, 3, 5, 9, 12]), 2, threading.Lock())
-    # two walkers ask for their roots in increasing order, interleaved; 4 is an anchor
-    for face in [0, 9, 3, 4, 12, 5]:
+    maps = _RootMaps(one, many, np.array([0, 3, 5, 9, 12, 14]), np.array([0, 1, 0, 1, 0, 1]), 2,
+                     threading.Lock())
+    # two walkers (strips 0 and 1) ask for their roots in increasing order, interleaved; 4 is
+    # an anchor
+    for face in [0, 3, 5, 4, 9, 12, 14]:
         assert np.array_equal(maps(face), map_of(face))
-    assert batches == [[0, 3], [9, 12]]  # the roots from the one asked for on, not yet computed
-    assert singles == [4, 5]  # an anchor, and a root left alone in its batch
+    # a batch: the asking walker's roots from the one asked for on, not yet computed
+    assert batches == [[0, 5], [3, 9]]
+    assert singles == [4, 12, 14]  # an anchor, and roots left alone in their batch
     assert maps.ready == {}  # nothing held once every root is reached
     assert maps(0).shape == (3, 4) and singles[-1] == 0  # asked again: computed again
 

@@ -420,7 +420,8 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
         edges = np.quantile(ref[:, 0], np.arange(1, threads) / threads)
         strip = np.searchsorted(edges, ref[:, 0], side="right")
     roots = component_roots(graph, strip) if exact_batch is not None else None
-    exact = _RootMaps(exact_maps, exact_batch, roots, options.walk_root_batch, lock)
+    exact = _RootMaps(exact_maps, exact_batch, roots, None if roots is None else strip[roots],
+                      options.walk_root_batch, lock)
     walkers = [_Walker(shared, size, ref, half, base, strip != t, exact, options)
                for t in range(threads)]
     if threads == 1:
@@ -436,9 +437,9 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
 
 class _RootMaps:
     """Exact maps for the walkers: one face at a time, except at component roots, whose
-    maps come ``batch`` at a time in one pass (the roots a walker has not reached yet, from
-    the one asked for on: walkers ask for their roots in increasing order), so a pass's
-    fixed cost is shared without holding every root's map at once.
+    maps come ``batch`` at a time in one pass (the roots of the asking walker's strip it has
+    not reached yet, from the one asked for on: a walker asks for its roots in increasing
+    order), so a pass's fixed cost is shared while at most one batch per walker is held.
 
     Parameters
     ----------
@@ -448,6 +449,8 @@ class _RootMaps:
         ``many(faces (R,))`` -> (3, R, size); None: every map by `one`.
     roots : (K,) int64 sorted, or None
         The faces walkers start their components from (:func:`component_roots`).
+    strips : (K,) int64, or None
+        The strip (walker) of each root.
     batch : int
     lock : threading.Lock
         Held while the model runs (its own state is single-threaded).
@@ -455,9 +458,10 @@ class _RootMaps:
 
     def __init__(self, one: Callable[[int], np.ndarray],
                  many: Callable[[np.ndarray], np.ndarray] | None, roots: np.ndarray | None,
-                 batch: int, lock: threading.Lock) -> None:
+                 strips: np.ndarray | None, batch: int, lock: threading.Lock) -> None:
         self.one, self.many, self.batch, self.lock = one, many, max(1, batch), lock
         self.roots = np.zeros(0, np.int64) if roots is None or many is None else roots
+        self.strips = np.zeros(len(self.roots), np.int64) if strips is None else strips
         self.pending = np.ones(len(self.roots), dtype=bool)  # not yet computed
         self.ready: dict[int, np.ndarray] = {}
 
@@ -470,7 +474,8 @@ class _RootMaps:
             if self.many is None or at == len(self.roots) or self.roots[at] != face \
                     or not self.pending[at]:
                 return self.one(face)
-            todo = at + np.flatnonzero(self.pending[at:])[: self.batch]
+            mine = self.pending[at:] & (self.strips[at:] == self.strips[at])
+            todo = at + np.flatnonzero(mine)[: self.batch]
             self.pending[todo] = False
             if len(todo) == 1:
                 return self.one(face)
