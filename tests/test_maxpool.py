@@ -429,3 +429,38 @@ def test_a_difference_of_conv_outputs_is_not_mistaken_for_a_link(slicer):
     assert net.link(2) is None and net.link(3) is None
     part = slicer(model, rs.Plane.through(x[0], x[1], x[2], margin=0.3))
     assert part.verify(model).ok
+
+
+class _PoolWithInputSkip(nn.Module):
+    """conv -> ReLU -> max-pool -> linear, plus a term of the input itself: the layers after
+    the first site see the input, not only its activation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head, self.skip = nn.Conv2d(1, 2, 3), nn.Linear(2 * 3 * 3, 4), nn.Linear(64, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.max_pool2d(torch.relu(self.conv(x)), 2)
+        return torch.relu(self.head(pooled.flatten(1)) + self.skip(x.flatten(1)))
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_passes_from_the_first_sites_activation_only_where_nothing_else_reaches_later(skip):
+    from reluscope.nets.plane_network import Network
+
+    torch.manual_seed(4)
+    model = (_PoolWithInputSkip() if skip else nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 4), nn.ReLU())).eval()
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    plane = rs.Plane.through(x[0], x[1], x[2])
+    net = Network(model, plane)
+    assert net.cut_at_first_site is not skip
+    coords = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    direct = net.plane_preactivations(coords)
+    if not skip:  # the same values as a pass from the input, to rounding
+        after = net.preactivations_after_first_site(net.site0_values(coords))
+        for a, b in zip(after, direct, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    # either way the partition passes its certificate
+    part = rs.slice_regions(model, plane)
+    assert part.verify(model).ok and part.n_regions > 10

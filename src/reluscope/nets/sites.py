@@ -88,6 +88,7 @@ class InstrumentedModel:
                  dense_fraction: float = 0.25) -> None:
         self.dense_fraction = dense_fraction
         self._state_key: str | None = None
+        self._cut_at_first: bool | None = None
         if not isinstance(model, nn.Module):
             raise InputTypeError(message(f"`model` of {where}", "a torch.nn.Module",
                                          describe(model), "Pass the network itself."))
@@ -211,6 +212,49 @@ class InstrumentedModel:
         result = self.forward(x, stop_after=upto)
         self.check_sites(result.sites, upto)
         return [r[0] for r in result.records]
+
+    @property
+    def cut_at_first_site(self) -> bool:
+        """Does everything after site 0 (every later site and the output) see the input only
+        through site 0's activation? Checked like a link (see :meth:`link`): one random
+        activation injected at site 0 must give the same later values, to rounding, at the
+        first example and at two random inputs (a skip connection from the input, or a
+        max-pool whose candidates are not site 0's, fails it)."""
+        if self._cut_at_first is None:
+            gen = torch.Generator().manual_seed(2)
+            probe = torch.rand(1, self.sites[0].size, generator=gen, dtype=torch.float64)
+            noise = torch.randn(2, *self.input_shape, generator=gen, dtype=torch.float64)
+            inputs = torch.cat([self.examples[:1], self.examples[:1] + noise.to(self.device)])
+            ran = self.forward(inputs, inject={0: probe.to(self.device).expand(3, -1)})
+            later = [r[0] for r in ran.records[1:]]
+            if ran.output is not None:
+                later.append(ran.output[0])
+            same = [(s.shape, s.negative_slope) for s in ran.sites] == \
+                [(s.shape, s.negative_slope) for s in self.sites]
+            for z in later:
+                scale = float(z.abs().max()) + 1.0
+                same = same and float((z - z[:1]).abs().max()) <= 1e-12 * scale
+            self._cut_at_first = same
+        return self._cut_at_first
+
+    def preactivations_after_first_site(self, z0: torch.Tensor, upto: int | None = None
+                                        ) -> list[torch.Tensor]:
+        """Like :meth:`preactivations` (sites ``0..upto``), from site 0's pre-activations
+        `z0` (N, size_0): one pass from site 0's activation on, so the layers before it do
+        not run per point (valid where :attr:`cut_at_first_site`)."""
+        slope = self.sites[0].negative_slope
+        activation = torch.where(z0 > 0, z0, z0 * slope) if slope else z0.clamp_min(0.0)
+
+        def after(x: torch.Tensor) -> Pass:
+            ran = self.forward(x, stop_after=upto, inject={0: activation})
+            self.check_sites(ran.sites, upto)
+            return ran
+
+        try:  # one input, the injected activation widening the batch (see _after_each)
+            ran = after(self.examples[:1])
+        except InputValueError:
+            ran = after(self.examples[:1].expand(z0.shape[0], *self.input_shape))
+        return [z0, *(r[0] for r in ran.records[1:])]
 
     def link(self, site: int) -> Link | None:
         """The affine map from site ``site-1``'s activation to site ``site``'s input, if any.

@@ -145,7 +145,10 @@ class VertexValues:
                     slope = self.net.sites[m - 1].negative_slope
                     z = link.apply(torch.where(z > 0, z, z * slope))  # type: ignore[union-attr]
             else:
-                pre = self.net.plane_preactivations(coords, upto)
+                if self.net.cut_at_first_site:  # the first site's plane map, then one pass
+                    pre = self.net.preactivations_after_first_site(self.net.site0_values(coords), upto)
+                else:
+                    pre = self.net.plane_preactivations(coords, upto)
                 z = pre[site.index]
                 for later, blocks in self.ahead.items():
                     blocks.append(pre[later].cpu().numpy())
