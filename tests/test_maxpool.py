@@ -444,13 +444,28 @@ class _PoolWithInputSkip(nn.Module):
         return torch.relu(self.head(pooled.flatten(1)) + self.skip(x.flatten(1)))
 
 
-@pytest.mark.parametrize("skip", [False, True])
-def test_passes_from_the_first_sites_activation_only_where_nothing_else_reaches_later(skip):
+class _ReshapeByInputBatch(nn.Module):
+    """A forward that reshapes by its input's batch size after the first site (the recorder
+    lets a pass from the first site's activation widen one input to many there too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(1, 2, 3), nn.Linear(2 * 3 * 3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.max_pool2d(torch.relu(self.conv(x)), 2)
+        return torch.relu(self.head(pooled.reshape(x.shape[0], -1)))
+
+
+@pytest.mark.parametrize("kind", ["plain", "skip", "reshape"])
+def test_passes_from_the_first_sites_activation_only_where_nothing_else_reaches_later(kind):
     from reluscope.nets.plane_network import Network
 
     torch.manual_seed(4)
-    model = (_PoolWithInputSkip() if skip else nn.Sequential(
-        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 4), nn.ReLU())).eval()
+    model = {"skip": _PoolWithInputSkip, "reshape": _ReshapeByInputBatch,
+             "plain": lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                            nn.Linear(18, 4), nn.ReLU())}[kind]().eval()
+    skip = kind == "skip"
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(5))
     plane = rs.Plane.through(x[0], x[1], x[2])
     net = Network(model, plane)

@@ -234,8 +234,24 @@ class InstrumentedModel:
             for z in later:
                 scale = float(z.abs().max()) + 1.0
                 same = same and float((z - z[:1]).abs().max()) <= 1e-12 * scale
+            if same:  # and the pass from site 0 itself, widening one input to several
+                same = self._passes_from_first_site_agree()
             self._cut_at_first = same
         return self._cut_at_first
+
+    def _passes_from_first_site_agree(self) -> bool:
+        """Do passes from site 0's activation give the plain passes' values at the examples
+        (a forward that reshapes by its input's batch size may fail or mix rows there)?"""
+        try:
+            direct = self.preactivations(self.examples)
+            after = self.preactivations_after_first_site(direct[0])
+        except (InputValueError, UnsupportedModelError, RuntimeError):
+            return False
+        for a, b in zip(after, direct, strict=True):
+            scale = float(b.abs().max()) + 1.0
+            if a.shape != b.shape or float((a - b).abs().max()) > 1e-10 * scale:
+                return False
+        return True
 
     def preactivations_after_first_site(self, z0: torch.Tensor, upto: int | None = None
                                         ) -> list[torch.Tensor]:
