@@ -159,3 +159,98 @@ def test_set_and_clear_bits_match_numpys_unbuffered_ops():
     clear_bit(packed, rows[:250], bit[:250])
     np.bitwise_and.at(expect, (rows[:250], bit[:250] >> 3), ~(128 >> (bit[:250] & 7)).astype(np.uint8))
     assert np.array_equal(packed, expect)
+
+
+def _sorted_twins(ptr, vid):
+    """The sort-based reference: slots grouped by undirected edge key, lowest two per group."""
+    from reluscope._kernels.rings import next_slot
+
+    b = vid[next_slot(ptr)]
+    key = np.minimum(vid, b) * (int(vid.max()) + 1) + np.maximum(vid, b)
+    order = np.argsort(key, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(key[order])) + 1)
+    first = np.array([g[0] for g in groups])
+    second = np.array([g[1] if len(g) > 1 else -1 for g in groups])
+    return first, second, b[first]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ring_edges_pairs_each_edge_like_a_sort_by_edge_key(seed):
+    import torch
+
+    import reluscope as rs
+    from reluscope._kernels.rings import edge_twins, ring_edges, ring_ids
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 24), torch.nn.ReLU(), torch.nn.Linear(24, 24),
+                              torch.nn.ReLU(), torch.nn.Linear(24, 1))
+    part = rs.slice_regions(net, rs.Plane(torch.zeros(2), torch.eye(2), ((-3, 3), (-3, 3))))
+    ptr, vid = part.face_offsets, part.face_vertices
+    first, second, head, ring_first, ring_second = ring_edges(ptr, vid, part.n_vertices)
+    want_first, want_second, want_head = _sorted_twins(ptr, vid)
+    assert np.array_equal(first, want_first) and np.array_equal(second, want_second)
+    assert np.array_equal(head, want_head)
+    assert np.array_equal(np.stack(edge_twins(ptr, vid)), np.stack([first, second]))
+    ring = ring_ids(ptr)
+    assert np.array_equal(ring_first, ring[first])
+    assert np.array_equal(ring_second, np.where(second >= 0, ring[np.maximum(second, 0)], -1))
+    # every interior edge has exactly one twin, running the other way
+    inner = second >= 0
+    assert np.array_equal(vid[second[inner]], head[inner])
+
+
+def test_ring_edges_of_rings_sharing_an_edge_three_times():
+    from reluscope._kernels.rings import ring_edges
+
+    # three rings along edge 0-1 (not a partition; the kernel keeps the lowest two slots)
+    ptr = np.array([0, 3, 6, 9])
+    vid = np.array([0, 1, 2, 1, 0, 3, 0, 1, 4])
+    first, second, head, _, _ = ring_edges(ptr, vid, 5)
+    want_first, want_second, want_head = _sorted_twins(ptr, vid)
+    assert np.array_equal(first, want_first) and np.array_equal(second, want_second)
+    assert np.array_equal(head, want_head)
+
+
+def test_merge_faces_copies_rings_in_parent_order():
+    from reluscope.regions.patterns import PackedPatterns
+    from reluscope.regions.slice2d.faces import Faces, merge_faces
+
+    rng = np.random.default_rng(3)
+
+    def faces(n, parents):
+        lengths = rng.integers(3, 7, n)
+        ptr = np.concatenate([[0], np.cumsum(lengths)])
+        vid = rng.integers(0, 1000, ptr[-1])
+        return Faces(ptr, vid, vid * 10 + 1, PackedPatterns(), np.asarray(parents))
+
+    a, b = faces(5, [0, 2, 2, 4, 7]), faces(4, [1, 2, 5, 7])
+    rows = np.arange(9, dtype=np.uint8)[:, None]
+    merged = merge_faces(a, b, rows)
+    rings = [a.vid[a.ptr[i]:a.ptr[i + 1]] for i in range(5)] + \
+        [b.vid[b.ptr[i]:b.ptr[i + 1]] for i in range(4)]
+    order = np.argsort(np.concatenate([a.parent, b.parent]), kind="stable")
+    assert np.array_equal(merged.parent, np.sort(np.concatenate([a.parent, b.parent])))
+    for r, source in enumerate(order):
+        got = merged.vid[merged.ptr[r]:merged.ptr[r + 1]]
+        assert np.array_equal(got, rings[source])
+        assert np.array_equal(merged.lab[merged.ptr[r]:merged.ptr[r + 1]], got * 10 + 1)
+    assert np.array_equal(merged.patterns.of(0)[:, 0], order)
+
+
+def test_interpolated_rows_equal_numpys_to_the_bit():
+    from reluscope._kernels.interpolate import interpolate_rows
+
+    rng = np.random.default_rng(5)
+    n_old, n, width = 50, 400, 37
+    rows = np.zeros((n, width))
+    rows[:n_old] = rng.normal(size=(n_old, width)) * 1e3
+    a = np.full(n, -1, np.int64)
+    b = np.full(n, -1, np.int64)
+    t = rng.random(n)
+    for v in range(n_old, n):  # each vertex on a segment between two earlier ones
+        a[v], b[v] = rng.integers(0, v, 2)
+    want = rows.copy()
+    for v in range(n_old, n):
+        want[v] = (want[b[v]] - want[a[v]]) * t[v] + want[a[v]]
+    interpolate_rows(rows, a, b, t, n_old, n)
+    assert np.array_equal(rows, want)

@@ -7,6 +7,7 @@ same ring. All functions here are private kernels: inputs are already validated.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from reluscope._kernels.sorting import argsort_int
@@ -208,3 +209,138 @@ def locate_in_convex_rings(ptr: np.ndarray, vid: np.ndarray, xy: np.ndarray, poi
     first[1:] = point[order][1:] != point[order][:-1]
     out[point[order][first]] = ring[order][first]
     return out
+
+
+def ring_edges(ptr: np.ndarray, vid: np.ndarray, n_vertices: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct edges of rings, each with the slots and rings along it (:func:`edge_twins`
+    with what a partition keeps, without its slot-length temporaries).
+
+    The slots of each vertex are bucketed (a counting sort, int32 where it fits), and the
+    twin of slot ``a -> b`` is found among the few slots leaving ``a`` or ``b``: a
+    partition's assembly would otherwise hold several slot-length int64 arrays at once
+    (sort keys, their order, next slots, ring ids), its peak memory.
+
+    Parameters
+    ----------
+    ptr : (F+1,) int64
+    vid : (nnz,) int64, values in [0, n_vertices)
+    n_vertices : int
+
+    Returns
+    -------
+    first : (E,) int64
+        One slot per distinct edge: the lowest slot along it (ascending undirected edge key
+        ``min(a, b) * n_vertices + max(a, b)``, as :func:`edge_twins`).
+    second : (E,) int64
+        The next lowest slot along it, or -1.
+    head : (E,) int64
+        The vertex slot `first` runs to (its tail is ``vid[first]``).
+    ring_first, ring_second : (E,) int64
+        The rings of `first` and `second` (-1 where `second` is).
+    """
+    nnz = int(ptr[-1])
+    index = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+    first, second, head, key = _ring_edges(ptr.astype(np.int64), vid.astype(np.int64),
+                                           int(n_vertices), np.zeros(0, index))
+    order = argsort_int(key)
+    del key
+    first, second, head = first[order], second[order], head[order]
+    del order
+    ring_first = np.searchsorted(ptr, first, side="right") - 1
+    ring_second = np.where(second >= 0, np.searchsorted(ptr, second, side="right") - 1, -1)
+    return first, second, head, ring_first, ring_second
+
+
+@numba.njit(cache=True, nogil=True)
+def _slot_head(s: int, ptr: np.ndarray, vid: np.ndarray,
+               ring_start: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The vertex slot `s` runs to (the next slot of its ring, cyclically)."""
+    if ring_start[s + 1]:
+        return vid[ptr[np.searchsorted(ptr, s, side="right") - 1]]
+    return vid[s + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_edges(ptr: np.ndarray, vid: np.ndarray, n_vertices: int,
+                like: np.ndarray) -> tuple:  # pragma: no cover - compiled
+    nnz = ptr[len(ptr) - 1]
+    ring_start = np.zeros(nnz + 1, np.bool_)
+    for f in range(len(ptr)):
+        ring_start[ptr[f]] = True
+    start = np.zeros(n_vertices + 1, np.int64)
+    for i in range(nnz):
+        start[vid[i] + 1] += 1
+    for v in range(n_vertices):
+        start[v + 1] += start[v]
+    fill = start[:-1].copy()
+    leaving = np.empty(nnz, like.dtype)  # slots by tail vertex, ascending within each
+    for i in range(nnz):
+        leaving[fill[vid[i]]] = i
+        fill[vid[i]] += 1
+    fill = fill[:0]  # numba frees it with its last reference
+    # pass 0 counts the edges, pass 1 writes them
+    count = 0
+    first = np.empty(0, np.int64)
+    second = np.empty(0, np.int64)
+    head = np.empty(0, np.int64)
+    key = np.empty(0, np.int64)
+    for write in range(2):
+        if write:
+            first = np.empty(count, np.int64)
+            second = np.empty(count, np.int64)
+            head = np.empty(count, np.int64)
+            key = np.empty(count, np.int64)
+            count = 0
+        for i in range(nnz):
+            a = vid[i]
+            b = _slot_head(i, ptr, vid, ring_start)
+            lowest, next_lowest = i, -1  # the two lowest slots along edge {a, b}
+            for end in range(2):
+                tail, to = (a, b) if end == 0 else (b, a)
+                for k in range(start[tail], start[tail + 1]):
+                    s = leaving[k]
+                    if s == i or _slot_head(s, ptr, vid, ring_start) != to:
+                        continue
+                    if s < lowest:
+                        lowest, next_lowest = s, lowest
+                    elif next_lowest < 0 or s < next_lowest:
+                        next_lowest = s
+            if lowest != i:
+                continue
+            if write:
+                first[count] = i
+                second[count] = next_lowest
+                head[count] = b
+                key[count] = min(a, b) * n_vertices + max(a, b)
+            count += 1
+    return first, second, head, key
+
+
+def copy_rings(out: np.ndarray, out_ptr: np.ndarray, rings: np.ndarray, src: np.ndarray,
+               src_start: np.ndarray) -> None:
+    """Write ring ``rings[i]`` of `out` (offsets `out_ptr`) from ``src[src_start[i]:]``, in
+    place: gathering rings from several sources without concatenating the sources or forming
+    a slot-length index (both would be held beside the result).
+
+    Parameters
+    ----------
+    out : (nnz,) array, written
+    out_ptr : (R+1,) int64
+    rings : (K,) int64, rings of `out` to write
+    src : array like `out`
+    src_start : (K,) int64, first slot of each ring in `src`
+    """
+    _copy_rings(out, out_ptr, rings.astype(np.int64, copy=False), src,
+                src_start.astype(np.int64, copy=False))
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_rings(out: np.ndarray, out_ptr: np.ndarray, rings: np.ndarray, src: np.ndarray,
+                src_start: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in range(len(rings)):
+        r = rings[i]
+        at = src_start[i]
+        for k in range(out_ptr[r], out_ptr[r + 1]):
+            out[k] = src[at]
+            at += 1

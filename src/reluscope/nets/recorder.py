@@ -349,16 +349,16 @@ class SiteRecorder(TorchFunctionMode):
                              in zip(spatial, kernel, stride, dilation, strict=True)):
             self._refuse(f"`{name}` with ceil_mode=True on a size it does not divide",
                          "Use ceil_mode=False, or an input size the windows tile.")
-        # windows as strided views (N, C, Ho, Wo, kh, kw), in F.unfold's order; much faster
-        # than F.unfold of one channel
-        spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
-        views = grid.unfold(2, spans[0], stride[0]).unfold(3, spans[1], stride[1])
-        views = views[..., :: dilation[0], :: dilation[1]][:, :, : out_hw[0], : out_hw[1]]
+        # candidate (i, j) of every window is one strided view (N, C, Ho, Wo) of the input,
+        # taken in F.unfold's order (row-major over the kernel): no copy of the windows
+        # (gathering them into one (..., kh * kw) tensor was most of a LeNet pass)
         window = kernel[0] * kernel[1]
-        candidates = views.reshape(*views.shape[:4], window)
-        best = candidates[..., 0]
+        candidates = [grid[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
+                      [:, :, : out_hw[0], : out_hw[1]]
+                      for i in range(kernel[0]) for j in range(kernel[1])]
+        best = candidates[0]
         for stage in range(1, window):
-            best = best + self._site(candidates[..., stage] - best, 0.0, pool=(stage, window))
+            best = best + self._site(candidates[stage] - best, 0.0, pool=(stage, window))
         self._last_activation = None  # the next layer sees the maximum, not a site
         return best.squeeze(2) if one_d else best
 

@@ -32,10 +32,9 @@ import torch
 
 from reluscope._kernels.bits import unpack
 from reluscope._kernels.rings import (
-    edge_twins,
     locate_in_convex_rings,
-    next_slot,
     offsets_of,
+    ring_edges,
     ring_ids,
     shoelace,
     site_of_label,
@@ -364,20 +363,25 @@ def build_partition(plane: Plane, sites: list[Site], xy: np.ndarray, ptr: np.nda
                     label_offset: np.ndarray, n_degenerate: int, snap_rtol: float) -> Partition2D:
     """Assemble a Partition2D from engine output (private: inputs already consistent).
 
-    Compacts the vertices and pairs each ring edge with its twin in the neighbouring ring.
+    Compacts the vertices and pairs each ring edge with its twin in the neighbouring ring
+    (:func:`ring_edges`: no slot-length temporaries beyond the compacted rings, since the
+    assembly of a large partition is the slicer's peak memory).
     """
     used = np.flatnonzero(np.bincount(vid, minlength=len(xy)))  # np.unique, in linear time
     remap = np.full(len(xy), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     vid = remap[vid]
+    del remap
     xy = xy[used]
-    b = vid[next_slot(ptr)]
-    face = ring_ids(ptr)
-    first, second = edge_twins(ptr, vid)
-    edges = np.stack([vid[first], b[first]], axis=1)
-    right = np.where(second >= 0, face[np.maximum(second, 0)], -1)
-    edge_faces = np.stack([face[first], right], axis=1)
+    del used
+    first, second, head, ring_first, ring_second = ring_edges(ptr, vid, len(xy))
+    del second
+    edges = np.stack([vid[first], head], axis=1)
+    del head
+    edge_faces = np.stack([ring_first, ring_second], axis=1)
+    del ring_first, ring_second
     layer, neuron = site_of_label(lab[first], label_offset)
-    return Partition2D(plane, tuple(sites), xy, ptr.astype(np.int64), vid.astype(np.int64),
-                       edges.astype(np.int64), edge_faces.astype(np.int64), layer, neuron,
+    return Partition2D(plane, tuple(sites), xy, ptr.astype(np.int64, copy=False),
+                       vid.astype(np.int64, copy=False), edges.astype(np.int64, copy=False),
+                       edge_faces.astype(np.int64, copy=False), layer, neuron,
                        PackedPatterns.wrap(patterns), int(n_degenerate), float(snap_rtol))

@@ -134,10 +134,15 @@ def slice_regions(model: nn.Module, plane: Plane, *, max_regions: int = MAX_REGI
     with reuse_freed_memory():
         faces = engine.run()
         clock = time.perf_counter()
-        part = build_partition(plane, net.sites, engine.vertices.xy.copy(), faces.ptr, faces.vid,
-                               faces.lab, faces.patterns, engine.label_offset,
-                               engine.cutter.n_degenerate, options.snap_rtol)
+        timings, label_offset = engine.timings, engine.label_offset
+        degenerate, xy = engine.cutter.n_degenerate, engine.vertices.xy
+        # the walk's state (chord tables, vertex buffers) goes before the assembly allocates:
+        # assembling a large partition is the slicer's peak memory
+        del engine
+        part = build_partition(plane, net.sites, xy, faces.ptr, faces.vid, faces.lab,
+                               faces.patterns, label_offset, degenerate, options.snap_rtol)
+        del faces, xy
         part = merge_pool_faces(part)  # a max-pool's stages over-cut (reluscope.regions.pools)
-    engine.tick("assembly", clock)
-    part.timings.update({k: round(v, 4) for k, v in engine.timings.items()})
+    timings["assembly"] = time.perf_counter() - clock
+    part.timings.update({k: round(v, 4) for k, v in timings.items()})
     return part

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reluscope._kernels.growable import Growable
+from reluscope._kernels.rings import copy_rings
 from reluscope._kernels.sorting import argsort_int
 from reluscope.regions.patterns import PackedPatterns
 
@@ -75,9 +76,16 @@ def merge_faces(first: Faces, second: Faces, rows: np.ndarray) -> Faces:
     parents = np.concatenate([first.parent, second.parent])
     order = argsort_int(parents)
     lengths = np.concatenate([np.diff(first.ptr), np.diff(second.ptr)])[order]
-    starts = np.concatenate([first.ptr[:-1], len(first.vid) + second.ptr[:-1]])[order]
-    ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    take = np.repeat(starts - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
-    vid = np.concatenate([first.vid, second.vid])[take]
-    lab = np.concatenate([first.lab, second.lab])[take]
+    ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    del lengths
+    # output ring r is ring order[r] of the two sets: each source's rings copied in place
+    at = np.empty(len(order), dtype=np.int64)
+    at[order] = np.arange(len(order))
+    mine = (at[: first.count], at[first.count :])
+    vid = np.empty(int(ptr[-1]), dtype=first.vid.dtype)
+    lab = np.empty(int(ptr[-1]), dtype=first.lab.dtype)
+    for source, rings in zip((first, second), mine, strict=True):
+        copy_rings(vid, ptr, rings, source.vid, source.ptr[:-1])
+        copy_rings(lab, ptr, rings, source.lab, source.ptr[:-1])
     return Faces(ptr, vid, lab, PackedPatterns([rows], [order]), parents[order])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from reluscope._kernels.interpolate import interpolate_rows
 from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids
 from reluscope._kernels.sorting import unique_values
 from reluscope.nets.links import Link
@@ -77,7 +78,6 @@ class VertexValues:
         The result lies at the start of the store, with room for the vertices this site
         will create when the next site will need them (see :meth:`finish_site`).
         """
-        self.vertices.batches.clear()
         n_vertices, n = self.vertices.size, site.size
         if n_vertices * n > self.options.values_max_entries:
             self.forget()
@@ -235,17 +235,6 @@ class VertexValues:
             return rows
         rows = self._rows(self.vertices.size, n, keep=first_new)
         va, vb, vt = self.vertices.segments()
-        # a vertex only refers to vertices made before it: fill in creation batches,
-        # in small blocks (no large temporaries)
-        step = max(1, (1 << 16) // n)
-        done = first_new
-        for stop in self.vertices.batches:
-            for lo in range(done, stop, step):
-                new = slice(lo, min(lo + step, stop))
-                a, b = rows[va[new]], rows[vb[new]]
-                b -= a
-                b *= vt[new, None]
-                b += a
-                rows[new] = b
-            done = stop
+        # a vertex only refers to vertices made before it: filled in increasing order
+        interpolate_rows(rows, va, vb, vt, first_new, self.vertices.size)
         return rows

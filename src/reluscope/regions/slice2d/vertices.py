@@ -28,10 +28,8 @@ class VertexKind(IntEnum):
 
 class VertexStore:
     """Append-only vertices: coordinates (V, 2), kind, and the segment (a, b, t) each was
-    made on (``xy = xy[a] + t (xy[b] - xy[a])``; -1 for the domain's corners).
-
-    ``batches`` holds the vertex count after each creation batch of the current site (a
-    vertex only refers to vertices of earlier batches; values are filled batch by batch).
+    made on (``xy = xy[a] + t (xy[b] - xy[a])``; -1 for the domain's corners). A vertex only
+    refers to vertices made before it (values are filled in increasing id).
     """
 
     def __init__(self) -> None:
@@ -40,7 +38,6 @@ class VertexStore:
         self._a = Growable(None, np.int64)
         self._b = Growable(None, np.int64)
         self._t = Growable(None, np.float64)
-        self.batches: list[int] = []
 
     @property
     def size(self) -> int:
@@ -65,7 +62,6 @@ class VertexStore:
         """Append vertices (N, 2) of one kind; returns their ids (N,)."""
         n = len(xy)
         ids = self._xy.extend(xy)
-        self.batches.append(self._xy.size)
         self._kind.extend(np.full(n, int(kind), dtype=np.int8))
         self._a.extend(a if a is not None else np.full(n, -1, np.int64))
         self._b.extend(b if b is not None else np.full(n, -1, np.int64))
@@ -80,5 +76,3 @@ class VertexStore:
         """Forget every vertex from id `size` on (a failed arrangement's)."""
         for store in (self._xy, self._kind, self._a, self._b, self._t):
             store.size = size
-        while self.batches and self.batches[-1] > size:
-            self.batches.pop()
