@@ -254,3 +254,21 @@ def test_interpolated_rows_equal_numpys_to_the_bit():
         want[v] = (want[b[v]] - want[a[v]]) * t[v] + want[a[v]]
     interpolate_rows(rows, a, b, t, n_old, n)
     assert np.array_equal(rows, want)
+
+
+@pytest.mark.parametrize("size", [1, 8, 13, 64, 1000])
+def test_differing_bits_match_unpacked_rows(size):
+    from reluscope._kernels.bits import differing_bits
+
+    rng = np.random.default_rng(size)
+    # random rows, padding bits included (they must be ignored), and near-equal pairs
+    packed = [rng.integers(0, 256, (40, (s + 7) // 8), dtype=np.uint8) for s in (size, 5)]
+    packed[0][20:] = packed[0][:20] ^ (rng.random((20, packed[0].shape[1])) < 0.05) * np.uint8(1 << 3)
+    left, right = rng.integers(0, 40, 300), rng.integers(0, 40, 300)
+    pair, site, neuron = differing_bits(packed, [size, 5], left, right)
+    want = []
+    for s, (rows, bits) in enumerate(zip(packed, [size, 5], strict=True)):
+        diff = np.unpackbits(rows[left] ^ rows[right], axis=1)[:, :bits]
+        p, k = np.nonzero(diff)
+        want.append(np.stack([p, np.full(len(p), s), k]))
+    assert np.array_equal(np.stack([pair, site, neuron]), np.concatenate(want, axis=1))

@@ -112,7 +112,7 @@ def _xor_popcount(packed: np.ndarray, f: np.ndarray, g: np.ndarray, table: np.nd
 
 
 def differing_bits(patterns: tuple[np.ndarray, ...] | list[np.ndarray], sizes: list[int], left: np.ndarray,
-                   right: np.ndarray, chunk: int = 1 << 14) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every bit that differs between rows ``left[i]`` and ``right[i]`` of per-site patterns.
 
     Parameters
@@ -123,25 +123,58 @@ def differing_bits(patterns: tuple[np.ndarray, ...] | list[np.ndarray], sizes: l
         Bits per site (the padding bits are ignored).
     left, right : (P,) int64
         Row pairs.
-    chunk : int
-        Pairs unpacked at once (bounds the (chunk, size) temporary).
 
     Returns
     -------
     pair, site, neuron : (K,) int64
-        One entry per differing bit, grouped by site, then by chunk of pairs.
+        One entry per differing bit, by site, then pair, then neuron (a compiled scan of
+        the rows' XOR: pairs of neighbouring regions differ in a few bits of thousands).
     """
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    left = np.ascontiguousarray(left, dtype=np.int64)
+    right = np.ascontiguousarray(right, dtype=np.int64)
+    parts = []
     for site, (packed, size) in enumerate(zip(patterns, sizes, strict=True)):
-        for lo in range(0, len(left), chunk):
-            diff = np.unpackbits(packed[left[lo : lo + chunk]] ^ packed[right[lo : lo + chunk]], axis=1)
-            rows, neurons = np.nonzero(diff[:, :size])
-            parts.append((rows + lo, np.full(len(rows), site), neurons))
+        pair, neuron = _differing_bits(np.ascontiguousarray(packed), int(size), left, right)
+        parts.append((pair, np.full(len(pair), site, dtype=np.int64), neuron))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    pairs, sites, neurons = (np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(3))
+    pairs, sites, neurons = (np.concatenate([p[i] for p in parts]) for i in range(3))
     return pairs, sites, neurons
+
+
+@numba.njit(cache=True, nogil=True)
+def _differing_bits(packed: np.ndarray, size: int, left: np.ndarray,
+                    right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    table = POPCOUNT
+    width = packed.shape[1]
+    pad = 8 * width - size  # low bits of the last byte past the last neuron
+    last_mask = np.uint8((0xFF << pad) & 0xFF)
+    count = 0
+    for e in range(len(left)):
+        a, b = packed[left[e]], packed[right[e]]
+        for byte in range(width):
+            x = a[byte] ^ b[byte]
+            if byte == width - 1:
+                x &= last_mask
+            count += table[x]
+    pair = np.empty(count, np.int64)
+    neuron = np.empty(count, np.int64)
+    at = 0
+    for e in range(len(left)):
+        a, b = packed[left[e]], packed[right[e]]
+        for byte in range(width):
+            x = a[byte] ^ b[byte]
+            if byte == width - 1:
+                x &= last_mask
+            if x == 0:
+                continue
+            for j in range(8):  # numpy.packbits order: the high bit is the lowest neuron
+                if x & (0x80 >> j):
+                    pair[at] = e
+                    neuron[at] = 8 * byte + j
+                    at += 1
+    return pair, neuron
 
 
 @numba.njit(cache=True, nogil=True)

@@ -216,8 +216,8 @@ def ring_edges(ptr: np.ndarray, vid: np.ndarray, n_vertices: int
     """The distinct edges of rings, each with the slots and rings along it (:func:`edge_twins`
     with what a partition keeps, without its slot-length temporaries).
 
-    The slots of each vertex are bucketed (a counting sort, int32 where it fits), and the
-    twin of slot ``a -> b`` is found among the few slots leaving ``a`` or ``b``: a
+    The slots of each vertex are bucketed with their heads (a counting sort, int32 where it
+    fits), and the twin of slot ``a -> b`` is found among the few slots leaving ``a`` or ``b``: a
     partition's assembly would otherwise hold several slot-length int64 arrays at once
     (sort keys, their order, next slots, ring ids), its peak memory.
 
@@ -241,43 +241,39 @@ def ring_edges(ptr: np.ndarray, vid: np.ndarray, n_vertices: int
     """
     nnz = int(ptr[-1])
     index = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
-    first, second, head, key = _ring_edges(ptr.astype(np.int64), vid.astype(np.int64),
-                                           int(n_vertices), np.zeros(0, index))
-    order = argsort_int(key)
-    del key
-    first, second, head = first[order], second[order], head[order]
-    del order
-    ring_first = np.searchsorted(ptr, first, side="right") - 1
-    ring_second = np.where(second >= 0, np.searchsorted(ptr, second, side="right") - 1, -1)
+    found = list(_ring_edges(ptr.astype(np.int64, copy=False), vid.astype(np.int64, copy=False),
+                             int(n_vertices), np.zeros(0, index)))
+    order = argsort_int(found.pop(3))  # (first, second, head, key, ring_first, ring_second)
+    # each array in key order, its unordered form let go before the next is made
+    out = []
+    while found:
+        out.append(found.pop(0)[order])
+    first, second, head, ring_first, ring_second = out
     return first, second, head, ring_first, ring_second
-
-
-@numba.njit(cache=True, nogil=True)
-def _slot_head(s: int, ptr: np.ndarray, vid: np.ndarray,
-               ring_start: np.ndarray) -> int:  # pragma: no cover - compiled
-    """The vertex slot `s` runs to (the next slot of its ring, cyclically)."""
-    if ring_start[s + 1]:
-        return vid[ptr[np.searchsorted(ptr, s, side="right") - 1]]
-    return vid[s + 1]
 
 
 @numba.njit(cache=True, nogil=True)
 def _ring_edges(ptr: np.ndarray, vid: np.ndarray, n_vertices: int,
                 like: np.ndarray) -> tuple:  # pragma: no cover - compiled
     nnz = ptr[len(ptr) - 1]
-    ring_start = np.zeros(nnz + 1, np.bool_)
-    for f in range(len(ptr)):
-        ring_start[ptr[f]] = True
     start = np.zeros(n_vertices + 1, np.int64)
     for i in range(nnz):
         start[vid[i] + 1] += 1
     for v in range(n_vertices):
         start[v + 1] += start[v]
     fill = start[:-1].copy()
-    leaving = np.empty(nnz, like.dtype)  # slots by tail vertex, ascending within each
-    for i in range(nnz):
-        leaving[fill[vid[i]]] = i
-        fill[vid[i]] += 1
+    # slots by tail vertex (ascending within each) with their heads beside them: a vertex's
+    # few slots are read contiguously
+    leaving = np.empty(nnz, like.dtype)
+    leaving_head = np.empty(nnz, like.dtype)
+    leaving_ring = np.empty(nnz, like.dtype)
+    for f in range(len(ptr) - 1):
+        for i in range(ptr[f], ptr[f + 1]):
+            at = fill[vid[i]]
+            leaving[at] = i
+            leaving_head[at] = vid[i + 1] if i + 1 < ptr[f + 1] else vid[ptr[f]]
+            leaving_ring[at] = f
+            fill[vid[i]] += 1
     fill = fill[:0]  # numba frees it with its last reference
     # pass 0 counts the edges, pass 1 writes them
     count = 0
@@ -285,36 +281,44 @@ def _ring_edges(ptr: np.ndarray, vid: np.ndarray, n_vertices: int,
     second = np.empty(0, np.int64)
     head = np.empty(0, np.int64)
     key = np.empty(0, np.int64)
+    ring_first = np.empty(0, np.int64)
+    ring_second = np.empty(0, np.int64)
     for write in range(2):
         if write:
             first = np.empty(count, np.int64)
             second = np.empty(count, np.int64)
             head = np.empty(count, np.int64)
             key = np.empty(count, np.int64)
+            ring_first = np.empty(count, np.int64)
+            ring_second = np.empty(count, np.int64)
             count = 0
-        for i in range(nnz):
-            a = vid[i]
-            b = _slot_head(i, ptr, vid, ring_start)
-            lowest, next_lowest = i, -1  # the two lowest slots along edge {a, b}
-            for end in range(2):
-                tail, to = (a, b) if end == 0 else (b, a)
-                for k in range(start[tail], start[tail + 1]):
-                    s = leaving[k]
-                    if s == i or _slot_head(s, ptr, vid, ring_start) != to:
-                        continue
-                    if s < lowest:
-                        lowest, next_lowest = s, lowest
-                    elif next_lowest < 0 or s < next_lowest:
-                        next_lowest = s
-            if lowest != i:
-                continue
-            if write:
-                first[count] = i
-                second[count] = next_lowest
-                head[count] = b
-                key[count] = min(a, b) * n_vertices + max(a, b)
-            count += 1
-    return first, second, head, key
+        for f in range(len(ptr) - 1):
+            for i in range(ptr[f], ptr[f + 1]):
+                a = vid[i]
+                b = vid[i + 1] if i + 1 < ptr[f + 1] else vid[ptr[f]]
+                lowest, next_lowest = i, -1  # the two lowest slots along edge {a, b}
+                next_ring = -1
+                for end in range(2):
+                    tail, to = (a, b) if end == 0 else (b, a)
+                    for k in range(start[tail], start[tail + 1]):
+                        s = leaving[k]
+                        if s == i or leaving_head[k] != to:
+                            continue
+                        if s < lowest:
+                            lowest, next_lowest, next_ring = s, lowest, f
+                        elif next_lowest < 0 or s < next_lowest:
+                            next_lowest, next_ring = s, leaving_ring[k]
+                if lowest != i:
+                    continue
+                if write:
+                    first[count] = i
+                    second[count] = next_lowest
+                    head[count] = b
+                    key[count] = min(a, b) * n_vertices + max(a, b)
+                    ring_first[count] = f
+                    ring_second[count] = next_ring
+                count += 1
+    return first, second, head, key, ring_first, ring_second
 
 
 def copy_rings(out: np.ndarray, out_ptr: np.ndarray, rings: np.ndarray, src: np.ndarray,

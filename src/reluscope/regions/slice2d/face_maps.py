@@ -284,9 +284,13 @@ class FaceMaps:
         value = z[first][inverse]
         bit = cand.neuron if position is None else position[cand.neuron]
         cuts = settle_pairs(np.sign(value), pair_ptr, base, cand.face, bit)
-        # later lookups only concern the chords' own vertices
-        chord_slots = np.flatnonzero(cuts[pair])
-        canonical = Canonical(key[chord_slots], value[chord_slots], n)
+        # later lookups only concern the chords' own vertices: each of their (vertex,
+        # neuron) keys once (a key is on every face around its vertex; the table is sized
+        # by the keys it is given)
+        wanted = np.zeros(len(first), dtype=bool)
+        wanted[inverse[np.flatnonzero(cuts[pair])]] = True
+        distinct = first[wanted]
+        canonical = Canonical(key[distinct], value[distinct], n)
         return canonical, cand.take(np.flatnonzero(cuts)), base
 
 
