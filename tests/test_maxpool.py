@@ -479,3 +479,28 @@ def test_passes_from_the_first_sites_activation_only_where_nothing_else_reaches_
     # either way the partition passes its certificate
     part = rs.slice_regions(model, plane)
     assert part.verify(model).ok and part.n_regions > 10
+
+
+def test_lenet_partition_does_not_depend_on_memory_budgets(data_dir):
+    """Keeping later sites' values from one forward pass (ahead_max_entries) and the row
+    blocks of tie detection and first-site values (chunk_entries) only change the cost:
+    the partition is the same, vertex for vertex (to rounding: batch sizes change the
+    order of sums), and verify certifies it."""
+    from reluscope.nets.zoo import LeNet
+
+    torch.manual_seed(0)
+    net = LeNet().eval()
+    images, _ = load_idx_images("mnist", "test", data_dir)
+    x = torch.from_numpy(images[:3]).double()[:, None]
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.2)
+    half = 0.01 * plane.extent[0][1]
+    small = rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
+    parts = [rs.slice_regions(net, small, options=rs.EngineOptions(**kw))
+             for kw in ({}, {"ahead_max_entries": 0}, {"ahead_max_entries": 1 << 30},
+                        {"chunk_entries": 4096})]
+    reference = parts[0]
+    assert reference.n_regions > 100
+    for part in parts[1:]:
+        assert part.n_regions == reference.n_regions
+        np.testing.assert_allclose(part.vertices, reference.vertices, rtol=0, atol=1e-12 * half)
+        assert part.verify(net).ok

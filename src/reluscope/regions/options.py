@@ -68,6 +68,12 @@ class EngineOptions:
     values_max_entries : int
         Take a site's values at the vertices when the (vertices x neurons) float64 matrix has
         at most this many entries; otherwise per-face maps.
+    ahead_max_entries : int
+        When a site without a link takes its values by forward passes, the later sites
+        without a link come out of the same passes: keep theirs at today's vertices while
+        they (with room for as many new vertices) hold at most this many float64 entries.
+        Saves repeated passes on small slices; on large ones the memory costs more than the
+        passes (0: never keep them).
     arrangement_max_pairs : int
         Largest number of chord pairs one arrangement call intersects (memory guard; larger
         faces are cut in rounds).
@@ -106,6 +112,7 @@ class EngineOptions:
     column_subsets: bool = True
     column_subset_fraction: float = 0.5
     values_max_entries: int = 1 << 26
+    ahead_max_entries: int = 1 << 23
     arrangement_max_pairs: int = 1 << 24
     walk_anchor_steps: int = 16384
     walk_line_refresh: int = 1 << 16
@@ -117,7 +124,7 @@ class EngineOptions:
 
     def __post_init__(self) -> None:
         #: fields that may be 0 (0 turns the method off: always the other one)
-        may_be_zero = {"cache_entries", "values_max_entries", "walk_min_width"}
+        may_be_zero = {"cache_entries", "values_max_entries", "ahead_max_entries", "walk_min_width"}
         for spec in fields(self):
             value = getattr(self, spec.name)
             where = f"`{spec.name}` of EngineOptions"

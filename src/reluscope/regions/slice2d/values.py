@@ -158,13 +158,13 @@ class VertexValues:
 
     def _unlinked_after(self, site: Site) -> list[int]:
         """The later sites with no link, while their values at today's vertices (twice:
-        room for the vertices to come) fit ``values_max_entries``."""
+        room for the vertices to come) fit ``ahead_max_entries``."""
         later, entries = [], 0
         for t in range(site.index + 1, len(self.net.sites)):
             if self.net.link(t) is not None:  # its values come through its link
                 continue
             entries += 2 * self.vertices.size * self.net.sites[t].size
-            if entries > self.options.values_max_entries:
+            if entries > self.options.ahead_max_entries:
                 break
             later.append(t)
         return later
@@ -181,9 +181,7 @@ class VertexValues:
         n = site.size
         ties: tuple[np.ndarray, ...] = ()
         if site.pool_stage:  # equal candidates: 0 up to rounding (EngineOptions.tie_rtol)
-            tv, tk = np.nonzero((np.abs(values) <= self.tie) & (values != 0))
-            ties = (tv, tk, values[tv, tk])
-            values[tv, tk] = 0.0
+            ties = self._zero_ties(values)
         signs = face_signs(faces.ptr, faces.vid, values)
         face, neuron = mixed_pairs(signs, n)
         box_lo, box_hi = ring_boxes(faces.ptr, faces.vid, xy)
@@ -206,6 +204,22 @@ class VertexValues:
         chords = Pairs(face[keep], neuron[keep], fit.value[keep], fit.ds[keep], fit.dt[keep],
                        ref[face[keep]], fit.residual[keep])
         return VertexLookup(values), chords, base, snapped
+
+    def _zero_ties(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Set the non-zero values within ``self.tie`` of 0 to 0, in row blocks (no
+        full-size temporaries); return their (rows, columns, old values)."""
+        step = max(1, self.options.chunk_entries // max(values.shape[1], 1))
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for lo in range(0, len(values), step):
+            block = values[lo : lo + step]
+            tv, tk = np.nonzero((np.abs(block) <= self.tie) & (block != 0))
+            found.append((tv + lo, tk, block[tv, tk]))
+            block[tv, tk] = 0.0
+        if not found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        rows, cols, old = (np.concatenate(part) for part in zip(*found, strict=True))
+        return rows, cols, old
 
     def finish_site(self, site: Site, values: np.ndarray | None, snapped: tuple[np.ndarray, ...],
                     first_new: int) -> None:
@@ -230,8 +244,10 @@ class VertexValues:
         n = values.shape[1]
         if site.index == 0:
             rows = self._rows(self.vertices.size, n)
-            coords = torch.from_numpy(self.vertices.xy)
-            rows[:] = self.net.site0_values(coords).cpu().numpy()
+            step = max(1, self.options.chunk_entries // n)  # no (V, n) temporary
+            for lo in range(0, len(rows), step):
+                coords = torch.from_numpy(self.vertices.xy[lo : lo + step].copy())
+                rows[lo : lo + step] = self.net.site0_values(coords).cpu().numpy()
             return rows
         rows = self._rows(self.vertices.size, n, keep=first_new)
         va, vb, vt = self.vertices.segments()
