@@ -112,7 +112,7 @@ class EngineOptions:
     column_subsets: bool = True
     column_subset_fraction: float = 0.5
     values_max_entries: int = 1 << 26
-    ahead_max_entries: int = 1 << 23
+    ahead_max_entries: int = 1 << 24
     arrangement_max_pairs: int = 1 << 24
     walk_anchor_steps: int = 16384
     walk_line_refresh: int = 1 << 16

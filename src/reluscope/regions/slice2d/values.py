@@ -41,10 +41,9 @@ class VertexValues:
         self.tie = 0.0
         self.rows: np.ndarray | None = None
         self.store: np.ndarray | None = None
-        #: later sites' values at vertices ``0 .. ahead_rows - 1``, as row blocks: the
+        #: later sites' values at the first vertices, as row blocks in vertex order: the
         #: forward passes of a site without a link computed them too (see _by_forward)
         self.ahead: dict[int, list[np.ndarray]] = {}
-        self.ahead_rows = 0
 
     def forget(self) -> None:
         """Drop the kept values and the store (the site uses another method)."""
@@ -129,8 +128,11 @@ class VertexValues:
         done = 0
         cached = self.ahead.pop(site.index, None)
         if cached is not None:
-            done = self.ahead_rows
-            out[:done] = np.concatenate(cached)
+            done = 0
+            for block in cached:  # block by block: no second copy of them all
+                out[done : done + len(block)] = block
+                done += len(block)
+            cached.clear()
         else:
             self.ahead = {} if chained else {t: [] for t in self._unlinked_after(site)}
         upto = max([site.index, *self.ahead])
@@ -153,17 +155,16 @@ class VertexValues:
                 for later, blocks in self.ahead.items():
                     blocks.append(pre[later].cpu().numpy())
             out[lo : lo + step] = z.cpu().numpy()
-        self.ahead_rows = n_vertices
         return out
 
     def _unlinked_after(self, site: Site) -> list[int]:
-        """The later sites with no link, while their values at today's vertices (twice:
-        room for the vertices to come) fit ``ahead_max_entries``."""
+        """The later sites with no link, while their values at today's vertices fit
+        ``ahead_max_entries``."""
         later, entries = [], 0
         for t in range(site.index + 1, len(self.net.sites)):
             if self.net.link(t) is not None:  # its values come through its link
                 continue
-            entries += 2 * self.vertices.size * self.net.sites[t].size
+            entries += self.vertices.size * self.net.sites[t].size
             if entries > self.options.ahead_max_entries:
                 break
             later.append(t)
