@@ -6,6 +6,7 @@ import ctypes
 import gc
 import platform
 import resource
+import threading
 
 import torch
 from torch import nn
@@ -54,6 +55,58 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def live_heap_mb() -> float | None:
+    """Heap memory in use now (glibc's mallinfo2: allocated chunks plus mmapped blocks), in
+    MB; None where that is not available."""
+    try:
+        info = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    info.restype = _MallInfo2
+    m = info()
+    return (m.uordblks + m.hblkhd) / 2**20
+
+
+class HeapPeak:
+    """Peak of :func:`live_heap_mb` over a ``with`` block, sampled every `interval` seconds.
+
+    Unlike resident memory it does not count freed pages the allocator keeps, so it varies
+    little from run to run; a peak shorter than the interval can be missed. ``start`` and
+    ``peak`` are None where mallinfo2 is not available.
+    """
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.start: float | None = None
+        self.peak: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HeapPeak:
+        gc.collect()
+        self.start = self.peak = live_heap_mb()
+        if self.start is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak or 0.0, live_heap_mb() or 0.0)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self.peak = max(self.peak or 0.0, live_heap_mb() or 0.0)
 
 
 def machine() -> str:

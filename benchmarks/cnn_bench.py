@@ -21,6 +21,10 @@ since both engines pay a fixed cost per call that only large slices amortise. Me
 ``kb_per_region`` is the call's peak resident memory above where it started (garbage
 collected and freed heap pages trimmed first, see ``_common.reset_peak_rss``) per region,
 and ``warm_memory_vs_mlp_matched`` its warm ratio to the matched MLP slice's;
+``heap_kb_per_region`` is the peak of live heap memory above its start (glibc's mallinfo2,
+sampled every millisecond: freed pages the allocator keeps do not count, so it varies far less
+between runs than resident memory; blocks allocated but never written count in full, so it can
+exceed the resident peak), ``warm_heap_vs_mlp_matched`` its warm ratio;
 ``patterns_b_per_region`` is what the partition's patterns hold.
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
@@ -39,7 +43,7 @@ import numpy as np
 import torch
 
 import reluscope as rs
-from _common import machine, mlp, peak_rss_mb, reset_peak_rss
+from _common import HeapPeak, machine, mlp, peak_rss_mb, reset_peak_rss
 from reluscope.data import load_idx_images
 from reluscope.nets.zoo import LeNet, SmallCNN
 
@@ -47,14 +51,19 @@ from reluscope.nets.zoo import LeNet, SmallCNN
 def run(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
     """Slice once; the row's measured fields."""
     start_mb = reset_peak_rss()
-    start = time.perf_counter()
-    part = rs.slice_regions(model, plane, max_regions=max_regions)
-    seconds = time.perf_counter() - start
+    with HeapPeak() as heap:
+        start = time.perf_counter()
+        part = rs.slice_regions(model, plane, max_regions=max_regions)
+        seconds = time.perf_counter() - start
     peak = peak_rss_mb()
+    heap_kb = None
+    if heap.start is not None and heap.peak is not None:
+        heap_kb = round(1024 * (heap.peak - heap.start) / part.n_regions, 3)
     return {"regions": part.n_regions, "seconds": round(seconds, 3),
             "us_per_region": round(1e6 * seconds / part.n_regions, 2),
             "peak_rss_mb": round(peak, 1),
             "kb_per_region": round(1024 * (peak - start_mb) / part.n_regions, 3),
+            "heap_kb_per_region": heap_kb,
             "patterns_b_per_region": round(part.patterns.nbytes / part.n_regions, 1),
             "stages": part.timings}
 
@@ -65,6 +74,7 @@ def cold_and_warm(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> 
     warm = run(model, plane, max_regions)
     row["warm_seconds"], row["warm_us_per_region"] = warm["seconds"], warm["us_per_region"]
     row["warm_peak_rss_mb"], row["warm_kb_per_region"] = warm["peak_rss_mb"], warm["kb_per_region"]
+    row["warm_heap_kb_per_region"] = warm["heap_kb_per_region"]
     return row
 
 
@@ -194,11 +204,15 @@ def main() -> None:
                             < abs(np.log(matched["regions"] / row["regions"])):
                         matched = wide
                 row["mlp_matched"] = {k: matched[k] for k in ("model", "scale", "regions",
-                                                              "warm_us_per_region", "warm_kb_per_region")}
+                                                              "warm_us_per_region", "warm_kb_per_region",
+                                                              "warm_heap_kb_per_region")}
                 row["warm_vs_mlp_matched"] = round(row["warm_us_per_region"]
                                                    / matched["warm_us_per_region"], 2)
                 row["warm_memory_vs_mlp_matched"] = round(row["warm_kb_per_region"]
                                                           / matched["warm_kb_per_region"], 2)
+                if row["warm_heap_kb_per_region"] and matched["warm_heap_kb_per_region"]:
+                    row["warm_heap_vs_mlp_matched"] = round(row["warm_heap_kb_per_region"]
+                                                            / matched["warm_heap_kb_per_region"], 2)
             print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
                               "machine": machine()}), flush=True)
 
