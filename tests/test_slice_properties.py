@@ -142,3 +142,32 @@ def test_flooded_chord_bits_equal_evaluated_ones(slicer, case):
     for s in range(len(flooded.sites)):
         np.testing.assert_array_equal(flooded.patterns.of(s), evaluated.patterns.of(s))
     assert flooded.verify(model).ok
+
+
+def _pattern_rows(part: rs.Partition2D) -> np.ndarray:
+    """(F, total neurons) uint8 activation patterns, rows sorted (order-free comparison)."""
+    rows = np.concatenate([part.active(s).astype(np.uint8) for s in range(len(part.sites))], axis=1)
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def test_a_cnn_cut_in_rounds_equals_its_arrangement(data_dir):
+    """The first site of a CNN on an MNIST plane cuts its one face by dozens of chords (35
+    here: several bytes of chord bits per piece): cut in rounds (each piece's chord bits
+    scattered into its pattern row at the end), the partition has the same regions, areas
+    and patterns as the arrangement's."""
+    from reluscope.data import load_idx_images
+    from reluscope.nets.zoo import SmallCNN
+
+    images, _ = load_idx_images("mnist", "test", data_dir)
+    x = torch.from_numpy(images[:3]).double()[:, None]
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.2)
+    half = 0.01 * plane.extent[0][1]
+    small = rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    arranged = rs.slice_regions(model, small)
+    rounds = rs.slice_regions(model, small, options=rs.EngineOptions(arrange=False))
+    assert rounds.n_regions == arranged.n_regions > 500
+    assert np.sort(rounds.areas()) == pytest.approx(np.sort(arranged.areas()), rel=1e-9, abs=1e-15)
+    np.testing.assert_array_equal(_pattern_rows(rounds), _pattern_rows(arranged))
+    assert rounds.verify(model).ok

@@ -4,6 +4,7 @@ Flat-array building blocks, vectorised with numpy or compiled with numba, with i
 validated by their callers:
 
 * ``rings`` -- CSR rings of polygon vertices: slots, successors, twins, areas, means.
+* ``rounds`` -- cutting faces in rounds: the box test of a round, the chord bits of the pieces.
 * ``bits`` -- bit-packed activation patterns: pack, unpack, set/clear/test, popcounts.
 * ``sorting`` -- integer argsorts and first-occurrence uniques faster than numpy's.
 * ``hashing`` -- an open-addressing int64 -> float64 table.

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reluscope._kernels.bits import clear_bit, flood_flip_bits, set_bit, unpack
+from reluscope._kernels.bits import clear_bit, flood_flip_bits, set_bit
+from reluscope._kernels.growable import Growable
 from reluscope._kernels.rings import gather_rings, next_slot, ring_boxes, ring_ids, shoelace, vertex_means
+from reluscope._kernels.rounds import box_round, scatter_chord_bits
 from reluscope._kernels.sorting import argsort_int, unique_first_inverse
 from reluscope._validation import message
 from reluscope.errors import TooManyRegionsError
@@ -30,24 +32,61 @@ from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
 from reluscope.regions.slice2d.split import split_rings
 from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
 
+_PIECE_FIELDS = ("start", "length", "lo", "hi", "above", "parent")
 
-@dataclass
+
 class _Pieces:
     """Pieces being cut in rounds, one row each: their ring in the pool (start, length),
     bounding box (lo, hi, each (P, 2)), the face they lie in, and which of its chords they
     are above (packed, bit j: the face's j-th chord; a few bits, where this site's whole
-    pattern would be a row of its width: it is built once, when the rounds are over)."""
+    pattern would be a row of its width: it is built once, when the rounds are over).
 
-    start: np.ndarray
-    length: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    above: np.ndarray
-    parent: np.ndarray
+    Rows live in growable buffers: a round appends its new halves in time proportional to
+    them, not to every live piece (a face cut by thousands of chords in rounds keeps
+    ~10^5 pieces live for thousands of rounds). The attributes are views, valid until the
+    next :meth:`extend`.
+    """
+
+    def __init__(self, start: np.ndarray, length: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 above: np.ndarray, parent: np.ndarray) -> None:
+        self._rows: dict[str, Growable] = {}
+        for name, rows in zip(_PIECE_FIELDS, (start, length, lo, hi, above, parent), strict=True):
+            grown = Growable(None if rows.ndim == 1 else rows.shape[1], rows.dtype,
+                             capacity=max(2 * len(rows), 16))
+            grown.extend(rows)
+            self._rows[name] = grown
+
+    @property
+    def start(self) -> np.ndarray:
+        return self._rows["start"].view()
+
+    @property
+    def length(self) -> np.ndarray:
+        return self._rows["length"].view()
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self._rows["lo"].view()
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self._rows["hi"].view()
+
+    @property
+    def above(self) -> np.ndarray:
+        return self._rows["above"].view()
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self._rows["parent"].view()
 
     def take(self, index: np.ndarray) -> _Pieces:
-        return _Pieces(self.start[index], self.length[index], self.lo[index], self.hi[index],
-                       self.above[index], self.parent[index])
+        return _Pieces(*(self._rows[name].view()[index] for name in _PIECE_FIELDS))
+
+    def extend(self, *rows: np.ndarray) -> None:
+        """Append pieces given as one array per field (in ``_PIECE_FIELDS`` order)."""
+        for name, block in zip(_PIECE_FIELDS, rows, strict=True):
+            self._rows[name].extend(block)
 
 
 @dataclass
@@ -118,14 +157,20 @@ class Cutter:
         start, length = add_faces(parent)
         lo, hi = ring_boxes(*pool.gather(start, length)[:2], self.vertices.xy)
         live = _Pieces(start, length, lo, hi, np.zeros((len(parent), width), np.uint8), parent)
+        reach = 2.0 * chords.tolerance(np.arange(len(chords.face)), self.snap)
+        if chords.slack is not None:
+            reach += 2.0 * chords.slack
         j = 0
+        last_rounds = set(np.unique(n_chords[parent]).tolist())  # rounds where faces finish
         while len(live.parent):
-            live = self._round(live, j, chord_start[live.parent] + j, chords, canonical, pool,
-                               self.label_offset[site.index])
+            live = self._round(live, j, chord_start[live.parent] + j, chords, reach, canonical,
+                               pool, self.label_offset[site.index])
             j += 1
             total = len(live.parent) + sum(len(d[0]) for d in done)
             if total > self.max_regions:
                 self.too_many(site, total)
+            if j not in last_rounds:
+                continue
             finished = n_chords[live.parent] <= j
             if finished.any():
                 fin = live.take(np.flatnonzero(finished))
@@ -143,32 +188,21 @@ class Cutter:
         def fill(pattern: np.ndarray, position: np.ndarray) -> None:
             # only this site's patterns: the earlier ones are inherited once (see the engine)
             np.take(base, parents, axis=0, out=pattern, mode="clip")  # "raise" buffers: 40x slower
-            # unpacked in blocks: a face cut in rounds by thousands of chords (an
-            # arrangement that failed) would otherwise unpack to a byte per piece and
-            # chord at once
-            step = max(1, (1 << 24) // max(8 * width, 1))
-            for first in range(0, len(above) if width else 0, step):
-                piece, nth = np.nonzero(unpack(above[first : first + step], 8 * width))
-                row = first + piece
-                set_bit(pattern, row, position[chords.neuron[chord_start[parents[row]] + nth]])
+            # one compiled pass: a face cut in rounds by thousands of chords (an arrangement
+            # that failed) would otherwise unpack to a byte per piece and chord
+            scatter_chord_bits(pattern, above, chord_start[parents], n_chords[parents],
+                               position[chords.neuron])
 
         return Cut(Faces(ptr, vid, lab, PackedPatterns(), parents), fill)
 
-    def _round(self, live: _Pieces, j: int, q: np.ndarray, chords: Pairs, canonical: CanonicalValues,
-               pool: RingPool, label0: int) -> _Pieces:
+    def _round(self, live: _Pieces, j: int, q: np.ndarray, chords: Pairs, reach: np.ndarray,
+               canonical: CanonicalValues, pool: RingPool, label0: int) -> _Pieces:
         """Cut each live piece by chord ``q[i]`` (its face's `j`-th): a box test settles most,
-        the rest are split."""
-        offset = 0.5 * (live.lo + live.hi) - chords.ref[q]
-        half = 0.5 * (live.hi - live.lo)
-        ds, dt = chords.ds[q], chords.dt[q]
-        centre = chords.value[q] + ds * offset[:, 0] + dt * offset[:, 1]
-        spread = np.abs(ds) * half[:, 0] + np.abs(dt) * half[:, 1] + 2.0 * chords.tolerance(q, self.snap)
-        if chords.slack is not None:
-            spread += 2.0 * chords.slack[q]
-        plus = centre > spread
-        cross = np.flatnonzero(np.abs(centre) <= spread)
+        the rest are split. ``reach`` (P,): each chord's margin of the box test (twice the
+        snap distance in value, plus twice the bound on its map's error)."""
+        cross = box_round(live.lo, live.hi, q, chords.ref, chords.value, chords.ds, chords.dt,
+                          reach, live.above, j)
         byte, bit = j >> 3, np.uint8(128 >> (j & 7))
-        live.above[plus, byte] |= bit
         if not len(cross):
             return live
         ptr, vid, lab = pool.gather(live.start[cross], live.length[cross])
@@ -186,15 +220,15 @@ class Cutter:
         h_lo, h_hi = ring_boxes(res.ptr, res.vid, self.vertices.xy)
         h_above = live.above[src]
         h_above[res.positive, byte] |= bit
-        halves = _Pieces(h_start, h_length, h_lo, h_hi, h_above, live.parent[src])
         # the positive half takes the cut piece's row; the negative half is appended
         n_half = len(src) // 2
         cut = src[:n_half]
         live.start[cut], live.length[cut] = h_start[:n_half], h_length[:n_half]
         live.lo[cut], live.hi[cut], live.above[cut] = h_lo[:n_half], h_hi[:n_half], h_above[:n_half]
-        rest = halves.take(np.arange(n_half, len(src)))
-        return _Pieces(*(np.concatenate([getattr(live, f), getattr(rest, f)])
-                         for f in ("start", "length", "lo", "hi", "above", "parent")))
+        rest = slice(n_half, len(src))
+        live.extend(h_start[rest], h_length[rest], h_lo[rest], h_hi[rest], h_above[rest],
+                    live.parent[src[rest]])
+        return live
 
     # ------------------------------------------------------------------ all at once
     def arrange_faces(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
