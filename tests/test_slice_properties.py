@@ -171,3 +171,25 @@ def test_a_cnn_cut_in_rounds_equals_its_arrangement(data_dir):
     assert np.sort(rounds.areas()) == pytest.approx(np.sort(arranged.areas()), rel=1e-9, abs=1e-15)
     np.testing.assert_array_equal(_pattern_rows(rounds), _pattern_rows(arranged))
     assert rounds.verify(model).ok
+
+
+def test_an_inconsistent_arrangement_is_retried_with_a_smaller_snap(slicer):
+    """When the arrangement at the snap distance is inconsistent (here: made to fail), it is
+    built again with ``arrange_retry_snap`` of it before its faces go to rounds; the
+    partition is the same."""
+    from reluscope.regions.slice2d import cutting
+
+    model = random_mlp(3, [10, 10])
+    reference = slicer(model, square(2.0))
+    real, snaps = cutting.arrange, []
+
+    def first_fails(*args):
+        snaps.append(args[8])  # arrange(ptr, vid, lab, xy, face, label, sign, evaluate, snap, ...)
+        return None if len(snaps) == 1 else real(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cutting, "arrange", first_fails)
+        retried = slicer.replace(arrange_min_chords=1)(model, square(2.0))
+    assert len(snaps) >= 2 and snaps[1] == pytest.approx(1e-3 * snaps[0])
+    assert retried.n_regions == reference.n_regions
+    assert retried.verify(model).ok

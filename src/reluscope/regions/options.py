@@ -55,6 +55,10 @@ class EngineOptions:
         Cut each face by all its chords at once (an arrangement); False: chord by chord.
     arrange_min_chords : int
         Faces with at least this many chords are arranged; fewer are cut in rounds.
+    arrange_retry_snap : float
+        An inconsistent arrangement is built once more with this fraction of the snap
+        distance (crossings merged along one chord near a ring vertex two chords share can
+        put both chords on one edge), before its faces are cut in rounds.
     dense_chords : int
         Arranged faces with at least this many chords get their pieces' chord bits by
         flooding from their largest piece across chord edges (one bit group flipped per
@@ -108,6 +112,7 @@ class EngineOptions:
     sibling_batch: int = 4096
     arrange: bool = True
     arrange_min_chords: int = 4
+    arrange_retry_snap: float = 1e-3
     dense_chords: int = 16
     column_subsets: bool = True
     column_subset_fraction: float = 0.5

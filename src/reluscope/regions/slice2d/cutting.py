@@ -253,18 +253,23 @@ class Cutter:
             return self.vertices.add(points, VertexKind.INSIDE, a, b, t)
 
         first_vertex = self.vertices.size
-        arr = arrange(sub_ptr, sub_vid, sub_lab, self.vertices.xy, local_face,
-                      self.label_offset[site.index] + chords.neuron, sign.astype(np.int8),
-                      chords.evaluate, self.snap, make, self.options.arrangement_max_pairs)
-        xy = self.vertices.xy
-        if arr is not None:
-            area = shoelace(arr.ptr, arr.vid, xy)
-            whole = shoelace(sub_ptr, sub_vid, xy)
-            covered = np.bincount(arr.face, weights=area, minlength=len(busy))
-            if (area <= 0).any() or (np.abs(covered - whole) > 1e-9 * whole).any():
+        whole = shoelace(sub_ptr, sub_vid, self.vertices.xy)
+        arr = None
+        # crossings closer than the snap distance along one chord are one vertex; near a ring
+        # vertex two chords share, that can leave both chords on one edge (a digon): the
+        # retry keeps such crossings apart (their piece is a real, tiny one)
+        for snap in (self.snap, self.snap * self.options.arrange_retry_snap):
+            arr = arrange(sub_ptr, sub_vid, sub_lab, self.vertices.xy, local_face,
+                          self.label_offset[site.index] + chords.neuron, sign.astype(np.int8),
+                          chords.evaluate, snap, make, self.options.arrangement_max_pairs)
+            if arr is not None:
+                area = shoelace(arr.ptr, arr.vid, self.vertices.xy)
+                covered = np.bincount(arr.face, weights=area, minlength=len(busy))
+                if (area > 0).all() and (np.abs(covered - whole) <= 1e-9 * whole).all():
+                    break
                 arr = None
-        if arr is None:
             self.vertices.truncate(first_vertex)
+        if arr is None:
             return None
         if len(arr.ptr) - 1 > self.max_regions:
             self.too_many(site, len(arr.ptr) - 1)
