@@ -24,7 +24,10 @@ and ``warm_memory_vs_mlp_matched`` its warm ratio to the matched MLP slice's;
 ``heap_kb_per_region`` is the peak of live heap memory above its start (glibc's mallinfo2,
 sampled every millisecond: freed pages the allocator keeps do not count, so it varies far less
 between runs than resident memory; blocks allocated but never written count in full, so it can
-exceed the resident peak), ``warm_heap_vs_mlp_matched`` its warm ratio;
+exceed the resident peak), ``warm_heap_vs_mlp_matched`` its warm ratio, and
+``warm_working_heap_vs_mlp_matched`` the ratio of what is left after the partition's own
+patterns (``patterns_b_per_region``) are taken off both: the memory the engine works in,
+beside the result it returns;
 ``patterns_b_per_region`` is what the partition's patterns hold.
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
@@ -66,6 +69,12 @@ def run(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
             "heap_kb_per_region": heap_kb,
             "patterns_b_per_region": round(part.patterns.nbytes / part.n_regions, 1),
             "stages": part.timings}
+
+
+def working_heap(row: dict) -> float:
+    """A row's warm heap kB per region beyond the patterns its partition holds (a CNN's regions
+    differ in more neurons than an MLP's, so the result itself is larger per region)."""
+    return row["warm_heap_kb_per_region"] - row["patterns_b_per_region"] / 1024
 
 
 def cold_and_warm(model: torch.nn.Module, plane: rs.Plane, max_regions: int) -> dict:
@@ -205,7 +214,8 @@ def main() -> None:
                         matched = wide
                 row["mlp_matched"] = {k: matched[k] for k in ("model", "scale", "regions",
                                                               "warm_us_per_region", "warm_kb_per_region",
-                                                              "warm_heap_kb_per_region")}
+                                                              "warm_heap_kb_per_region",
+                                                              "patterns_b_per_region")}
                 row["warm_vs_mlp_matched"] = round(row["warm_us_per_region"]
                                                    / matched["warm_us_per_region"], 2)
                 row["warm_memory_vs_mlp_matched"] = round(row["warm_kb_per_region"]
@@ -213,6 +223,8 @@ def main() -> None:
                 if row["warm_heap_kb_per_region"] and matched["warm_heap_kb_per_region"]:
                     row["warm_heap_vs_mlp_matched"] = round(row["warm_heap_kb_per_region"]
                                                             / matched["warm_heap_kb_per_region"], 2)
+                    row["warm_working_heap_vs_mlp_matched"] = round(
+                        working_heap(row) / working_heap(matched), 2)
             print(json.dumps({"bench": "cnn_slice", "model": name, "scale": scale, **row,
                               "machine": machine()}), flush=True)
 

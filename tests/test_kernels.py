@@ -223,13 +223,13 @@ def test_merge_faces_copies_rings_in_parent_order():
         vid = rng.integers(0, 1000, ptr[-1])
         return Faces(ptr, vid, vid * 10 + 1, PackedPatterns(), np.asarray(parents))
 
-    a, b = faces(5, [0, 2, 2, 4, 7]), faces(4, [1, 2, 5, 7])
-    rows = np.arange(9, dtype=np.uint8)[:, None]
-    merged = merge_faces(a, b, rows)
-    rings = [a.vid[a.ptr[i]:a.ptr[i + 1]] for i in range(5)] + \
-        [b.vid[b.ptr[i]:b.ptr[i + 1]] for i in range(4)]
-    order = np.argsort(np.concatenate([a.parent, b.parent]), kind="stable")
-    assert np.array_equal(merged.parent, np.sort(np.concatenate([a.parent, b.parent])))
+    sets = [faces(5, [0, 2, 2, 4, 7]), faces(4, [1, 2, 5, 7]), faces(3, [0, 3, 7])]
+    rows = np.arange(12, dtype=np.uint8)[:, None]
+    merged = merge_faces(sets, rows)
+    rings = [f.vid[f.ptr[i]:f.ptr[i + 1]] for f in sets for i in range(f.count)]
+    parents = np.concatenate([f.parent for f in sets])
+    order = np.argsort(parents, kind="stable")
+    assert np.array_equal(merged.parent, np.sort(parents))
     for r, source in enumerate(order):
         got = merged.vid[merged.ptr[r]:merged.ptr[r + 1]]
         assert np.array_equal(got, rings[source])

@@ -108,6 +108,53 @@ def test_arrangements_equal_cutting_in_rounds(slicer, seed, depth, width):
     assert arranged.verify(model).ok
 
 
+def test_arrangement_batches_fail_alone_and_change_nothing(slicer):
+    """Faces cut all at once are arranged in batches of about ``arrange_batch_chords``
+    chords: any batch size gives the same partition, and a batch whose arrangement is
+    inconsistent (here: made to fail) sends only its own faces to rounds."""
+    from reluscope.regions.slice2d import cutting
+
+    model = random_mlp(5, [12, 12, 12])
+    reference = slicer.replace(arrange=False)(model, square(2.0))
+    real, calls = cutting.Cutter.arrange_faces, []
+
+    def second_fails(self, faces, site, chords, canonical, base, busy):
+        calls.append((site.index, len(busy)))
+        assert np.array_equal(np.unique(chords.face), busy)  # each batch gets its own chords
+        if len(calls) == 2:
+            return None
+        return real(self, faces, site, chords, canonical, base, busy)
+
+    rounds_skip = []
+    real_rounds = cutting.Cutter.cut_rounds
+
+    def rounds(self, faces, site, chords, canonical, base, skip=None):
+        rounds_skip.append(None if skip is None else int(skip.sum()))
+        return real_rounds(self, faces, site, chords, canonical, base, skip)
+
+    for budget in (1, 7, 1 << 16):
+        calls.clear()
+        rounds_skip.clear()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cutting.Cutter, "arrange_faces", second_fails)
+            patch.setattr(cutting.Cutter, "cut_rounds", rounds)
+            part = slicer.replace(arrange_min_chords=1, arrange_batch_chords=budget)(
+                model, square(2.0))
+        assert part.n_regions == reference.n_regions
+        assert np.sort(part.areas()) == pytest.approx(np.sort(reference.areas()), rel=1e-9,
+                                                      abs=1e-15)
+        assert part.verify(model).ok
+        by_site = {}
+        for site, n in calls:
+            by_site.setdefault(site, []).append(n)
+        if budget == 1:  # one face per batch; the failed one is the only face of its batch
+            assert all(n == 1 for _, n in calls)
+        failed_site = calls[1][0]
+        batches = by_site[failed_site]
+        if len(batches) > 1:  # rounds skip the other batches' faces only
+            assert rounds_skip[failed_site] == sum(batches) - calls[1][1]
+
+
 class _PReLUCNN(nn.Module):
     """conv -> per-channel PReLU (two coincident neurons per unit) -> conv -> ReLU -> linear."""
 

@@ -81,6 +81,10 @@ class EngineOptions:
     arrangement_max_pairs : int
         Largest number of chord pairs one arrangement call intersects (memory guard; larger
         faces are cut in rounds).
+    arrange_batch_chords : int
+        Faces cut all at once are arranged in batches of about this many chords (a face with
+        more is a batch of its own): the arrangement's temporaries stay bounded, and a batch
+        whose arrangement is inconsistent sends only its own faces to rounds.
     walk_anchor_steps : int
         Steps of the walk between exact anchors of the running map (bounds rounding).
     walk_line_refresh : int
@@ -119,9 +123,10 @@ class EngineOptions:
     values_max_entries: int = 1 << 26
     ahead_max_entries: int = 1 << 24
     arrangement_max_pairs: int = 1 << 24
+    arrange_batch_chords: int = 1 << 16
     walk_anchor_steps: int = 16384
     walk_line_refresh: int = 1 << 16
-    walk_buffer_pairs: int = 1 << 20
+    walk_buffer_pairs: int = 1 << 17
     walk_parallel_faces: int = 20_000
     walk_max_threads: int = 8
     walk_root_batch: int = 128

@@ -231,16 +231,45 @@ class Cutter:
         return live
 
     # ------------------------------------------------------------------ all at once
+    def arrange_batches(self, faces: Faces, site: Site, chords: Pairs,
+                        canonical: CanonicalValues, base: np.ndarray, busy: np.ndarray
+                        ) -> tuple[list[Cut], np.ndarray]:
+        """Faces `busy` (sorted) cut by all their chords at once, in batches of about
+        ``arrange_batch_chords`` chords (`chords` sorted by face, as the engine makes them).
+
+        Returns the pieces of each batch whose arrangement is consistent, and a (F,) mask of
+        the faces they cover; the other batches' faces are left to rounds.
+        """
+        n_chords = np.bincount(chords.face, minlength=faces.count)
+        chord_ptr = np.zeros(faces.count + 1, dtype=np.int64)
+        np.cumsum(n_chords, out=chord_ptr[1:])
+        # batch b holds the faces whose chords end in [b, b + 1) * budget: a face with more
+        # chords than the budget is a batch of its own
+        batch = (np.cumsum(n_chords[busy]) - 1) // self.options.arrange_batch_chords
+        bounds = np.flatnonzero(np.diff(batch)) + 1
+        cuts: list[Cut] = []
+        covered = np.zeros(faces.count, dtype=bool)
+        total = 0
+        for group in np.split(busy, bounds):
+            cut = self.arrange_faces(faces, site, chords.take(gather_rings(chord_ptr, group)[1]),
+                                     canonical, base, group)
+            if cut is None:
+                continue
+            total += cut.faces.count
+            if total > self.max_regions:
+                self.too_many(site, total)
+            cuts.append(cut)
+            covered[group] = True
+        return cuts, covered
+
     def arrange_faces(self, faces: Faces, site: Site, chords: Pairs, canonical: CanonicalValues,
                       base: np.ndarray, busy: np.ndarray) -> Cut | None:
-        """Faces `busy` cut by all their chords at once (see ``arrangement``).
+        """Faces `busy` (sorted) cut by all their chords (`chords`: those of these faces
+        only) at once (see ``arrangement``).
 
         Returns their pieces only, or None (forgetting any vertex it made) when an
         arrangement is not consistent; the caller then cuts piece by piece.
         """
-        is_busy = np.zeros(faces.count, dtype=bool)
-        is_busy[busy] = True
-        chords = chords.take(np.flatnonzero(is_busy[chords.face]))
         local_face = np.searchsorted(busy, chords.face)
         n_chords = np.bincount(local_face, minlength=len(busy))
         sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
@@ -271,8 +300,6 @@ class Cutter:
             self.vertices.truncate(first_vertex)
         if arr is None:
             return None
-        if len(arr.ptr) - 1 > self.max_regions:
-            self.too_many(site, len(arr.ptr) - 1)
         parent = busy[arr.face]
 
         def fill(pattern: np.ndarray, position: np.ndarray) -> None:

@@ -18,7 +18,7 @@ from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.patterns import ColumnSubset, PackedPatterns
 from reluscope.regions.slice2d.crossings import insert_edge_crossings
-from reluscope.regions.slice2d.cutting import Cutter
+from reluscope.regions.slice2d.cutting import Cut, Cutter
 from reluscope.regions.slice2d.face_maps import FaceMaps
 from reluscope.regions.slice2d.faces import Faces, merge_faces
 from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
@@ -121,26 +121,30 @@ class Engine:
         n_chords = np.bincount(chords.face, minlength=faces.count)
         heavy = n_chords >= self.options.arrange_min_chords if self.options.arrange \
             else np.zeros(faces.count, bool)
-        arranged = None
+        arranged: list[Cut] = []
+        covered = None
         if heavy.any():
-            arranged = self.cutter.arrange_faces(faces, site, chords, canonical, base,
-                                                 np.flatnonzero(heavy))
+            arranged, covered = self.cutter.arrange_batches(faces, site, chords, canonical, base,
+                                                            np.flatnonzero(heavy))
         rounds = self.cutter.cut_rounds(faces, site, chords, canonical, base,
-                                        None if arranged is None else heavy)
-        count = rounds.faces.count + (0 if arranged is None else arranged.faces.count)
+                                        covered if arranged else None)
+        parts = [rounds, *arranged]
+        count = sum(part.faces.count for part in parts)
         if count > self.cutter.max_regions:
             self.cutter.too_many(site, count)
         # this site's rows of every piece, written once in place (see Cut), at each chord's
         # bit of the stored row
         position = np.arange(site.size, dtype=np.int64) if subset is None else subset.position
         rows = np.empty((count, base.shape[1]), dtype=np.uint8)
-        rounds.fill(rows[: rounds.faces.count], position)
-        if arranged is None:
+        first = 0
+        for part in parts:
+            part.fill(rows[first : first + part.faces.count], position)
+            first += part.faces.count
+        if not arranged:
             pieces = rounds.faces
             own = PackedPatterns([rows], subset=[subset])
         else:
-            arranged.fill(rows[rounds.faces.count :], position)
-            pieces = merge_faces(rounds.faces, arranged.faces, rows)
+            pieces = merge_faces([part.faces for part in parts], rows)
             own = PackedPatterns(pieces.patterns.rows, pieces.patterns.owner, [subset])
         assert pieces.parent is not None
         pieces.patterns = faces.patterns.inherit(pieces.parent, own)

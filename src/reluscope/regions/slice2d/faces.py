@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,25 +68,28 @@ class RingPool:
         return ptr, self.vid.view()[slots], self.lab.view()[slots]
 
 
-def merge_faces(first: Faces, second: Faces, rows: np.ndarray) -> Faces:
-    """Both sets of faces in one, sorted by parent (siblings contiguous for the next site).
+def merge_faces(parts: Sequence[Faces], rows: np.ndarray) -> Faces:
+    """Several sets of faces in one, sorted by parent (siblings contiguous for the next site).
 
-    `rows` holds the pattern rows of this site (one site: the pieces' own) of `first`'s
-    faces, then `second`'s: they stay where they are and the faces point at them."""
-    assert first.parent is not None and second.parent is not None
-    parents = np.concatenate([first.parent, second.parent])
+    `rows` holds the pattern rows of this site (one site: the pieces' own) of the first
+    set's faces, then the second's, and so on: they stay where they are and the faces point
+    at them."""
+    assert all(part.parent is not None for part in parts)
+    parents = np.concatenate([part.parent for part in parts])
     order = argsort_int(parents)
-    lengths = np.concatenate([np.diff(first.ptr), np.diff(second.ptr)])[order]
+    lengths = np.concatenate([np.diff(part.ptr) for part in parts])[order]
     ptr = np.zeros(len(order) + 1, dtype=np.int64)
     np.cumsum(lengths, out=ptr[1:])
     del lengths
-    # output ring r is ring order[r] of the two sets: each source's rings copied in place
+    # output ring r is ring order[r] of the sets: each source's rings copied in place
     at = np.empty(len(order), dtype=np.int64)
     at[order] = np.arange(len(order))
-    mine = (at[: first.count], at[first.count :])
-    vid = np.empty(int(ptr[-1]), dtype=first.vid.dtype)
-    lab = np.empty(int(ptr[-1]), dtype=first.lab.dtype)
-    for source, rings in zip((first, second), mine, strict=True):
+    vid = np.empty(int(ptr[-1]), dtype=parts[0].vid.dtype)
+    lab = np.empty(int(ptr[-1]), dtype=parts[0].lab.dtype)
+    first = 0
+    for source in parts:
+        rings = at[first : first + source.count]
         copy_rings(vid, ptr, rings, source.vid, source.ptr[:-1])
         copy_rings(lab, ptr, rings, source.lab, source.ptr[:-1])
+        first += source.count
     return Faces(ptr, vid, lab, PackedPatterns([rows], [order]), parents[order])
