@@ -126,8 +126,7 @@ class Engine:
         if heavy.any():
             arranged, covered = self.cutter.arrange_batches(faces, site, chords, canonical, base,
                                                             np.flatnonzero(heavy))
-        rounds = self.cutter.cut_rounds(faces, site, chords, canonical, base,
-                                        covered if arranged else None)
+        rounds = self.cutter.cut_rounds(faces, site, chords, canonical, base, covered)
         parts = [rounds, *arranged]
         count = sum(part.faces.count for part in parts)
         if count > self.cutter.max_regions:
