@@ -144,10 +144,19 @@ class _InputSkip(nn.Module):
         return self.out(torch.relu(self.c(h)))
 
 
+def _graph(ptr: np.ndarray, dst: np.ndarray):
+    """A walk graph with these edges and zero terms (for the component search)."""
+    from reluscope.regions.slice2d.walk import WalkGraph
+
+    zeros = np.zeros(len(dst), np.int32)
+    return WalkGraph(ptr, dst.astype(np.int32), zeros.astype(np.int8), zeros, zeros,
+                     np.ones(len(dst), np.int8), np.zeros((1, 3)), np.zeros((1, 3)), np.ones(2))
+
+
 @pytest.mark.parametrize("batch", [1, 3, 128])
 def test_walk_roots_computed_in_batches_give_the_full_maps_partition(batch):
     import reluscope as rs
-    from reluscope.regions.slice2d.walk import WalkGraph, component_roots
+    from reluscope.regions.slice2d.walk import component_roots
 
     model = _InputSkip().eval()
     walked = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
@@ -159,8 +168,7 @@ def test_walk_roots_computed_in_batches_give_the_full_maps_partition(batch):
     assert np.array_equal(walked.face_vertices, full.face_vertices)
     assert walked.verify(model).ok
     # the roots: lowest face of each component within a strip (faces 0-1-2 | 3-4 | 5, strips 0, 0, 0, 1, 1, 1)
-    graph = WalkGraph(np.array([0, 1, 3, 4, 5, 6, 6]), np.array([1, 0, 2, 1, 4, 3]), np.zeros(6, np.int8),
-                      np.zeros(6, np.int64), np.zeros((6, 3)))
+    graph = _graph(np.array([0, 1, 3, 4, 5, 6, 6]), np.array([1, 0, 2, 1, 4, 3]))
     assert component_roots(graph, np.zeros(6, np.int64)).tolist() == [0, 3, 5]
     assert component_roots(graph, np.array([0, 0, 1, 1, 1, 1])).tolist() == [0, 2, 3, 5]
 
@@ -201,7 +209,7 @@ def test_component_roots_equal_a_graph_search_on_random_graphs():
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from reluscope.regions.slice2d.walk import WalkGraph, component_roots
+    from reluscope.regions.slice2d.walk import component_roots
 
     rng = np.random.default_rng(3)
     for n, m in [(1, 0), (50, 20), (400, 300), (2000, 2500)]:
@@ -213,8 +221,7 @@ def test_component_roots_equal_a_graph_search_on_random_graphs():
         np.cumsum(np.bincount(src, minlength=n), out=ptr[1:])
         strip = rng.integers(0, 3, n)
         keep = strip[src] == strip[dst]
-        graph = WalkGraph(ptr, dst, np.zeros(len(dst), np.int8), np.zeros(len(dst), np.int64),
-                          np.zeros((len(dst), 3)))
+        graph = _graph(ptr, dst)
         _, label = connected_components(csr_matrix((np.ones(int(keep.sum())), (src[keep], dst[keep])),
                                                    shape=(n, n)), directed=False)
         lowest = np.full(label.max() + 1, n)

@@ -36,6 +36,12 @@ class EngineOptions:
     chunk_entries : int
         Target float64 entries of one (faces x neurons) value block (three such blocks stay
         under glibc's 32 MB mmap ceiling, see ``reluscope._memory``).
+    pool_compact_slots : int
+        A face cut in rounds keeps every intermediate piece's ring; the store is compacted to
+        the rings still in use once it holds more than this many slots and twice those.
+    crossing_batch : int
+        (chord, ring slot) pairs, and ring slots, handled at a time where chords' crossings
+        with the faces' edges are found and inserted into the rings (bounds the temporaries).
     forward_entries : int
         Float64 entries (points x neurons of every site reached) one plain forward pass at
         the vertices may hold: a network without links (a max-pool's stages) gets its
@@ -90,7 +96,8 @@ class EngineOptions:
     walk_line_refresh : int
         Updates of a neuron's line vector before it is recomputed in full (bounds rounding).
     walk_buffer_pairs : int
-        Candidate pairs buffered per walk kernel call.
+        Candidate pairs buffered per walk kernel call (40 bytes each, held by every walker
+        through its whole walk; a full buffer only costs one return to Python).
     walk_parallel_faces : int
         Sites with at least this many faces are walked by several threads.
     walk_max_threads : int
@@ -110,6 +117,8 @@ class EngineOptions:
     candidate_rtol: float = 1e-6
     chunk_entries: int = 1 << 20
     forward_entries: int = 1 << 20
+    crossing_batch: int = 1 << 20
+    pool_compact_slots: int = 1 << 18
     cache_entries: int = 1 << 25
     walk_min_width: int = 128
     sibling_cost: int = 8
@@ -126,7 +135,7 @@ class EngineOptions:
     arrange_batch_chords: int = 1 << 16
     walk_anchor_steps: int = 16384
     walk_line_refresh: int = 1 << 16
-    walk_buffer_pairs: int = 1 << 17
+    walk_buffer_pairs: int = 1 << 14
     walk_parallel_faces: int = 20_000
     walk_max_threads: int = 8
     walk_root_batch: int = 128

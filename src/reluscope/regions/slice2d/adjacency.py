@@ -24,25 +24,25 @@ class ChordTable:
     rows: np.ndarray  # (P, 3)
     size: int
 
-    def lookup(self, face: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+    def positions(self, face: np.ndarray, neuron: np.ndarray) -> np.ndarray:
+        """(N,) int32: the row of each (face, neuron) chord (every one must be in the table)."""
         (pos,) = search_sorted(self.key, face * self.size + neuron)
-        return self.rows[np.minimum(pos, len(self.rows) - 1)]
+        return np.minimum(pos, len(self.rows) - 1).astype(np.int32)
 
 
 @dataclass
 class Adjacency:
     """Directed usable edges between faces, CSR by source face."""
 
-    ptr: np.ndarray
-    dst: np.ndarray
-    neuron: np.ndarray
-    step: np.ndarray  # gate(dst) - gate(src) for that neuron
+    ptr: np.ndarray  # (F + 1,) int64
+    dst: np.ndarray  # (E,) int32
+    neuron: np.ndarray  # (E,) int32
+    sign: np.ndarray  # (E,) int8: sign of gate(dst) - gate(src) for that neuron
     cheap: np.ndarray  # True: created by the previous site (rank-1); False: two sites back
 
 
 def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns: PackedPatterns,
-                    label_offset: np.ndarray, site: int, slopes: list[float], far: bool = True
-                    ) -> Adjacency:
+                    label_offset: np.ndarray, site: int, far: bool = True) -> Adjacency:
     """Usable edges of the faces before `site` is applied (see module docstring).
 
     `far` False leaves out the edges of site ``l-2``.
@@ -69,12 +69,13 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
     del flips
     f, g, layer, neuron = f[ok], g[ok], layer[ok], neuron[ok]
     del ok
-    # gate(g) - gate(f) = (bit_g - bit_f)(1 - slope) for a unit with negative slope `slope`
-    step = np.zeros(len(f), dtype=np.float64)
+    # gate(g) - gate(f) = (bit_g - bit_f)(1 - slope) for a unit with negative slope `slope`:
+    # its sign is kept (the walk multiplies by its site's 1 - slope)
+    step = np.zeros(len(f), dtype=np.int8)
     for m in np.unique(layer):
         sel = np.flatnonzero(layer == m)
-        step[sel] = (patterns.bits(m, g[sel], neuron[sel]).astype(np.float64)
-                     - patterns.bits(m, f[sel], neuron[sel])) * (1.0 - slopes[int(m)])
+        step[sel] = (patterns.bits(m, g[sel], neuron[sel]).astype(np.int8)
+                     - patterns.bits(m, f[sel], neuron[sel]).astype(np.int8))
     cheap = layer == site - 1
     del layer
     m = len(f)
@@ -85,7 +86,9 @@ def build_adjacency(ptr: np.ndarray, vid: np.ndarray, lab: np.ndarray, patterns:
     half = np.where(order < m, order, order - m)  # each directed edge's undirected one
     forward = order < m
     del order
-    dst = np.where(forward, g[half], f[half])
+    if n_faces >= 2**31:  # (int32 face ids below; max_regions keeps slices far smaller)
+        raise ValueError(f"a walk over {n_faces} faces is beyond int32 face ids")
+    dst = np.where(forward, g[half], f[half]).astype(np.int32)
     del f, g
-    return Adjacency(out_ptr, dst, neuron[half], np.where(forward, step[half], -step[half]),
-                     cheap[half])
+    return Adjacency(out_ptr, dst, neuron[half].astype(np.int32),
+                     np.where(forward, step[half], -step[half]).astype(np.int8), cheap[half])

@@ -18,7 +18,15 @@ import numpy as np
 
 from reluscope._kernels.bits import clear_bit, flood_flip_bits, set_bit
 from reluscope._kernels.growable import Growable
-from reluscope._kernels.rings import gather_rings, next_slot, ring_boxes, ring_ids, shoelace, vertex_means
+from reluscope._kernels.rings import (
+    copy_rings,
+    gather_rings,
+    next_slot,
+    ring_boxes,
+    ring_ids,
+    shoelace,
+    vertex_means,
+)
 from reluscope._kernels.rounds import box_round, scatter_chord_bits
 from reluscope._kernels.sorting import argsort_int, unique_first_inverse
 from reluscope._validation import message
@@ -150,9 +158,9 @@ class Cutter:
 
         keep = np.ones(faces.count, dtype=bool) if skip is None else ~skip
         width = (int(n_chords[keep].max(initial=0)) + 7) // 8
+        # faces without chords stay as they are: copied once, at the end, from `faces`
         quiet = np.flatnonzero((n_chords == 0) & keep)
-        done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [
-            (*add_faces(quiet), quiet, np.zeros((len(quiet), width), np.uint8))]
+        done: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         parent = np.flatnonzero((n_chords > 0) & keep)
         start, length = add_faces(parent)
         lo, hi = ring_boxes(*pool.gather(start, length)[:2], self.vertices.xy)
@@ -162,11 +170,19 @@ class Cutter:
             reach += 2.0 * chords.slack
         j = 0
         last_rounds = set(np.unique(n_chords[parent]).tolist())  # rounds where faces finish
+        done_slots = 0
         while len(live.parent):
             live = self._round(live, j, chord_start[live.parent] + j, chords, reach, canonical,
                                pool, self.label_offset[site.index])
             j += 1
-            total = len(live.parent) + sum(len(d[0]) for d in done)
+            # the pool keeps every cut piece's ring: drop the dead ones once they are most of it
+            live_slots = done_slots + int(live.length.sum())
+            if pool.size > max(self.options.pool_compact_slots, 2 * live_slots):
+                new_starts = pool.compact([live.start, *(d[0] for d in done)],
+                                          [live.length, *(d[1] for d in done)])
+                live.start[:] = new_starts[0]
+                done = [(start, *d[1:]) for start, d in zip(new_starts[1:], done, strict=True)]
+            total = len(quiet) + len(live.parent) + sum(len(d[0]) for d in done)
             if total > self.max_regions:
                 self.too_many(site, total)
             if j not in last_rounds:
@@ -175,15 +191,17 @@ class Cutter:
             if finished.any():
                 fin = live.take(np.flatnonzero(finished))
                 done.append((fin.start, fin.length, fin.parent, fin.above))
+                done_slots += int(fin.length.sum())
                 live = live.take(np.flatnonzero(~finished))
 
         # faces leave sorted by parent, so siblings are contiguous for the next site
-        parents = np.concatenate([d[2] for d in done])
+        parents = np.concatenate([quiet, *(d[2] for d in done)])
         order = np.argsort(parents, kind="stable")
         parents = parents[order]
-        ptr, vid, lab = pool.gather(np.concatenate([d[0] for d in done])[order],
-                                    np.concatenate([d[1] for d in done])[order])
-        above = np.concatenate([d[3] for d in done])[order]
+        above = np.concatenate([np.zeros((len(quiet), width), np.uint8), *(d[3] for d in done)])[order]
+        none = np.zeros(0, np.int64)
+        ptr, vid, lab = _gather_pieces(faces, quiet, pool, np.concatenate([none, *(d[0] for d in done)]),
+                                       np.concatenate([none, *(d[1] for d in done)]), order)
 
         def fill(pattern: np.ndarray, position: np.ndarray) -> None:
             # only this site's patterns: the earlier ones are inherited once (see the engine)
@@ -459,3 +477,22 @@ class Cutter:
         t = np.nan_to_num(t, nan=0.5)
         points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
         return self.vertices.add(points, VertexKind.INSIDE, lo, hi, t)
+
+
+def _gather_pieces(faces: Faces, quiet: np.ndarray, pool: RingPool, start: np.ndarray,
+                   length: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR (ptr, vid, lab) of faces `quiet` (from `faces`), then of the pool's rings at
+    (`start`, `length`), in `order`: copied ring by ring, with no slot-length index."""
+    lengths = np.concatenate([faces.ptr[quiet + 1] - faces.ptr[quiet], length])[order]
+    ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    del lengths
+    at = np.empty(len(order), dtype=np.int64)  # output ring of each input ring
+    at[order] = np.arange(len(order))
+    vid = np.empty(int(ptr[-1]), dtype=np.int64)
+    lab = np.empty(int(ptr[-1]), dtype=np.int64)
+    n = len(quiet)
+    for out, own, stored in ((vid, faces.vid, pool.vid.view()), (lab, faces.lab, pool.lab.view())):
+        copy_rings(out, ptr, at[:n], own, faces.ptr[quiet])
+        copy_rings(out, ptr, at[n:], stored, start)
+    return ptr, vid, lab

@@ -97,7 +97,8 @@ class Engine:
             canonical, chords, base = self.maps.chords(
                 faces, site, candidates, base, None if subset is None else subset.position)
             del candidates  # (a wide site's are many: not held through the cut)
-        faces = insert_edge_crossings(faces, chords, canonical, self.vertices, self.snap)
+        faces = insert_edge_crossings(faces, chords, canonical, self.vertices, self.snap,
+                                      self.options.crossing_batch)
         clock = self.tick("crossings", clock)
         self.maps.prev_parent = faces.parent
         if values is not None:

@@ -136,24 +136,30 @@ class FaceMaps:
         return pairs.take(order), out.base
 
     def _walk_graph(self, faces: Faces, index: int, cross: bool) -> WalkGraph:
-        """The walk's directed edges with their rank-1 coefficients (the adjacency's other
-        arrays and the lookups' temporaries end here, before the walk allocates its own)."""
+        """The walk's directed edges, each with the row of its chord's map in the chord table
+        of its site (the adjacency's other arrays and the lookups' temporaries end here,
+        before the walk allocates its own)."""
         assert faces.parent is not None and self.prev_chords is not None
-        slopes = [s.negative_slope for s in self.net.sites]
         adj = build_adjacency(faces.ptr, faces.vid, faces.lab, faces.patterns, self.label_offset,
-                              index, slopes, far=cross)
-        src = np.repeat(np.arange(faces.count), np.diff(adj.ptr))
-        coef = np.empty((len(src), 3))
+                              index, far=cross)
+        src = np.repeat(np.arange(faces.count, dtype=np.int32), np.diff(adj.ptr))
+        chord = np.empty(len(src), dtype=np.int32)
         cheap = np.flatnonzero(adj.cheap)
-        coef[cheap] = self.prev_chords.lookup(faces.parent[src[cheap]], adj.neuron[cheap])
+        chord[cheap] = self.prev_chords.positions(faces.parent[src[cheap]], adj.neuron[cheap])
         del cheap
         far = np.flatnonzero(~adj.cheap)
+        far_rows = np.zeros((1, 3))
         if len(far):
             assert self.prev2_chords is not None and self.prev_parent is not None
             grandparent = self.prev_parent[faces.parent[src[far]]]
-            coef[far] = self.prev2_chords.lookup(grandparent, adj.neuron[far])
-        coef *= adj.step[:, None]
-        return WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, coef)
+            chord[far] = self.prev2_chords.positions(grandparent, adj.neuron[far])
+            far_rows = self.prev2_chords.rows
+        del src, far
+        sites = self.net.sites
+        gain = np.array([1.0 - sites[index - 1].negative_slope,
+                         1.0 - sites[index - 2].negative_slope if index > 1 else 0.0])
+        return WalkGraph(adj.ptr, adj.dst, (~adj.cheap).astype(np.int8), adj.neuron, chord,
+                         adj.sign, self.prev_chords.rows, far_rows, gain)
 
     def _masks(self, faces: Faces, idx: np.ndarray, upto: int) -> list[torch.Tensor]:
         return [torch.from_numpy(unpack(faces.patterns.of(s.index, idx), s.size))

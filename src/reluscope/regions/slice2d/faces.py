@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -59,13 +60,37 @@ class RingPool:
         self.lab.extend(lab)
         return first + ptr[:-1], np.diff(ptr)
 
+    @property
+    def size(self) -> int:
+        """Slots stored (the dropped rings' included, until :meth:`compact`)."""
+        return self.vid.size
+
+    def compact(self, starts: Sequence[np.ndarray], lengths: Sequence[np.ndarray]
+                ) -> list[np.ndarray]:
+        """Keep only the rings at (``starts[i]``, ``lengths[i]``): every ring still addressed
+        (a cut piece's ring is dead once its halves are added). Returns their new starts,
+        in the same groups."""
+        ptr, vid, lab = self.gather(np.concatenate(starts), np.concatenate(lengths))
+        self.vid = Growable(None, np.int64, capacity=max(1024, len(vid)))
+        self.lab = Growable(None, np.int64, capacity=max(1024, len(vid)))
+        self.vid.extend(vid)
+        self.lab.extend(lab)
+        del vid, lab
+        bounds = np.cumsum([0, *(len(group) for group in starts)])
+        return [ptr[a:b] for a, b in itertools.pairwise(bounds)]
+
     def gather(self, start: np.ndarray, length: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR (ptr, vid, lab) of the rings at (start, length)."""
         ptr = np.zeros(len(start) + 1, dtype=np.int64)
         np.cumsum(length, out=ptr[1:])
-        slots = np.repeat(start - ptr[:-1], length) + np.arange(int(ptr[-1]), dtype=np.int64)
-        return ptr, self.vid.view()[slots], self.lab.view()[slots]
+        rings = np.arange(len(start), dtype=np.int64)
+        vid = np.empty(int(ptr[-1]), dtype=np.int64)
+        lab = np.empty(int(ptr[-1]), dtype=np.int64)
+        # ring by ring (a slot index would be held beside the result: the rounds' peak)
+        copy_rings(vid, ptr, rings, self.vid.view(), start)
+        copy_rings(lab, ptr, rings, self.lab.view(), start)
+        return ptr, vid, lab
 
 
 def merge_faces(parts: Sequence[Faces], rows: np.ndarray) -> Faces:

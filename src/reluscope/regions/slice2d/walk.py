@@ -54,16 +54,22 @@ _PACK_BITS = np.uint64(0x8040201008040201)
 class WalkGraph:
     """Usable edges between the faces, CSR by source face, with their rank-1 terms.
 
-    ``kind`` 0: edge of site l-1 (``col`` = k, term ``coef (x) A_l[:, k]``); 1: edge of
-    site l-2 (``col`` = j, term ``coef (x) v_j``). ``coef`` (E, 3) is already multiplied
-    by the gate step ``s``.
+    ``kind`` 0: edge of site l-1 (``col`` = k, term ``c (x) A_l[:, k]``); 1: edge of site
+    l-2 (``col`` = j, term ``c (x) v_j``). The coefficient ``c`` (3,) is the gate step
+    ``s = sign * gain[kind]`` times the origin-form map of the chord that made the edge:
+    row ``chord`` of ``rows[kind]`` (the chord tables are shared, not copied per edge: 13
+    bytes per directed edge instead of 41).
     """
 
     ptr: np.ndarray  # (F + 1,) int64
-    dst: np.ndarray  # (E,) int64
+    dst: np.ndarray  # (E,) int32
     kind: np.ndarray  # (E,) int8
-    col: np.ndarray  # (E,) int64
-    coef: np.ndarray  # (E, 3) float64
+    col: np.ndarray  # (E,) int32
+    chord: np.ndarray  # (E,) int32: row of the edge's chord in near_rows (kind 0) or far_rows
+    sign: np.ndarray  # (E,) int8: +-1
+    near_rows: np.ndarray  # (P, 3) float64: chord maps of site l-1
+    far_rows: np.ndarray  # (Q, 3) float64: chord maps of site l-2
+    gain: np.ndarray  # (2,) float64: 1 - negative slope of sites l-1 and l-2
 
 
 @dataclass
@@ -230,22 +236,28 @@ def _line_vector_sparse(j: int, r: int, face_row: int, gates: np.ndarray, gate_m
 
 @numba.njit(cache=True, nogil=True)
 def _step(edge: int, sign: float, face_row: int, z: np.ndarray, kind: np.ndarray, col: np.ndarray,
-          coef: np.ndarray, links: tuple, gates: np.ndarray, gate_map: tuple, slope: float,
+          chord: np.ndarray, step: np.ndarray, terms: tuple, links: tuple, gates: np.ndarray,
+          gate_map: tuple, slope: float,
           line_slot: np.ndarray, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
           refresh: int) -> None:  # pragma: no cover
     """Add ``sign`` times edge `edge`'s rank-1 term to the running map `z`.
 
     `face_row` is the row of `gates` of the face the edge leads to (patterns by reference);
-    `line_slot[j]` is the row of `lines` of neuron j of site l-2.
+    `line_slot[j]` is the row of `lines` of neuron j of site l-2. `chord`, `step` and
+    `terms` = ``(near_rows, far_rows, gain)``: the edge's coefficient (see :class:`WalkGraph`).
 
     `links`: ``(sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx,
     prev_val)``: dense ``A`` transposed, or both links' CSC columns when `sparse`.
     """
     sparse, at_rows, prev_rows, at_ptr, at_idx, at_val, prev_ptr, prev_idx, prev_val = links
     j = col[edge]
-    c0 = sign * coef[edge, 0]
-    c1 = sign * coef[edge, 1]
-    c2 = sign * coef[edge, 2]
+    near_rows, far_rows, gain = terms
+    rows = near_rows if kind[edge] == 0 else far_rows
+    r = chord[edge]
+    s = sign * step[edge] * gain[kind[edge]]
+    c0 = s * rows[r, 0]
+    c1 = s * rows[r, 1]
+    c2 = s * rows[r, 2]
     if kind[edge] == 0 and sparse:
         for q in range(at_ptr[j], at_ptr[j + 1]):
             i = at_idx[q]
@@ -281,7 +293,9 @@ class _Shared(NamedTuple):
     dst: np.ndarray
     kind: np.ndarray
     col: np.ndarray
-    coef: np.ndarray
+    chord: np.ndarray
+    step: np.ndarray  # the edges' signs
+    terms: tuple  # (near_rows, far_rows, gain), see _step
     links: tuple  # see _step
     gates: np.ndarray
     gate_map: tuple  # (columns, position, reference) of the rows `gates` (see _line_vector)
@@ -291,8 +305,9 @@ class _Shared(NamedTuple):
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, coef: np.ndarray,
-          links: tuple, gates: np.ndarray, gate_map: tuple, gate_row: np.ndarray, slope: float,
+def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, chord: np.ndarray,
+          step: np.ndarray, terms: tuple, links: tuple, gates: np.ndarray, gate_map: tuple,
+          gate_row: np.ndarray, slope: float,
           line_slot: np.ndarray, lines: np.ndarray, line_gates: np.ndarray, line_age: np.ndarray,
           refresh: int,
           ref: np.ndarray, half: np.ndarray, z: np.ndarray, visited: np.ndarray,
@@ -334,7 +349,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
                 state[0] = depth
                 return count, _FULL
             face = dst[edge]
-            _step(edge, 1.0, gate_row[face], z, kind, col, coef, links, gates, gate_map, slope,
+            _step(edge, 1.0, gate_row[face], z, kind, col, chord, step, terms, links, gates, gate_map, slope,
                   line_slot, lines, line_gates, line_age, refresh)
             visited[face] = True
             stack_cursor[depth - 1] = edge + 1
@@ -348,8 +363,9 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             stack_cursor[depth - 1] = end
             depth -= 1
             if depth > 0:
-                _step(stack_edge[depth], -1.0, gate_row[stack_face[depth]], z, kind, col, coef, links,
-                      gates, gate_map, slope, line_slot, lines, line_gates, line_age, refresh)
+                _step(stack_edge[depth], -1.0, gate_row[stack_face[depth]], z, kind, col, chord, step,
+                      terms, links, gates, gate_map, slope, line_slot, lines, line_gates, line_age,
+                      refresh)
         steps += 1
         if steps >= max_steps and depth > 0:
             state[0] = depth
@@ -412,7 +428,10 @@ def walk_candidates(graph: WalkGraph, at_rows: np.ndarray | SparseColumns,
     rows = np.arange(n_faces, dtype=np.int64) if gate_row is None else gate_row.astype(np.int64)
     if gate_map is None:
         gate_map = plain_gate_map(gates.shape[1], 8 * gates.shape[1])
-    shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.coef, links,
+    terms = (np.ascontiguousarray(graph.near_rows, dtype=np.float64),
+             np.ascontiguousarray(graph.far_rows, dtype=np.float64),
+             np.asarray(graph.gain, dtype=np.float64))
+    shared = _Shared(graph.ptr, graph.dst, graph.kind, graph.col, graph.chord, graph.sign, terms, links,
                      np.ascontiguousarray(gates), gate_map, rows, slope, _line_slots(graph, links))
     lock = threading.Lock()
     strip = np.zeros(n_faces, dtype=np.int64)
