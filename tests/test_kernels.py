@@ -272,3 +272,36 @@ def test_differing_bits_match_unpacked_rows(size):
         p, k = np.nonzero(diff)
         want.append(np.stack([p, np.full(len(p), s), k]))
     assert np.array_equal(np.stack([pair, site, neuron]), np.concatenate(want, axis=1))
+
+
+def test_batch_bounds_cover_every_item_in_runs_of_about_the_batch():
+    from reluscope._kernels.rings import batch_bounds
+
+    rng = np.random.default_rng(0)
+    for n, batch in [(0, 5), (1, 5), (50, 1), (50, 7), (200, 1000), (200, 40)]:
+        lengths = rng.integers(1, 30, n)
+        bounds = batch_bounds(lengths, batch)
+        assert bounds[0] == 0 and bounds[-1] == n and (np.diff(bounds) > 0).all()
+        sums = np.add.reduceat(lengths, bounds[:-1]) if n else np.zeros(0)
+        # runs end where the running total passes a multiple of the batch: a run goes past
+        # the batch only by its first item
+        runs = np.split(lengths, bounds[1:-1])
+        assert all(r[1:].sum() <= batch for r in runs)
+        assert len(runs) <= lengths.sum() // batch + 1
+        assert sums.sum() == lengths.sum()
+
+
+def test_crossing_chord_pairs_equal_a_brute_force_interleaving_test():
+    from reluscope.regions.slice2d.arrangement import _crossing_pairs
+
+    rng = np.random.default_rng(1)
+    face = np.sort(rng.integers(0, 6, 80))
+    ends = np.sort(rng.integers(0, 12, (80, 2)), axis=1)
+    ends[:, 1] += ends[:, 0] == ends[:, 1]
+    drawn = rng.random(80) > 0.1
+    p, q = _crossing_pairs(face, ends[:, 0], ends[:, 1], drawn)
+    want = [(i, j) for i in range(80) for j in range(i + 1, 80)
+            if face[i] == face[j] and drawn[i] and drawn[j]
+            and not set(ends[i]) & set(ends[j])
+            and (ends[i, 0] < ends[j, 0] < ends[i, 1]) != (ends[i, 0] < ends[j, 1] < ends[i, 1])]
+    assert list(zip(p.tolist(), q.tolist(), strict=True)) == want and len(want) > 10

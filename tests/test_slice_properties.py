@@ -240,3 +240,36 @@ def test_an_inconsistent_arrangement_is_retried_with_a_smaller_snap(slicer):
     assert len(snaps) >= 2 and snaps[1] == pytest.approx(1e-3 * snaps[0])
     assert retried.n_regions == reference.n_regions
     assert retried.verify(model).ok
+
+
+def test_memory_batches_and_pool_compaction_change_nothing(slicer):
+    """The batches that bound the engine's temporaries (edge crossings found and inserted,
+    and an arrangement's chord signs, ``slot_batch`` slots at a time; the walk's output
+    ``walk_buffer_pairs`` at a time) and the compaction of the rounds' ring pool give the
+    same partition, bit for bit."""
+    from reluscope.regions.slice2d.faces import RingPool
+
+    model = random_mlp(5, [12, 12, 12])
+    arranged = slicer.replace(arrange_min_chords=1)(model, square(2.0))
+    for batch in (1, 7):
+        part = slicer.replace(arrange_min_chords=1, slot_batch=batch)(model, square(2.0))
+        np.testing.assert_array_equal(part.vertices, arranged.vertices)
+        np.testing.assert_array_equal(part.face_vertices, arranged.face_vertices)
+        np.testing.assert_array_equal(_pattern_rows(part), _pattern_rows(arranged))
+    reference = slicer.replace(arrange=False)(model, square(2.0))
+    real, compactions = RingPool.compact, []
+
+    def counted(self, starts, lengths):
+        compactions.append(self.size)
+        return real(self, starts, lengths)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RingPool, "compact", counted)
+        for batch in (1, 7, 1 << 20):
+            part = slicer.replace(arrange=False, slot_batch=batch, pool_compact_slots=1,
+                                  walk_buffer_pairs=1)(model, square(2.0))
+            np.testing.assert_array_equal(part.vertices, reference.vertices)
+            np.testing.assert_array_equal(part.face_vertices, reference.face_vertices)
+            np.testing.assert_array_equal(_pattern_rows(part), _pattern_rows(reference))
+    assert compactions  # the pool was compacted (every round: a pool of 1 slot is too many)
+    assert part.verify(model).ok

@@ -35,6 +35,16 @@ def offsets_of(keys: np.ndarray, n: int) -> np.ndarray:
     return ptr
 
 
+def batch_bounds(lengths: np.ndarray, batch: int) -> np.ndarray:
+    """Bounds (B+1,) of consecutive runs of items whose `lengths` (N,) add up to about
+    `batch` each (an item longer than `batch` is a run of its own): run b is items
+    ``bounds[b]:bounds[b + 1]``."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(batch, total, batch), side="right")
+    return np.unique(np.concatenate([[0], cuts, [len(lengths)]])).astype(np.int64)
+
+
 def gather_rings(ptr: np.ndarray, rings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Slots of a subset of rings, as new offsets and the source slot indices.
 

@@ -39,9 +39,10 @@ class EngineOptions:
     pool_compact_slots : int
         A face cut in rounds keeps every intermediate piece's ring; the store is compacted to
         the rings still in use once it holds more than this many slots and twice those.
-    crossing_batch : int
-        (chord, ring slot) pairs, and ring slots, handled at a time where chords' crossings
-        with the faces' edges are found and inserted into the rings (bounds the temporaries).
+    slot_batch : int
+        (chord, ring slot) entries, or ring slots, handled at a time where chords meet the
+        faces' rings: their crossings with edges found and inserted, and their signs at the
+        ring vertices of faces cut all at once (bounds the temporaries).
     forward_entries : int
         Float64 entries (points x neurons of every site reached) one plain forward pass at
         the vertices may hold: a network without links (a max-pool's stages) gets its
@@ -117,7 +118,7 @@ class EngineOptions:
     candidate_rtol: float = 1e-6
     chunk_entries: int = 1 << 20
     forward_entries: int = 1 << 20
-    crossing_batch: int = 1 << 20
+    slot_batch: int = 1 << 18
     pool_compact_slots: int = 1 << 18
     cache_entries: int = 1 << 25
     walk_min_width: int = 128

@@ -89,14 +89,49 @@ def _chord_ends(sign: np.ndarray, chord_ptr: np.ndarray) -> tuple[np.ndarray, np
     return (first, second) if ok.all() else None
 
 
-def _pairs_within_faces(chord_face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (p, q), p < q, of chords of the same face (chords sorted by face)."""
+def _crossing_pairs(chord_face: np.ndarray, first: np.ndarray, second: np.ndarray,
+                    drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (p, q), p < q, of drawn chords of the same face whose ends interleave along its
+    ring (they cross inside it), by p then q (chords sorted by face). Compiled, counted then
+    written: no table of all the face's chord pairs is formed (chords^2 per face)."""
+    args = (chord_face.astype(np.int64, copy=False), first.astype(np.int64, copy=False),
+            second.astype(np.int64, copy=False), drawn.astype(np.bool_, copy=False))
+    empty = np.zeros(0, dtype=np.int64)
+    n = _crossing_pairs_into(*args, empty, empty)
+    p, q = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    _crossing_pairs_into(*args, p, q)
+    return p, q
+
+
+@numba.njit(cache=True, nogil=True)
+def _crossing_pairs_into(chord_face: np.ndarray, first: np.ndarray, second: np.ndarray,
+                         drawn: np.ndarray, p: np.ndarray, q: np.ndarray
+                         ) -> int:  # pragma: no cover - compiled
+    """Count the crossing pairs; write them into `p`, `q` while they have room."""
     n = len(chord_face)
-    last = np.searchsorted(chord_face, chord_face, side="right")  # one past the face's chords
-    count = last - np.arange(n) - 1
-    p = np.repeat(np.arange(n), count)
-    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    return p, p + 1 + offset
+    count = 0
+    start = 0
+    while start < n:
+        stop = start
+        while stop < n and chord_face[stop] == chord_face[start]:
+            stop += 1
+        for i in range(start, stop):
+            if not drawn[i]:
+                continue
+            a, b = first[i], second[i]
+            for j in range(i + 1, stop):
+                if not drawn[j]:
+                    continue
+                x, y = first[j], second[j]
+                if x == a or x == b or y == a or y == b:
+                    continue  # chords sharing an end meet there, not inside
+                if ((a < x) and (x < b)) != ((a < y) and (y < b)):
+                    if count < len(p):
+                        p[count] = i
+                        q[count] = j
+                    count += 1
+        start = stop
+    return count
 
 
 @numba.njit(cache=True, nogil=True)
@@ -273,14 +308,10 @@ def _crossings(chords: _Chords, chord_face: np.ndarray, xy: np.ndarray,
     Two chords of a face cross inside it iff their ends interleave along its ring; the
     position along one comes from the other's values at its ends.
     """
-    p, q = _pairs_within_faces(chord_face)
-    if len(p) > max_pairs:
+    per_face = np.unique(chord_face, return_counts=True)[1]
+    if int((per_face * (per_face - 1) // 2).sum()) > max_pairs:
         return None
-    first, second, drawn = chords.first, chords.second, chords.drawn
-    a, b, x, y = first[p], second[p], first[q], second[q]
-    shared = (x == a) | (x == b) | (y == a) | (y == b)
-    cross = (((a < x) & (x < b)) ^ ((a < y) & (y < b))) & ~shared & drawn[p] & drawn[q]
-    p, q = p[cross], q[cross]
+    p, q = _crossing_pairs(chord_face, chords.first, chords.second, chords.drawn)
 
     def along(chord: np.ndarray, other: np.ndarray) -> np.ndarray | None:
         za = np.abs(evaluate(other, xy[chords.start[chord]]))

@@ -12,7 +12,7 @@ import itertools
 import numba
 import numpy as np
 
-from reluscope._kernels.rings import gather_rings, next_slot, ring_ids, search_sorted
+from reluscope._kernels.rings import batch_bounds, gather_rings, next_slot, ring_ids, search_sorted
 from reluscope._kernels.sorting import unique_first
 from reluscope.regions.slice2d.faces import Faces
 from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
@@ -102,11 +102,7 @@ def _crossed_edges(faces: Faces, chords: Pairs, canonical: CanonicalValues, nxt:
     """(lo, hi, neuron) of every ring edge a chord of its face crosses (its canonical values
     at the edge's ends have opposite signs), once per face: chords are taken a batch of
     about `batch` (chord, ring slot) pairs at a time."""
-    ring = (faces.ptr[chords.face + 1] - faces.ptr[chords.face])
-    ends = np.cumsum(ring)
-    bounds = np.unique(np.concatenate([[0], np.searchsorted(
-        ends, np.arange(batch, int(ends[-1]) if len(ends) else 0, batch), side="right"),
-        [len(ring)]]))
+    bounds = batch_bounds(faces.ptr[chords.face + 1] - faces.ptr[chords.face], batch)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for c0, c1 in itertools.pairwise(bounds):
         pair_ptr, slots = gather_rings(faces.ptr, chords.face[c0:c1])

@@ -11,6 +11,7 @@ and only vertices created inside the face use its affine map.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import numpy as np
 from reluscope._kernels.bits import clear_bit, flood_flip_bits, set_bit
 from reluscope._kernels.growable import Growable
 from reluscope._kernels.rings import (
+    batch_bounds,
     copy_rings,
     gather_rings,
     next_slot,
@@ -292,9 +294,17 @@ class Cutter:
         n_chords = np.bincount(local_face, minlength=len(busy))
         sub_ptr, sub_slots = gather_rings(faces.ptr, busy)
         sub_vid, sub_lab = faces.vid[sub_slots], faces.lab[sub_slots]
-        # each chord's signs on its face's ring (chord-major)
-        ring_ptr, slots = gather_rings(sub_ptr, local_face)
-        sign = self.signs(ring_ptr, sub_vid[slots], np.arange(len(local_face)), chords, canonical)
+        # each chord's signs on its face's ring (chord-major): chords x ring slots entries
+        # (a face of thousands of chords has millions), a batch of chords at a time
+        ring = np.diff(sub_ptr)[local_face]
+        sign = np.empty(int(ring.sum()), dtype=np.int8)
+        at = 0
+        for c0, c1 in itertools.pairwise(batch_bounds(ring, self.options.slot_batch)):
+            ring_ptr, slots = gather_rings(sub_ptr, local_face[c0:c1])
+            sign[at : at + len(slots)] = self.signs(ring_ptr, sub_vid[slots], np.arange(c0, c1),
+                                                    chords, canonical)
+            at += len(slots)
+        del ring
 
         def make(points: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
             return self.vertices.add(points, VertexKind.INSIDE, a, b, t)

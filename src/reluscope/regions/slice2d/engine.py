@@ -98,7 +98,7 @@ class Engine:
                 faces, site, candidates, base, None if subset is None else subset.position)
             del candidates  # (a wide site's are many: not held through the cut)
         faces = insert_edge_crossings(faces, chords, canonical, self.vertices, self.snap,
-                                      self.options.crossing_batch)
+                                      self.options.slot_batch)
         clock = self.tick("crossings", clock)
         self.maps.prev_parent = faces.parent
         if values is not None:
