@@ -103,7 +103,8 @@ def _crossed_edges(faces: Faces, chords: Pairs, canonical: CanonicalValues, nxt:
     at the edge's ends have opposite signs), once per face: chords are taken a batch of
     about `batch` (chord, ring slot) pairs at a time."""
     bounds = batch_bounds(faces.ptr[chords.face + 1] - faces.ptr[chords.face], batch)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    empty = np.zeros(0, dtype=np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(empty, empty, empty)]
     for c0, c1 in itertools.pairwise(bounds):
         pair_ptr, slots = gather_rings(faces.ptr, chords.face[c0:c1])
         k = chords.neuron[c0 + ring_ids(pair_ptr)]
@@ -112,9 +113,6 @@ def _crossed_edges(faces: Faces, chords: Pairs, canonical: CanonicalValues, nxt:
         del slots, pair_ptr
         hit = np.flatnonzero(np.sign(canonical(a, k)) * np.sign(canonical(b, k)) < 0)
         parts.append((np.minimum(a[hit], b[hit]), np.maximum(a[hit], b[hit]), k[hit]))
-    if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
     lo, hi, k = (np.concatenate([part[i] for part in parts]) for i in range(3))
     return lo, hi, k
 

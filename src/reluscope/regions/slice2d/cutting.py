@@ -21,7 +21,6 @@ from reluscope._kernels.bits import clear_bit, flood_flip_bits, set_bit
 from reluscope._kernels.growable import Growable
 from reluscope._kernels.rings import (
     batch_bounds,
-    copy_rings,
     gather_rings,
     next_slot,
     ring_boxes,
@@ -37,7 +36,7 @@ from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.patterns import PackedPatterns
 from reluscope.regions.slice2d.arrangement import Arrangement, arrange
-from reluscope.regions.slice2d.faces import Faces, RingPool
+from reluscope.regions.slice2d.faces import Faces, RingPool, gather_sources
 from reluscope.regions.slice2d.pairs import CanonicalValues, Pairs
 from reluscope.regions.slice2d.split import split_rings
 from reluscope.regions.slice2d.vertices import VertexKind, VertexStore
@@ -202,8 +201,10 @@ class Cutter:
         parents = parents[order]
         above = np.concatenate([np.zeros((len(quiet), width), np.uint8), *(d[3] for d in done)])[order]
         none = np.zeros(0, np.int64)
-        ptr, vid, lab = _gather_pieces(faces, quiet, pool, np.concatenate([none, *(d[0] for d in done)]),
-                                       np.concatenate([none, *(d[1] for d in done)]), order)
+        pieces = pool.source(np.concatenate([none, *(d[0] for d in done)]),
+                             np.concatenate([none, *(d[1] for d in done)]))
+        ptr, vid, lab = gather_sources([(faces.vid, faces.lab, faces.ptr[quiet],
+                                         faces.ptr[quiet + 1] - faces.ptr[quiet]), pieces], order)
 
         def fill(pattern: np.ndarray, position: np.ndarray) -> None:
             # only this site's patterns: the earlier ones are inherited once (see the engine)
@@ -488,21 +489,3 @@ class Cutter:
         points = xy[lo] + t[:, None] * (xy[hi] - xy[lo])
         return self.vertices.add(points, VertexKind.INSIDE, lo, hi, t)
 
-
-def _gather_pieces(faces: Faces, quiet: np.ndarray, pool: RingPool, start: np.ndarray,
-                   length: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR (ptr, vid, lab) of faces `quiet` (from `faces`), then of the pool's rings at
-    (`start`, `length`), in `order`: copied ring by ring, with no slot-length index."""
-    lengths = np.concatenate([faces.ptr[quiet + 1] - faces.ptr[quiet], length])[order]
-    ptr = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    del lengths
-    at = np.empty(len(order), dtype=np.int64)  # output ring of each input ring
-    at[order] = np.arange(len(order))
-    vid = np.empty(int(ptr[-1]), dtype=np.int64)
-    lab = np.empty(int(ptr[-1]), dtype=np.int64)
-    n = len(quiet)
-    for out, own, stored in ((vid, faces.vid, pool.vid.view()), (lab, faces.lab, pool.lab.view())):
-        copy_rings(out, ptr, at[:n], own, faces.ptr[quiet])
-        copy_rings(out, ptr, at[n:], stored, start)
-    return ptr, vid, lab

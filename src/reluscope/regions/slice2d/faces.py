@@ -82,15 +82,42 @@ class RingPool:
     def gather(self, start: np.ndarray, length: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR (ptr, vid, lab) of the rings at (start, length)."""
-        ptr = np.zeros(len(start) + 1, dtype=np.int64)
-        np.cumsum(length, out=ptr[1:])
-        rings = np.arange(len(start), dtype=np.int64)
-        vid = np.empty(int(ptr[-1]), dtype=np.int64)
-        lab = np.empty(int(ptr[-1]), dtype=np.int64)
-        # ring by ring (a slot index would be held beside the result: the rounds' peak)
-        copy_rings(vid, ptr, rings, self.vid.view(), start)
-        copy_rings(lab, ptr, rings, self.lab.view(), start)
-        return ptr, vid, lab
+        return gather_sources([self.source(start, length)])
+
+    def source(self, start: np.ndarray, length: np.ndarray) -> RingSource:
+        """The rings at (start, length), as a source of :func:`gather_sources` (valid until
+        the next :meth:`add`)."""
+        return self.vid.view(), self.lab.view(), start, length
+
+
+#: Rings of one source: (vid, lab) slot arrays and each ring's (start, length) in them.
+RingSource = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def gather_sources(sources: Sequence[RingSource], order: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR (ptr, vid, lab) of the rings of `sources`, taken in turn; ring r of the result is
+    ring ``order[r]`` of them (None: in turn). Copied ring by ring in place: neither the
+    sources concatenated nor a slot-length index is held beside the result (the peak of a
+    large site's cut)."""
+    lengths = np.concatenate([source[3] for source in sources])
+    if order is not None:
+        lengths = lengths[order]
+    ptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    del lengths
+    at = np.arange(len(ptr) - 1, dtype=np.int64)  # output ring of each source ring
+    if order is not None:
+        at[order] = at.copy()
+    vid = np.empty(int(ptr[-1]), dtype=sources[0][0].dtype)
+    lab = np.empty(int(ptr[-1]), dtype=sources[0][1].dtype)
+    first = 0
+    for src_vid, src_lab, start, _ in sources:
+        rings = at[first : first + len(start)]
+        copy_rings(vid, ptr, rings, src_vid, start)
+        copy_rings(lab, ptr, rings, src_lab, start)
+        first += len(start)
+    return ptr, vid, lab
 
 
 def merge_faces(parts: Sequence[Faces], rows: np.ndarray) -> Faces:
@@ -102,19 +129,6 @@ def merge_faces(parts: Sequence[Faces], rows: np.ndarray) -> Faces:
     assert all(part.parent is not None for part in parts)
     parents = np.concatenate([part.parent for part in parts])
     order = argsort_int(parents)
-    lengths = np.concatenate([np.diff(part.ptr) for part in parts])[order]
-    ptr = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    del lengths
-    # output ring r is ring order[r] of the sets: each source's rings copied in place
-    at = np.empty(len(order), dtype=np.int64)
-    at[order] = np.arange(len(order))
-    vid = np.empty(int(ptr[-1]), dtype=parts[0].vid.dtype)
-    lab = np.empty(int(ptr[-1]), dtype=parts[0].lab.dtype)
-    first = 0
-    for source in parts:
-        rings = at[first : first + source.count]
-        copy_rings(vid, ptr, rings, source.vid, source.ptr[:-1])
-        copy_rings(lab, ptr, rings, source.lab, source.ptr[:-1])
-        first += source.count
+    ptr, vid, lab = gather_sources([(part.vid, part.lab, part.ptr[:-1], np.diff(part.ptr))
+                                    for part in parts], order)
     return Faces(ptr, vid, lab, PackedPatterns([rows], [order]), parents[order])
