@@ -217,7 +217,8 @@ def test_engine_options_name_the_bad_field_and_the_default():
     with pytest.raises(ValueError, match="`arrange_batch_chords` of EngineOptions must be a positive "
                                          "integer; got 0.*arrange_batch_chords=65536"):
         rs.EngineOptions(arrange_batch_chords=0)
-    for name, default in (("slot_batch", 262144), ("pool_compact_slots", 262144)):
+    for name, default in (("slot_batch", 262144), ("pool_compact_slots", 262144),
+                          ("sign_batch", 32768)):
         with pytest.raises(ValueError, match=f"`{name}` of EngineOptions must be a positive "
                                              f"integer; got -3.*{name}={default}"):
             rs.EngineOptions(**{name: -3})

@@ -252,7 +252,7 @@ def test_memory_batches_and_pool_compaction_change_nothing(slicer):
     model = random_mlp(5, [12, 12, 12])
     arranged = slicer.replace(arrange_min_chords=1)(model, square(2.0))
     for batch in (1, 7):
-        part = slicer.replace(arrange_min_chords=1, slot_batch=batch)(model, square(2.0))
+        part = slicer.replace(arrange_min_chords=1, slot_batch=batch, sign_batch=batch)(model, square(2.0))
         np.testing.assert_array_equal(part.vertices, arranged.vertices)
         np.testing.assert_array_equal(part.face_vertices, arranged.face_vertices)
         np.testing.assert_array_equal(_pattern_rows(part), _pattern_rows(arranged))

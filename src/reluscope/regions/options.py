@@ -43,6 +43,9 @@ class EngineOptions:
         (chord, ring slot) entries, or ring slots, handled at a time where chords meet the
         faces' rings: their crossings with edges found and inserted, and their signs at the
         ring vertices of faces cut all at once (bounds the temporaries).
+    sign_batch : int
+        Ring slots on edges whose signs for their chord are found at a time (a dozen float64
+        temporaries each: an arrangement of thousands of chords has 10^7 such slots).
     forward_entries : int
         Float64 entries (points x neurons of every site reached) one plain forward pass at
         the vertices may hold: a network without links (a max-pool's stages) gets its
@@ -119,6 +122,7 @@ class EngineOptions:
     chunk_entries: int = 1 << 20
     forward_entries: int = 1 << 20
     slot_batch: int = 1 << 18
+    sign_batch: int = 1 << 15
     pool_compact_slots: int = 1 << 18
     cache_entries: int = 1 << 25
     walk_min_width: int = 128

@@ -401,41 +401,71 @@ def _successors(half: _HalfEdges, chords: _Chords, m: np.ndarray, xy: np.ndarray
     Half-edges leaving a vertex are ordered counter-clockwise: at a ring vertex by ring
     position (the ring edge leaving it, its chords by the position of their other end,
     the ring edge arriving); at an inner vertex by the angle of the chord's direction.
+    Compiled: a key and a vertex id per half-edge and their sort are all it holds.
     """
-    tail, face, forward, outer = half.tail, half.face, half.forward, half.outer
-    is_chord = half.chord >= 0
-    chord_of = np.where(is_chord, half.chord, 0)
-    at_ring = tail < n_vertices  # inner vertices are the new ones
-    from_first = forward & (tail == chords.start[chord_of])
-    from_second = ~forward & (tail == chords.end[chord_of])
-    if (at_ring & is_chord & ~(from_first | from_second)).any():
+    key = np.empty(len(half.tail), dtype=np.float64)
+    if not _leaving_keys(half.tail, half.face, half.chord, half.forward, half.outer, chords.first,
+                         chords.second, chords.start, chords.end, m.astype(np.int64, copy=False),
+                         xy, n_vertices, key):
         return None  # a chord edge leaving a ring vertex that is not its end
-    first, second = chords.first, chords.second
-    span = np.where(from_first, second[chord_of] - first[chord_of],
-                    first[chord_of] - second[chord_of]) % m[face]
-    key = np.where(is_chord, 1.0 + span, np.where(outer, m[face] + 1.0, 0.0))
-    inside = np.flatnonzero(~at_ring)  # only chord edges leave inner vertices
-    chord_dir = xy[chords.end] - xy[chords.start]
-    d = chord_dir[half.chord[inside]] * np.where(forward[inside], 1.0, -1.0)[:, None]
-    key[inside] = np.arctan2(d[:, 1], d[:, 0])
-    where = face * (n_vertices + n_new) + tail
+    where = half.face.astype(np.int64) * (n_vertices + n_new) + half.tail
     by_vertex = np.lexsort((key, where))
-    w_sorted, k_sorted = where[by_vertex], key[by_vertex]
-    same_vertex = w_sorted[1:] == w_sorted[:-1]
-    if (same_vertex & (k_sorted[1:] == k_sorted[:-1])).any():
-        return None  # two edges leave a vertex in the same direction
-    # first sorted position and size of each vertex's group, for every half-edge
-    group = np.concatenate([[0], np.cumsum(~same_vertex)])
-    group_first = np.flatnonzero(np.concatenate([[True], ~same_vertex]))
-    group_count = np.diff(np.concatenate([group_first, [len(tail)]]))
-    position = np.empty(len(tail), dtype=np.int64)
-    position[by_vertex] = np.arange(len(tail))
-    twin_pos = position[np.arange(len(tail)) ^ 1]
-    gs = group_first[group[twin_pos]]
-    successor = by_vertex[gs + (twin_pos - gs - 1) % group_count[group[twin_pos]]]
-    if not (tail[successor] == half.head).all():
-        return None
+    successor = np.empty(len(key), dtype=np.int64)
+    if not _next_clockwise(by_vertex, where, key, half.tail, half.head, successor):
+        return None  # two edges leave a vertex in the same direction, or a successor is off
     return successor
+
+
+@numba.njit(cache=True, nogil=True)
+def _leaving_keys(tail: np.ndarray, face: np.ndarray, chord: np.ndarray, forward: np.ndarray,
+                  outer: np.ndarray, first: np.ndarray, second: np.ndarray, start: np.ndarray,
+                  end: np.ndarray, m: np.ndarray, xy: np.ndarray, n_vertices: int,
+                  key: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Each half-edge's counter-clockwise order key around the vertex it leaves (`key`, H):
+    0 for the ring edge leaving a ring vertex, 1 + the ring span to a chord's other end,
+    ring length + 1 for the ring edge arriving; the chord's angle at an inner vertex.
+    False if a chord edge leaves a ring vertex other than its chord's ends."""
+    for h in range(len(tail)):
+        c, f = chord[h], face[h]
+        if tail[h] >= n_vertices:  # inner vertices are the new ones: only chords leave them
+            dx, dy = xy[end[c], 0] - xy[start[c], 0], xy[end[c], 1] - xy[start[c], 1]
+            key[h] = np.arctan2(dy, dx) if forward[h] else np.arctan2(-dy, -dx)
+        elif c >= 0:
+            if forward[h] and tail[h] == start[c]:
+                span = second[c] - first[c]
+            elif not forward[h] and tail[h] == end[c]:
+                span = first[c] - second[c]
+            else:
+                return False
+            key[h] = 1.0 + (span % m[f] + m[f]) % m[f]
+        else:
+            key[h] = m[f] + 1.0 if outer[h] else 0.0
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_clockwise(by_vertex: np.ndarray, where: np.ndarray, key: np.ndarray, tail: np.ndarray,
+                    head: np.ndarray, successor: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Fill `successor`: the half-edge arriving at a vertex continues along the one leaving it
+    just before its twin counter-clockwise (`by_vertex`: half-edges sorted by (where, key)).
+    False if two leave a vertex with the same key or a successor does not start where its
+    predecessor ends."""
+    n = len(by_vertex)
+    lo = 0
+    while lo < n:
+        hi = lo + 1
+        while hi < n and where[by_vertex[hi]] == where[by_vertex[lo]]:
+            if key[by_vertex[hi]] == key[by_vertex[hi - 1]]:
+                return False
+            hi += 1
+        count = hi - lo
+        for j in range(lo, hi):
+            successor[by_vertex[j] ^ 1] = by_vertex[lo + (j - lo - 1 + count) % count]
+        lo = hi
+    for h in range(n):
+        if tail[successor[h]] != head[h]:
+            return False
+    return True
 
 
 def _pieces(half: _HalfEdges, successor: np.ndarray, chords: _Chords, n_faces: int,

@@ -448,9 +448,9 @@ class Cutter:
         # when there are more entries than vertices (an arrangement of thousands of chords)
         reach_of = self.snap / np.maximum(np.hypot(*(xy[vb] - xy[va]).T), 1e-300) \
             if len(on_edge) > len(va) else None
-        # in blocks: an arrangement's entries (chords x ring slots) run to 10^7, and
-        # temporaries above glibc's mmap ceiling start on fresh pages (see reluscope._memory)
-        step = self.options.chunk_entries
+        # in blocks: an arrangement's entries (chords x ring slots) run to 10^7, each with a
+        # dozen float64 temporaries
+        step = self.options.sign_batch
         for lo in range(0, len(on_edge), step):
             here = on_edge[lo : lo + step]
             v = vid[here]
