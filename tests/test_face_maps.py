@@ -89,6 +89,36 @@ def test_propagated_maps_match_full_propagation(tight):
     assert fast.verify(model).ok
 
 
+def test_walk_buffers_grow_when_full_and_change_nothing():
+    """The walk's pair buffers start at 1/16 of ``walk_buffer_pairs`` and grow 4x when a
+    call fills them: the partition is the one of buffers that never fill."""
+    import reluscope as rs
+    from reluscope.regions.slice2d import walk
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
+                          nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 1)).eval()
+    options = {"values_max_entries": 0, "walk_min_width": 1}
+    roomy = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+        walk_buffer_pairs=1 << 20, **options))
+    sizes: list[int] = []
+    real = walk._Walker._buffers
+
+    def counted(capacity: int) -> tuple[np.ndarray, ...]:
+        sizes.append(capacity)
+        return real(capacity)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(walk._Walker, "_buffers", staticmethod(counted))
+        grown = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+            walk_buffer_pairs=1 << 10, **options))
+    assert 64 in sizes and 256 in sizes and 1024 in sizes  # 1/16 first, then 4x, up to the most
+    assert max(sizes) == 1024
+    assert np.array_equal(grown.vertices, roomy.vertices)
+    assert np.array_equal(grown.face_vertices, roomy.face_vertices)
+    assert grown.verify(model).ok
+
+
 def test_sibling_updates_match_full_propagation():
     """Narrow layers: anchor maps plus rank-1 chord terms equal the full propagation."""
     import reluscope as rs

@@ -100,8 +100,9 @@ class EngineOptions:
     walk_line_refresh : int
         Updates of a neuron's line vector before it is recomputed in full (bounds rounding).
     walk_buffer_pairs : int
-        Candidate pairs buffered per walk kernel call (40 bytes each, held by every walker
-        through its whole walk; a full buffer only costs one return to Python).
+        Most candidate pairs buffered per walk kernel call (40 bytes each, held by every
+        walker through its whole walk; a full buffer only costs one return to Python). The
+        buffers start at 1/16 of this (small slices find few pairs) and grow 4x when full.
     walk_parallel_faces : int
         Sites with at least this many faces are walked by several threads.
     walk_max_threads : int

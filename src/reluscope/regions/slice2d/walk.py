@@ -590,12 +590,19 @@ class _Walker:
         depth = n_faces - int(np.count_nonzero(skip)) + 1
         self.stack = [np.zeros(depth, dtype=np.int64) for _ in range(3)]
         self.state = np.zeros(3, dtype=np.int64)
-        capacity = max(options.walk_buffer_pairs, 2 * n)
-        self.buffers = (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
-                        np.empty(capacity), np.empty(capacity), np.empty(capacity))
+        # a face may add a pair per neuron: room for two faces' worth at least; small slices
+        # find few pairs, so the buffers start at 1/16 of their largest size and grow
+        self.most_pairs = max(options.walk_buffer_pairs, 2 * n)
+        self.buffers = self._buffers(max(options.walk_buffer_pairs // 16, 2 * n))
         self.parts: list[list[np.ndarray]] = [[] for _ in self.buffers]
         self.scratch = (np.zeros(8 * base.shape[1], dtype=np.uint8),
                         np.zeros(8 * base.shape[1], dtype=np.uint8))
+
+    @staticmethod
+    def _buffers(capacity: int) -> tuple[np.ndarray, ...]:
+        """Empty pair buffers (face, neuron, value, ds, dt) of `capacity` pairs."""
+        return (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
+                np.empty(capacity), np.empty(capacity), np.empty(capacity))
 
     def run(self) -> None:
         ptr = self.shared.ptr
@@ -617,3 +624,5 @@ class _Walker:
                 self.z[:] = self.exact_maps(root)
             elif status == _ANCHOR:
                 self.z[:] = self.exact_maps(int(stack_face[self.state[0] - 1]))
+            elif len(self.buffers[0]) < self.most_pairs:  # full: a larger buffer next time
+                self.buffers = self._buffers(min(4 * len(self.buffers[0]), self.most_pairs))
