@@ -6,7 +6,8 @@ supervised training on all of MNIST; planes through MNIST test images (0, 1, 2) 
 like ``Plane.through(..., margin=0.2)``, as squares of ``--scales`` times its half-width
 (1.0 is the full plane). ``--lenet`` adds ``zoo.LeNet`` (conv 6 -> ReLU -> max-pool 2 ->
 conv 16 -> ReLU -> max-pool 2 -> linear 120, ReLU; seed 0) at ``--lenet-scales``: its
-max-pools have no links to the next site, so its values come from forward passes; each
+values come from the vertex values of each pooled site (gathered windows) and the pools'
+links (``EngineOptions.pool_values``); each
 LeNet row also slices the same network written as an MLP (``dense_lenet``: each conv as its
 unrolled Linear) and gives ``warm_vs_dense_equivalent``. The
 MLP 784-256-256-256-10 of ``slice_bench`` runs first, on the full plane and on each square,

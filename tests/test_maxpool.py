@@ -482,8 +482,9 @@ def test_passes_from_the_first_sites_activation_only_where_nothing_else_reaches_
 
 
 def test_lenet_partition_does_not_depend_on_memory_budgets(data_dir):
-    """Keeping later sites' values from one forward pass (ahead_max_entries) and the row
-    blocks of tie detection and first-site values (chunk_entries) only change the cost:
+    """Stage values from the pooled site's (pool_values) or from forward passes, keeping
+    later sites' values from one forward pass (ahead_max_entries), and the row blocks of
+    tie detection and first-site values (chunk_entries) only change the cost:
     the partition is the same, vertex for vertex (to rounding: batch sizes change the
     order of sums), and verify certifies it."""
     from reluscope.nets.zoo import LeNet
@@ -497,10 +498,102 @@ def test_lenet_partition_does_not_depend_on_memory_budgets(data_dir):
     small = rs.Plane(plane.origin, plane.basis, ((-half, half), (-half, half)))
     parts = [rs.slice_regions(net, small, options=rs.EngineOptions(**kw))
              for kw in ({}, {"ahead_max_entries": 0}, {"ahead_max_entries": 1 << 30},
-                        {"chunk_entries": 4096})]
+                        {"chunk_entries": 4096}, {"pool_values": False},
+                        {"pool_values": False, "ahead_max_entries": 0})]
     reference = parts[0]
     assert reference.n_regions > 100
     for part in parts[1:]:
         assert part.n_regions == reference.n_regions
         np.testing.assert_allclose(part.vertices, reference.vertices, rtol=0, atol=1e-12 * half)
         assert part.verify(net).ok
+
+
+class LeakyPools(nn.Module):
+    """LeakyReLU -> 2x2 max-pool, then ReLU -> overlapping 3/2 max-pool, then a linear head
+    (the pooled site's activation is not a plain ReLU's; the second pool's windows share
+    candidates)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 3, 3), nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 2 * 2, 6)
+
+    def forward(self, x):
+        z = F.max_pool2d(F.leaky_relu(self.c1(x), 0.2), 2)  # 12 -> 10 -> 5
+        z = F.max_pool2d(F.relu(self.c2(z)), 2, 1)  # 5 -> 3 -> 2
+        return F.relu(self.fc(z.flatten(1)))
+
+
+@pytest.mark.parametrize("kind", ["poolnet", "overlapping", "leaky"])
+def test_stage_values_from_the_pooled_site_equal_forward_passes(kind):
+    """A max-pool of a site's activation takes its stages' values at the vertices from that
+    site's (gathered windows, the recorder's running maximum) and the next site's through
+    the pool's link; forward passes at every vertex (pool_values=False) give the same
+    partition, vertex for vertex, and the oracle agrees."""
+    if kind == "poolnet":
+        net: nn.Module = PoolNet(1, 2, 2, True)
+        x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    elif kind == "overlapping":
+        net = PoolNet(2, 3, 2, True)
+        x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    else:
+        torch.manual_seed(0)
+        net = LeakyPools().double().eval()
+        x = torch.randn(3, 1, 12, 12, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    plane = rs.Plane.through(x[0], x[1], x[2], margin=0.3)
+    fast = rs.slice_regions(net, plane)
+    slow = rs.slice_regions(net, plane, options=rs.EngineOptions(pool_values=False))
+    assert fast.n_regions == slow.n_regions > 50
+    np.testing.assert_allclose(fast.vertices, slow.vertices, rtol=0, atol=1e-9 * plane.diameter)
+    for site in range(len(fast.sites)):
+        assert (fast.active(site) == slow.active(site)).all()
+    report = fast.verify(net)
+    assert report.ok, report
+    if isinstance(net, PoolNet):
+        _check_against_grid(net, fast, plane, unseen_cells=16.0)
+
+
+def test_pool_sources_and_links_against_torch():
+    """The recorder's candidate table gives F.max_pool2d's maxima and argmax positions, and
+    the link from a pool's output to the next site is that layer's autograd Jacobian; a pool
+    of something other than a site's activation has no source."""
+    from reluscope.nets.plane_network import Network
+    from reluscope.nets.zoo import LeNet
+
+    torch.manual_seed(0)
+    model = LeNet().double().eval()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    net = Network(model, rs.Plane.through(x[0], x[1], x[2]))
+    gen = torch.Generator().manual_seed(2)
+    for first, pooled_site, conv_shape in ((1, 0, (6, 24, 24)), (5, 4, (16, 8, 8))):
+        source = net.pool_source(first)
+        assert source is not None and source.site == pooled_site
+        assert net.pool_source(first + 2) is source  # every stage of the pool
+        act = torch.rand(4, *conv_shape, generator=gen, dtype=torch.float64)
+        best, where = F.max_pool2d(act, 2, return_indices=True)
+        cand = torch.from_numpy(source.candidates)
+        flat = act.reshape(4, -1)
+        np.testing.assert_array_equal(flat[:, cand].max(dim=1).values.numpy(), best.reshape(4, -1).numpy())
+        stage = flat[:, cand].argmax(dim=1)  # distinct random values: one argmax
+        channel = torch.arange(cand.shape[1]) // (where.shape[2] * where.shape[3])
+        spatial = conv_shape[1] * conv_shape[2]
+        np.testing.assert_array_equal(cand[stage, torch.arange(cand.shape[1])] - channel * spatial,
+                                      where.reshape(4, -1))
+    assert net.pool_link(2) is None and net.pool_link(5) is None  # no pool ends before these
+    for site, layer, shape in ((4, model[3], (6, 12, 12)), (8, nn.Sequential(model[6], model[7]),
+                                                                 (16, 4, 4))):
+        link = net.pool_link(site)
+        assert link is not None
+        zero = torch.zeros(int(np.prod(shape)), dtype=torch.float64)
+        jac = torch.autograd.functional.jacobian(
+            lambda a, layer=layer, shape=shape: layer(a.reshape(1, *shape)).reshape(-1), zero)
+        matrix = link.columns.dense_columns(np.arange(len(zero))).T if link.sparse else link.dense.numpy()
+        np.testing.assert_allclose(matrix, jac.numpy(), rtol=1e-12, atol=1e-12)
+        pooled = torch.rand(3, len(zero), generator=gen, dtype=torch.float64)
+        with torch.no_grad():
+            direct = layer(pooled.reshape(3, *shape)).reshape(3, -1)
+        np.testing.assert_allclose(link.apply(pooled).numpy(), direct.numpy(), rtol=1e-12, atol=1e-12)
+    before = PoolNet(0, 2, 2, relu_first=False)  # conv -> max-pool -> ReLU: no site pooled
+    y = torch.randn(3, 1, 8, 8, generator=gen, dtype=torch.float64)
+    plain = Network(before, rs.Plane.through(y[0], y[1], y[2]))
+    assert plain.sites[0].pool_stage == 1 and plain.pool_source(0) is None

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,16 +332,16 @@ class LinkMemo:
     """
 
     def __init__(self) -> None:
-        self._by_model: weakref.WeakKeyDictionary[Any, tuple[str, dict[int, RememberedLink]]] = \
+        self._by_model: weakref.WeakKeyDictionary[Any, tuple[str, dict[Hashable, RememberedLink]]] = \
             weakref.WeakKeyDictionary()
 
-    def get(self, model: Any, key: str, site: int) -> RememberedLink | None:
+    def get(self, model: Any, key: str, site: Hashable) -> RememberedLink | None:
         entry = self._by_model.get(model)
         if entry is None or entry[0] != key:
             return None
         return entry[1].get(site)
 
-    def put(self, model: Any, key: str, site: int, link: Link) -> None:
+    def put(self, model: Any, key: str, site: Hashable, link: Link) -> None:
         entry = self._by_model.get(model)
         if entry is None or entry[0] != key:  # a new state: forget the old one's links
             entry = (key, {})

@@ -132,6 +132,22 @@ def _channel_view(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class PoolSource:
+    """A max-pool of one site's activation itself (no layer between them).
+
+    Attributes
+    ----------
+    site : int
+        The site whose activation is pooled.
+    candidates : np.ndarray, shape (window, windows), int64
+        Candidate ``s`` of window ``w`` is unit ``candidates[s, w]`` of that site (flat).
+    """
+
+    site: int
+    candidates: np.ndarray
+
+
+@dataclass(frozen=True)
 class Site:
     """One ReLU call in the forward pass.
 
@@ -200,16 +216,24 @@ class SiteRecorder(TorchFunctionMode):
         and masks are repeated to match.
     stop_after : int, optional
         Stop the forward pass after this site is recorded (saves the rest of it).
+    inject : dict, optional
+        ``{site: activation (N, size)}`` replaces a site's activation.
+    inject_pool : dict, optional
+        ``{site: maximum (N, size)}`` replaces the output of the max-pool whose last stage
+        is that site (the pool's own sites are still recorded).
     """
 
     def __init__(self, module_stack: list[str], masks: Sequence[torch.Tensor] | None = None,
-                 stop_after: int | None = None, inject: dict[int, torch.Tensor] | None = None
-                 ) -> None:
+                 stop_after: int | None = None, inject: dict[int, torch.Tensor] | None = None,
+                 inject_pool: dict[int, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.module_stack = module_stack
         self.masks = masks
         self.stop_after = stop_after
         self.inject = inject or {}
+        self.inject_pool = inject_pool or {}
+        #: ``{first stage site: PoolSource}`` for each max-pool of a site's activation itself
+        self.pool_sources: dict[int, PoolSource] = {}
         self.records: list[torch.Tensor] = []
         self.sites: list[Site] = []
         self._names: dict[str, int] = {}
@@ -353,12 +377,23 @@ class SiteRecorder(TorchFunctionMode):
         # taken in F.unfold's order (row-major over the kernel): no copy of the windows
         # (gathering them into one (..., kh * kw) tensor was most of a LeNet pass)
         window = kernel[0] * kernel[1]
-        candidates = [grid[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
-                      [:, :, : out_hw[0], : out_hw[1]]
-                      for i in range(kernel[0]) for j in range(kernel[1])]
+
+        def views(grid: torch.Tensor) -> list[torch.Tensor]:
+            return [grid[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
+                    [:, :, : out_hw[0], : out_hw[1]]
+                    for i in range(kernel[0]) for j in range(kernel[1])]
+
+        candidates = views(grid)
+        if window > 1 and z is self._last_activation:  # the previous site's activation itself
+            # which of its units is candidate s of each window: the same views of their indices
+            units = torch.arange(grid[0].numel()).reshape(1, *grid.shape[1:])
+            self.pool_sources[len(self.records)] = PoolSource(
+                len(self.records) - 1, torch.stack([c.reshape(-1) for c in views(units)]).numpy())
         best = candidates[0]
         for stage in range(1, window):
             best = best + self._site(candidates[stage] - best, 0.0, pool=(stage, window))
+        if window > 1 and len(self.records) - 1 in self.inject_pool:  # replace the maximum
+            best = self.inject_pool[len(self.records) - 1].reshape(-1, *best.shape[1:]).to(best.dtype)
         self._last_activation = None  # the next layer sees the maximum, not a site
         return best.squeeze(2) if one_d else best
 

@@ -13,7 +13,7 @@ two kinds of pass:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,7 @@ from torch import nn
 from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError, InputValueError, UnsupportedModelError
 from reluscope.nets.links import LINKS, Link, local_link, state_key
-from reluscope.nets.recorder import Site, SiteRecorder, StopForward, module_paths
+from reluscope.nets.recorder import PoolSource, Site, SiteRecorder, StopForward, module_paths
 from reluscope.nets.states import STATES
 
 __all__ = ["MAX_LINK_ENTRIES", "InstrumentedModel", "Pass", "Site", "SiteRecorder", "model_device"]
@@ -59,6 +59,7 @@ class Pass:
     records: list[torch.Tensor]
     output: torch.Tensor | None
     linear_links: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
+    pool_sources: dict[int, PoolSource] = field(default_factory=dict)
 
 
 class InstrumentedModel:
@@ -110,6 +111,8 @@ class InstrumentedModel:
         #: Number of entries of the model's output for one sample (0 if not one tensor).
         self.output_size = 0 if probe.output is None else int(probe.output.shape[-1])
         # links met as a plain nn.Linear: its parameters are the map (no probing needed)
+        self._pool_links: dict[int, Link | None] = {}
+        self._pool_sources = probe.pool_sources
         self._links: dict[int, Link | None] = {
             site: Link(torch.zeros_like(weight[:, 0]) if bias is None else bias, dense=weight)
             for site, (weight, bias) in probe.linear_links.items()}
@@ -123,7 +126,8 @@ class InstrumentedModel:
 
     def forward(self, x: torch.Tensor, *, masks: Sequence[torch.Tensor] | None = None,
                 stop_after: int | None = None, directions: torch.Tensor | None = None,
-                inject: dict[int, torch.Tensor] | None = None) -> Pass:
+                inject: dict[int, torch.Tensor] | None = None,
+                inject_pool: dict[int, torch.Tensor] | None = None) -> Pass:
         """One instrumented pass (no autograd graph; forward-mode AD for the directions).
 
         Parameters
@@ -138,13 +142,17 @@ class InstrumentedModel:
             Input directions to differentiate along (one per sample).
         inject : dict, optional
             ``{site: activation (N, size)}`` replaces the activation of a site.
+        inject_pool : dict, optional
+            ``{site: maximum (N, size)}`` replaces the output of the max-pool whose last
+            stage is that site.
         """
         stack: list[str] = []
         x = x.to(self.device)
         n_dir = 0 if directions is None else directions.shape[0]
         if masks is not None and n_dir:
             masks = [m.to(self.device).repeat(n_dir, 1) for m in masks]
-        recorder = SiteRecorder(stack, masks=masks, stop_after=stop_after, inject=inject)
+        recorder = SiteRecorder(stack, masks=masks, stop_after=stop_after, inject=inject,
+                                inject_pool=inject_pool)
         output: torch.Tensor | None = None
         with module_paths(self.model, stack), torch.no_grad():
             try:
@@ -161,7 +169,8 @@ class InstrumentedModel:
                         output = None
                     else:
                         output = output.reshape(1, output.shape[0], -1)
-                    return Pass(recorder.sites, records, output, recorder.linear_links)
+                    return Pass(recorder.sites, records, output, recorder.linear_links,
+                                recorder.pool_sources)
                 # D copies of the batch, each carrying one direction as its tangent
                 with fwad.dual_level():
                     dual = fwad.make_dual(x.repeat(n_dir, *([1] * (x.dim() - 1))),
@@ -286,36 +295,59 @@ class InstrumentedModel:
         Link or None
             None: callers use the generic masked pass.
         """
-        if site in self._links:
-            return self._links[site]
-        result = None
+        if site not in self._links:
+            self._links[site] = self._find_link(site, pool=False) if site > 0 else None
+        return self._links[site]
+
+    def pool_source(self, site: int) -> PoolSource | None:
+        """How the max-pool whose stage is site `site` reads its candidates: the site whose
+        activation it pools and the units of each window, or None (not a stage, or the pool
+        of something other than a site's activation itself)."""
+        stage = self.sites[site].pool_stage
+        return self._pool_sources.get(site - stage + 1) if stage else None
+
+    def pool_link(self, site: int) -> Link | None:
+        """The affine map from the output of the max-pool right before site `site` (its last
+        stage is site ``site-1``) to site `site`'s input (``len(sites)``: the output), found
+        and certified like :meth:`link`; None if there is no such pool or map."""
+        if site not in self._pool_links:
+            before = self.sites[site - 1] if 0 < site <= len(self.sites) else None
+            last_stage = before is not None and before.pool_stage > 0 \
+                and before.pool_stage == before.pool_window - 1
+            self._pool_links[site] = self._find_link(site, pool=True) if last_stage else None
+        return self._pool_links[site]
+
+    def _find_link(self, site: int, pool: bool) -> Link | None:
+        """The link into site `site` from site ``site-1``'s activation, or (`pool`) from the
+        max-pool output after it: remembered, or probed, built and certified."""
         is_output = site == len(self.sites)
         stop = None if is_output else site
-        prev = self.sites[site - 1].size if site > 0 else 0
-        if site > 0:
-            gen = torch.Generator().manual_seed(0)
-            probe = torch.rand(2, prev, generator=gen, dtype=torch.float64).to(self.device)
-            # random (not constant) input changes: a difference of two conv outputs of one
-            # channel does not see a constant shift of the input, and would pass for a link
-            noise = torch.randn(2, *self.input_shape, generator=gen, dtype=torch.float64)
-            inputs = torch.cat([self.examples[:1], self.examples[:1] + noise.to(self.device)])
+        prev = self.sites[site - 1].size
+        gen = torch.Generator().manual_seed(0)
+        probe = torch.rand(2, prev, generator=gen, dtype=torch.float64).to(self.device)
+        # random (not constant) input changes: a difference of two conv outputs of one
+        # channel does not see a constant shift of the input, and would pass for a link
+        noise = torch.randn(2, *self.input_shape, generator=gen, dtype=torch.float64)
+        inputs = torch.cat([self.examples[:1], self.examples[:1] + noise.to(self.device)])
 
-            def after(x: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-                ran = self.forward(x, stop_after=stop, inject={site - 1: activation})
-                return ran.output[0] if is_output else ran.records[site][0]  # type: ignore[index]
+        def after(x: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+            where = {site - 1: activation}
+            ran = self.forward(x, stop_after=stop, inject=None if pool else where,
+                               inject_pool=where if pool else None)
+            return ran.output[0] if is_output else ran.records[site][0]  # type: ignore[index]
 
-            def operator(activation: torch.Tensor) -> torch.Tensor:
-                return self._after_each(after, activation)
+        def operator(activation: torch.Tensor) -> torch.Tensor:
+            return self._after_each(after, activation)
 
-            result = self._remembered_link(site, inputs, after, operator)
-            if result is None:
-                z_probe = after(inputs, probe[:1].expand(3, prev))
-                scale = float(z_probe.abs().max()) + 1.0
-                if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
-                    result = self._build_link(site, operator, probe, 1e-10 * scale)
-                    if result is not None:
-                        LINKS.put(self.model, self.state_key, site, result)
-        self._links[site] = result
+        key: Hashable = ("pool", site) if pool else site
+        result = self._remembered_link(key, inputs, after, operator)
+        if result is None:
+            z_probe = after(inputs, probe[:1].expand(3, prev))
+            scale = float(z_probe.abs().max()) + 1.0
+            if float((z_probe - z_probe[:1]).abs().max()) <= 1e-12 * scale:
+                result = self._build_link(site, operator, probe, 1e-10 * scale)
+                if result is not None:
+                    LINKS.put(self.model, self.state_key, key, result)
         return result
 
     @property
@@ -328,7 +360,7 @@ class InstrumentedModel:
                 type(self.model).__qualname__)
         return self._state_key
 
-    def _remembered_link(self, site: int, inputs: torch.Tensor,
+    def _remembered_link(self, site: Hashable, inputs: torch.Tensor,
                          after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                          operator: Callable[[torch.Tensor], torch.Tensor]) -> Link | None:
         """This model's link from an earlier copy, if this copy's site input, injected with the

@@ -88,6 +88,11 @@ class EngineOptions:
         they (with room for as many new vertices) hold at most this many float64 entries.
         Saves repeated passes on small slices; on large ones the memory costs more than the
         passes (0: never keep them).
+    pool_values : bool
+        A max-pool of a site's activation (conv -> ReLU -> max-pool) takes its stages' values
+        at the vertices from that site's, by gathering each window's candidates, and the
+        next site's through the pool's link (no forward pass per vertex), while the pooled
+        site's values fit ``values_max_entries``. False: forward passes (the tests compare).
     arrangement_max_pairs : int
         Largest number of chord pairs one arrangement call intersects (memory guard; larger
         faces are cut in rounds).
@@ -137,6 +142,7 @@ class EngineOptions:
     column_subset_fraction: float = 0.5
     values_max_entries: int = 1 << 26
     ahead_max_entries: int = 1 << 24
+    pool_values: bool = True
     arrangement_max_pairs: int = 1 << 24
     arrange_batch_chords: int = 1 << 16
     walk_anchor_steps: int = 16384

@@ -17,14 +17,65 @@ import torch
 from reluscope._kernels.interpolate import interpolate_rows
 from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids
 from reluscope._kernels.sorting import unique_values
+from reluscope._kernels.windows import window_values
 from reluscope.nets.links import Link
 from reluscope.nets.plane_network import Network
+from reluscope.nets.recorder import PoolSource
 from reluscope.nets.sites import Site
 from reluscope.regions.options import EngineOptions
 from reluscope.regions.slice2d.faces import Faces
 from reluscope.regions.slice2d.pairs import Pairs, VertexLookup, settle_pairs
 from reluscope.regions.slice2d.vertex_values import face_signs, fit_maps, mixed_pairs
 from reluscope.regions.slice2d.vertices import VertexStore
+
+
+class PoolChain:
+    """The values of a site whose activation a max-pool reads, kept at every vertex while
+    the pool's stages are cut (see ``VertexValues._from_pool``).
+
+    Attributes
+    ----------
+    site : Site
+        The pooled site.
+    source : PoolSource
+        Which of its units are each window's candidates.
+    rows : (count, size) float64 or None
+        Its values at the first `count` vertices (None for the first site: recomputed from
+        its plane map); a view of `buffer`.
+    """
+
+    def __init__(self, site: Site, source: PoolSource, buffer: np.ndarray | None, count: int) -> None:
+        self.site, self.source, self.count = site, source, count
+        #: flat float64 buffer whose start holds `rows` (room for the stages' new vertices)
+        self.buffer = buffer
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """(count, size) view of the buffer, or None (the first site)."""
+        if self.buffer is None:
+            return None
+        return self.buffer[: self.count * self.site.size].reshape(self.count, self.site.size)
+
+    def grow(self, count: int) -> np.ndarray:
+        """(count, size) rows, the first ``self.count`` kept (the buffer grows by half again
+        when too small: each stage adds vertices)."""
+        assert self.buffer is not None
+        size = self.site.size
+        if len(self.buffer) < count * size:
+            grown = np.empty((count + count // 2) * size)
+            grown[: self.count * size] = self.buffer[: self.count * size]
+            self.buffer = grown
+        self.count = count
+        return self.buffer[: count * size].reshape(count, size)
+
+    def window_values(self, rows: np.ndarray, stage: int) -> np.ndarray:
+        """(B, windows): stage `stage`'s pre-activation ``x_stage - m_{stage-1}`` from the
+        pooled site's values `rows` (B, size), or the pool's output ``m_{K-1}`` for
+        ``stage == K``, the window size (see ``_kernels.windows``)."""
+        out = np.empty((len(rows), self.source.candidates.shape[1]))
+        window_values(np.ascontiguousarray(rows), self.source.candidates, stage,
+                      self.site.negative_slope, out)
+        return out
 
 
 class VertexValues:
@@ -44,10 +95,12 @@ class VertexValues:
         #: later sites' values at the first vertices, as row blocks in vertex order: the
         #: forward passes of a site without a link computed them too (see _by_forward)
         self.ahead: dict[int, list[np.ndarray]] = {}
+        #: the pooled site's values while a max-pool's stages are cut (see _from_pool)
+        self.chain: PoolChain | None = None
 
     def forget(self) -> None:
         """Drop the kept values and the store (the site uses another method)."""
-        self.rows = self.store = None
+        self.rows = self.store = self.chain = None
         self.ahead = {}
 
     def chained_next(self, site: Site) -> bool:
@@ -82,13 +135,63 @@ class VertexValues:
             self.forget()
             return None
         spare = 0
-        if self.chained_next(site):  # the vertices this site adds (a guess; it regrows)
+        if self.chained_next(site) or self._pooled_next(site):  # the vertices this site and
+            # the next ones add (a guess; it regrows)
             spare = min(3 * n_vertices, self.options.values_max_entries // n - n_vertices)
+        if self._chain_reaches(site):
+            return self._from_pool(site, spare)
+        self.chain = None
         link = self.net.link(site.index) if site.index > 0 else None
         if link is not None and self.rows is not None and len(self.rows) == n_vertices:
             return self._through_link(site, link, spare)
         self.rows = self.store = None  # (the later sites' values kept by _by_forward stay)
         return self._by_forward(site, spare)
+
+    def _chain_reaches(self, site: Site) -> bool:
+        """Do `site`'s values follow from the kept pooled site's: a stage of its max-pool, or
+        the site right after that pool's last stage, through the pool's link?"""
+        chain = self.chain
+        if chain is None or chain.count != self.vertices.size:
+            return False
+        if site.pool_stage:
+            source = self.net.pool_source(site.index)
+            return source is not None and source.site == chain.site.index
+        before = self.net.sites[site.index - 1]
+        return (before.pool_stage > 0 and self.net.pool_source(before.index) is chain.source
+                and self.net.pool_link(site.index) is not None)
+
+    def _from_pool(self, site: Site, spare: int) -> np.ndarray:
+        """Values of a max-pool's stage, or of the site after the pool, from the pooled site's
+        values at the vertices: each window's candidates are gathered and run through the
+        recorder's running maximum (``m + relu(x - m)``, the same float64 operations), and
+        the pool's output goes through its link. No forward pass: each vertex costs a gather
+        per stage (and one product by the link after the pool)."""
+        chain = self.chain
+        assert chain is not None
+        n_vertices, n = self.vertices.size, site.size
+        self.ahead.pop(site.index, None)
+        out = self._rows(n_vertices, n, spare)
+        window = chain.source.candidates.shape[0]
+        stage = site.pool_stage if site.pool_stage else window
+        link = None if site.pool_stage else self.net.pool_link(site.index)
+        step = max(1, self.options.chunk_entries // max(chain.site.size, n))
+        for lo in range(0, n_vertices, step):
+            hi = min(lo + step, n_vertices)
+            z = chain.window_values(self._pooled_rows(lo, hi), stage)
+            if link is not None:
+                z = link.apply(torch.from_numpy(z).to(link.bias.device)).cpu().numpy()
+            out[lo:hi] = z
+        return out
+
+    def _pooled_rows(self, lo: int, hi: int) -> np.ndarray:
+        """The pooled site's values at vertices ``lo .. hi-1`` (the first site's from its
+        plane map: it is affine on the whole plane, so nothing is kept for it)."""
+        chain = self.chain
+        assert chain is not None
+        if chain.rows is None:
+            coords = torch.from_numpy(self.vertices.xy[lo:hi].copy())
+            return self.net.site0_values(coords).cpu().numpy()
+        return chain.rows[lo:hi]
 
     def _through_link(self, site: Site, link: Link, spare: int) -> np.ndarray:
         """One GEMM row (or operator pass) per vertex from the previous site's kept values."""
@@ -227,12 +330,52 @@ class VertexValues:
         """After cutting: keep the site's values at every vertex for a chained next site."""
         self.rows = None
         if values is None:
+            self.chain = None
             return
         values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
-        if self.chained_next(site):
+        if self.chain is not None and site.pool_stage:
+            self._extend_chain(first_new)
+        if self._pooled_next(site):
+            buffer = None
+            if site.index > 0:  # its rows at the start of the store, with its spare room
+                self._site_rows(site, values, first_new)
+                buffer, self.store = self.store, None  # (the chain holds the store now)
+            source = self.net.pool_source(site.index + 1)
+            assert source is not None
+            self.chain = PoolChain(site, source, buffer, self.vertices.size)
+        elif self.chained_next(site):
             self.rows = self._site_rows(site, values, first_new)
         else:
             self.store = None
+
+    def _pooled_next(self, site: Site) -> bool:
+        """Is the next site the first stage of a max-pool of this site's activation, and do
+        this site's values at the vertices fit ``values_max_entries``?"""
+        nxt = site.index + 1
+        if not self.options.pool_values or nxt >= len(self.net.sites) \
+                or self.net.sites[nxt].pool_stage != 1:
+            return False
+        source = self.net.pool_source(nxt)
+        return source is not None and source.site == site.index \
+            and self.vertices.size * site.size <= self.options.values_max_entries
+
+    def _extend_chain(self, first_new: int) -> None:
+        """After a stage's cut: the pooled site's values at the vertices it made, which lie
+        on edges of faces where that site is affine (interpolated like ``_site_rows``); the
+        chain ends if they no longer fit ``values_max_entries``."""
+        chain = self.chain
+        assert chain is not None
+        count = self.vertices.size
+        if chain.buffer is None:  # the first site: nothing kept
+            chain.count = count
+            return
+        if count * chain.site.size > self.options.values_max_entries:
+            self.chain = None
+            return
+        first = chain.count
+        rows = chain.grow(count)
+        va, vb, vt = self.vertices.segments()
+        interpolate_rows(rows, va, vb, vt, first, count)
 
     def _site_rows(self, site: Site, values: np.ndarray, first_new: int) -> np.ndarray:
         """Values of `site` at every vertex, the ones this site made included.
