@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -305,3 +306,45 @@ def test_crossing_chord_pairs_equal_a_brute_force_interleaving_test():
             and not set(ends[i]) & set(ends[j])
             and (ends[i, 0] < ends[j, 0] < ends[i, 1]) != (ends[i, 0] < ends[j, 1] < ends[i, 1])]
     assert list(zip(p.tolist(), q.tolist(), strict=True)) == want and len(want) > 10
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_window_values_are_the_recorders_running_maximum(slope):
+    """Each stage's x_s - m_{s-1} and the pool's output m_{K-1}, the same float64 operations
+    as the recorder's torch ones: equal to the bit."""
+    from reluscope._kernels.windows import window_values
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(7, 30))
+    rows[:, :5] = rows[:, 5:10]  # equal candidates: ties
+    candidates = rng.permutation(30)[:24].reshape(4, 6)
+    act = torch.from_numpy(rows)
+    act = torch.where(act > 0, act, act * slope) if slope else torch.relu(act)
+    best = act[:, candidates[0]]
+    for stage in range(1, 5):
+        out = np.empty((7, 6))
+        window_values(rows, candidates, stage, slope, out)
+        if stage < 4:
+            z = act[:, candidates[stage]] - best
+            np.testing.assert_array_equal(out, z.numpy())
+            best = best + torch.relu(z)
+        else:
+            np.testing.assert_array_equal(out, best.numpy())
+
+
+def test_zero_ties_sets_small_nonzero_values_to_zero():
+    from reluscope._kernels.windows import zero_ties
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(50, 9)) * 10.0 ** rng.integers(-14, 1, size=(50, 9))
+    values[3, 4] = 0.0
+    before = values.copy()
+    rows, cols, old = zero_ties(values, 1e-9)
+    want_r, want_c = np.nonzero((np.abs(before) <= 1e-9) & (before != 0))
+    np.testing.assert_array_equal(rows, want_r)
+    np.testing.assert_array_equal(cols, want_c)
+    np.testing.assert_array_equal(old, before[want_r, want_c])
+    expected = before.copy()
+    expected[want_r, want_c] = 0.0
+    np.testing.assert_array_equal(values, expected)
+    assert len(rows) > 0

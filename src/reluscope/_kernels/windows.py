@@ -53,3 +53,51 @@ def _window_values(rows: np.ndarray, candidates: np.ndarray, stage: int, slope: 
                 out[i, w] = _activation(row[candidates[stage, w]], slope) - best
             else:
                 out[i, w] = best
+
+
+def zero_ties(values: np.ndarray, tie: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Set the non-zero entries of `values` with ``|value| <= tie`` to 0, in place.
+
+    One pass, no temporaries the size of `values` (a stage's values at the vertices are
+    tens of MB).
+
+    Parameters
+    ----------
+    values : (V, n) float64, C-contiguous
+    tie : float
+
+    Returns
+    -------
+    rows, columns : (m,) int64
+        Where entries were set to 0, in row-major order.
+    old : (m,) float64
+        Their values before.
+    """
+    count = _count_ties(values, float(tie))
+    rows, cols, old = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count)
+    _zero_ties(values, float(tie), rows, cols, old)
+    return rows, cols, old
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_ties(values: np.ndarray, tie: float) -> int:  # pragma: no cover - compiled
+    count = 0
+    for i in range(values.shape[0]):
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if v != 0.0 and abs(v) <= tie:
+                count += 1
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _zero_ties(values: np.ndarray, tie: float, rows: np.ndarray, cols: np.ndarray,
+               old: np.ndarray) -> None:  # pragma: no cover - compiled
+    at = 0
+    for i in range(values.shape[0]):
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if v != 0.0 and abs(v) <= tie:
+                rows[at], cols[at], old[at] = i, k, v
+                values[i, k] = 0.0
+                at += 1

@@ -17,7 +17,7 @@ import torch
 from reluscope._kernels.interpolate import interpolate_rows
 from reluscope._kernels.rings import gather_rings, ring_boxes, ring_ids
 from reluscope._kernels.sorting import unique_values
-from reluscope._kernels.windows import window_values
+from reluscope._kernels.windows import window_values, zero_ties
 from reluscope.nets.links import Link
 from reluscope.nets.plane_network import Network
 from reluscope.nets.recorder import PoolSource
@@ -68,11 +68,13 @@ class PoolChain:
         self.count = count
         return self.buffer[: count * size].reshape(count, size)
 
-    def window_values(self, rows: np.ndarray, stage: int) -> np.ndarray:
+    def window_values(self, rows: np.ndarray, stage: int, out: np.ndarray | None = None
+                      ) -> np.ndarray:
         """(B, windows): stage `stage`'s pre-activation ``x_stage - m_{stage-1}`` from the
         pooled site's values `rows` (B, size), or the pool's output ``m_{K-1}`` for
-        ``stage == K``, the window size (see ``_kernels.windows``)."""
-        out = np.empty((len(rows), self.source.candidates.shape[1]))
+        ``stage == K``, the window size (see ``_kernels.windows``); into `out` if given."""
+        if out is None:
+            out = np.empty((len(rows), self.source.candidates.shape[1]))
         window_values(np.ascontiguousarray(rows), self.source.candidates, stage,
                       self.site.negative_slope, out)
         return out
@@ -177,10 +179,11 @@ class VertexValues:
         step = max(1, self.options.chunk_entries // max(chain.site.size, n))
         for lo in range(0, n_vertices, step):
             hi = min(lo + step, n_vertices)
-            z = chain.window_values(self._pooled_rows(lo, hi), stage)
-            if link is not None:
-                z = link.apply(torch.from_numpy(z).to(link.bias.device)).cpu().numpy()
-            out[lo:hi] = z
+            if link is None:  # straight into the store
+                chain.window_values(self._pooled_rows(lo, hi), stage, out[lo:hi])
+                continue
+            pooled = chain.window_values(self._pooled_rows(lo, hi), stage)
+            out[lo:hi] = link.apply(torch.from_numpy(pooled).to(link.bias.device)).cpu().numpy()
         return out
 
     def _pooled_rows(self, lo: int, hi: int) -> np.ndarray:
@@ -285,7 +288,7 @@ class VertexValues:
         n = site.size
         ties: tuple[np.ndarray, ...] = ()
         if site.pool_stage:  # equal candidates: 0 up to rounding (EngineOptions.tie_rtol)
-            ties = self._zero_ties(values)
+            ties = zero_ties(values, self.tie)
         signs = face_signs(faces.ptr, faces.vid, values)
         face, neuron = mixed_pairs(signs, n)
         box_lo, box_hi = ring_boxes(faces.ptr, faces.vid, xy)
@@ -308,22 +311,6 @@ class VertexValues:
         chords = Pairs(face[keep], neuron[keep], fit.value[keep], fit.ds[keep], fit.dt[keep],
                        ref[face[keep]], fit.residual[keep])
         return VertexLookup(values), chords, base, snapped
-
-    def _zero_ties(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Set the non-zero values within ``self.tie`` of 0 to 0, in row blocks (no
-        full-size temporaries); return their (rows, columns, old values)."""
-        step = max(1, self.options.chunk_entries // max(values.shape[1], 1))
-        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for lo in range(0, len(values), step):
-            block = values[lo : lo + step]
-            tv, tk = np.nonzero((np.abs(block) <= self.tie) & (block != 0))
-            found.append((tv + lo, tk, block[tv, tk]))
-            block[tv, tk] = 0.0
-        if not found:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0)
-        rows, cols, old = (np.concatenate(part) for part in zip(*found, strict=True))
-        return rows, cols, old
 
     def finish_site(self, site: Site, values: np.ndarray | None, snapped: tuple[np.ndarray, ...],
                     first_new: int) -> None:
