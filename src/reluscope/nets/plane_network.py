@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -11,6 +12,7 @@ from reluscope._validation import describe, message
 from reluscope.errors import InputTypeError
 from reluscope.geometry.plane import Plane
 from reluscope.nets.links import Link
+from reluscope.nets.recorder import PoolSource
 from reluscope.nets.sites import InstrumentedModel, Site, model_device
 
 
@@ -69,6 +71,11 @@ class Network(InstrumentedModel):
                    previous: torch.Tensor | None = None) -> torch.Tensor | None:
         """Affine maps of `site` by propagating through the links, or None if a link is missing.
 
+        A max-pool of a site's activation is no gap in the chain: under forced patterns its
+        stage ``s`` is candidate ``s`` minus the candidate of the highest active earlier stage
+        (the running maximum), and its output goes on through the pool's link (see
+        :meth:`~reluscope.nets.sites.InstrumentedModel.pool_link`).
+
         Parameters
         ----------
         masks : list of torch.Tensor
@@ -76,7 +83,7 @@ class Network(InstrumentedModel):
         site : int
         previous : torch.Tensor, optional
             (3, N, size_{site-1}) maps of the previous site on the same regions (saves
-            recomputing them from site 0).
+            recomputing them from site 0 when `site` has a link).
 
         Returns
         -------
@@ -84,18 +91,71 @@ class Network(InstrumentedModel):
             ``[0]``: value at the plane's origin, ``[1]``: slope along s, ``[2]``: along t
             (each a contiguous (N, size) block).
         """
-        first = site if previous is not None else 1
-        links = [self.link(m) for m in range(first, site + 1)]
-        if site == 0 or any(link is None for link in links):
+        if site == 0 or not self.chained(site):
             return None
+        link = self.link(site)
+        if previous is not None and link is not None:
+            return apply_link(previous.to(self.device), masks[site - 1], self.sites[site - 1], link)
         n = masks[0].shape[0]
-        if previous is None:
-            maps = self.site0_maps().expand(3, n, -1)
-        else:
-            maps = previous.to(self.device)
-        for m, link in enumerate(links, start=first):
-            maps = apply_link(maps, masks[m - 1], self.sites[m - 1], link)  # type: ignore[arg-type]
+        maps = self.site0_maps().expand(3, n, -1)
+        kept: dict[int, torch.Tensor] = {}  # pooled sites' maps, while their pool is ahead
+        for m in range(1, site + 1):
+            if self._pooled_later(m - 1, site):
+                kept[m - 1] = maps
+            source = self._from_kept(m, kept)
+            if source is None:
+                maps = apply_link(maps, masks[m - 1], self.sites[m - 1], self.link(m))  # type: ignore[arg-type]
+                continue
+            stage = self.sites[m].pool_stage
+            if stage and m < site and self._from_kept(m + 1, kept) is not None:
+                continue  # a stage's maps feed nothing: the next one gathers candidates again
+            window = source.candidates.shape[0]
+            first = m - (stage or window) + 1  # the pool's first stage
+            stages = [masks[t] for t in range(first, first + (stage or window) - 1)]
+            maps = window_maps(kept[source.site], masks[source.site], self.sites[source.site],
+                               source.candidates, stages, stage or window)
+            if not stage:  # the pool's output, through its link
+                pool_link = self.pool_link(m)
+                assert pool_link is not None
+                out = pool_link.linear(maps.reshape(3 * n, -1)).reshape(3, n, -1)
+                out[0] += pool_link.bias
+                maps = out
         return maps
+
+    def chained(self, site: int) -> bool:
+        """Can :meth:`chain_maps` reach `site`: every site up to it has a link, or is a stage
+        of a max-pool of a site's activation, or follows such a pool with a pool link?"""
+        for m in range(1, site + 1):
+            if self.link(m) is not None:
+                continue
+            if self.sites[m].pool_stage:
+                source = self.pool_source(m)
+            else:
+                before = self.sites[m - 1]
+                last = before.pool_stage > 0 and before.pool_stage == before.pool_window - 1
+                source = self.pool_source(m - 1) if last and self.pool_link(m) is not None else None
+            if source is None:
+                return False
+        return True
+
+    def _from_kept(self, m: int, kept: dict[int, torch.Tensor]) -> PoolSource | None:
+        """The pool whose kept source maps give site `m`'s (a stage of it, or the site after
+        it through the pool's link), or None: site `m` comes through its own link."""
+        if self.sites[m].pool_stage:
+            source = self.pool_source(m)
+            return source if source is not None and source.site in kept else None
+        if self.link(m) is not None:
+            return None
+        source = self.pool_source(m - 1) if self.sites[m - 1].pool_stage else None
+        return source if source is not None and source.site in kept else None
+
+    def _pooled_later(self, index: int, upto: int) -> bool:
+        """Is site `index` the site a max-pool among sites ``index+1 .. upto`` reads?"""
+        nxt = index + 1
+        if nxt > upto or self.sites[nxt].pool_stage != 1:
+            return False
+        source = self.pool_source(nxt)
+        return source is not None and source.site == index
 
     def site0_maps(self) -> torch.Tensor:
         """(3, 1, size_0) origin-form map of the first site: affine on the whole plane.
@@ -182,6 +242,51 @@ def apply_link(maps: torch.Tensor, mask: torch.Tensor, site: Site, link: Link) -
     out = link.linear(gated).reshape(k, n, -1)
     out[0] += link.bias
     return out
+
+
+def window_maps(source: torch.Tensor, mask: torch.Tensor, site: Site, candidates: np.ndarray,
+                stages: Sequence[torch.Tensor], stage: int) -> torch.Tensor:
+    """Maps of a max-pool's stage, or of its output, from the pooled site's maps.
+
+    Parameters
+    ----------
+    source : torch.Tensor, shape (3, N, size)
+        Maps of the pooled site's pre-activation on N pieces.
+    mask : torch.Tensor, shape (N, size), bool
+        Its activation pattern there.
+    site : Site
+        The pooled site (for its negative slope).
+    candidates : np.ndarray, shape (K, windows), int64
+        Unit of that site that is candidate ``s`` of each window.
+    stages : list of torch.Tensor
+        Patterns (N, windows) bool of stages ``1 .. stage-1``.
+    stage : int
+        ``1 .. K-1``: that stage's pre-activation, candidate ``stage`` minus the candidate of
+        the highest active earlier stage (0 if none: the running maximum under forced
+        patterns); ``K``: the pool's output, that candidate itself.
+
+    Returns
+    -------
+    torch.Tensor, shape (3, N, windows)
+    """
+    device = source.device
+    cand = torch.from_numpy(candidates).to(device)
+    n, windows = source.shape[1], cand.shape[1]
+    winner = torch.zeros(n, windows, dtype=torch.long, device=device)  # candidate index
+    for t, active in enumerate(stages, start=1):
+        winner = torch.where(active.to(device).reshape(n, windows), t, winner)
+    mask = mask.to(device).reshape(n, -1)
+    off = torch.tensor(site.negative_slope, dtype=torch.float64, device=device)
+    one = torch.ones((), dtype=torch.float64, device=device)
+
+    def activation(units: torch.Tensor) -> torch.Tensor:  # (N, windows) unit ids -> (3, N, windows)
+        gate = torch.where(mask.gather(1, units), one, off)  # only the gathered units' gates
+        return source.gather(2, units[None].expand(3, n, windows)) * gate[None]
+
+    best = activation(cand.gather(0, winner))
+    if stage >= len(cand):
+        return best
+    return activation(cand[stage].expand(n, windows)) - best
 
 
 def at_points(maps: torch.Tensor, coords: torch.Tensor

@@ -168,11 +168,17 @@ class FaceMaps:
     def _map_batches(self, faces: Faces, site: Site
                      ) -> Iterator[tuple[np.ndarray, torch.Tensor | None]]:
         """(faces, origin-form maps or None for the generic path) batches covering all faces."""
-        budget = max(1, self.options.chunk_entries // max(site.size, 1))
         link = self.net.link(site.index) if site.index > 0 else None
+        # through a max-pool (no link into this site), from the first site on: every
+        # site's maps up to here are held for a batch
+        pooled = link is None and site.index > 0 and self.net.chained(site.index)
+        widest = max(s.size for s in self.net.sites[: site.index + 1]) if pooled else site.size
+        budget = max(1, self.options.chunk_entries // max(widest, 1))
         for start in range(0, faces.count, budget):
             idx = np.arange(start, min(start + budget, faces.count))
-            if link is None:
+            if pooled:
+                yield idx, self._full_maps(faces, site, idx)
+            elif link is None:
                 yield idx, None
             elif faces.parent is None or self.prev_chords is None:
                 yield idx, self._full_maps(faces, site, idx)
@@ -227,7 +233,7 @@ class FaceMaps:
     def _full_maps(self, faces: Faces, site: Site, idx: np.ndarray) -> torch.Tensor:
         """Origin-form maps on faces `idx` by full propagation through the links."""
         previous = None
-        if self.cache is not None and faces.parent is not None:
+        if self.cache is not None and faces.parent is not None and self.net.link(site.index) is not None:
             previous = self.cache[:, torch.from_numpy(faces.parent[idx]).to(self.cache.device)]
         masks = self._masks(faces, idx, site.index)
         maps = self.net.chain_maps(masks, site.index, previous)
