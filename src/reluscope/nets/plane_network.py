@@ -34,7 +34,7 @@ class Network(InstrumentedModel):
     input_noun = "inputs shaped like the plane's origin"
 
     def __init__(self, model: nn.Module, plane: Plane, where: str = "slice_regions",
-                 dense_fraction: float = 0.25) -> None:
+                 dense_fraction: float = 0.1) -> None:
         if not isinstance(plane, Plane):
             raise InputTypeError(message(f"`plane` of {where}", "a reluscope.Plane",
                                          describe(plane),

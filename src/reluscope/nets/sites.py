@@ -86,7 +86,7 @@ class InstrumentedModel:
     input_noun = "inputs shaped"
 
     def __init__(self, model: nn.Module, examples: torch.Tensor, where: str,
-                 dense_fraction: float = 0.25) -> None:
+                 dense_fraction: float = 0.1) -> None:
         self.dense_fraction = dense_fraction
         self._state_key: str | None = None
         self._cut_at_first: bool | None = None

@@ -119,7 +119,9 @@ class EngineOptions:
     link_dense_fraction : float
         A sparse link (a conv net's, see ``reluscope.nets.links``) with more than this
         fraction of its entries non-zero is held as a dense matrix when that fits
-        (``MAX_LINK_ENTRIES``): a GEMM then beats the layers' own operator.
+        (``MAX_LINK_ENTRIES``): a GEMM then beats the layers' own operator (LeNet's link
+        from its first max-pool to its second conv, 17% non-zero: 1.7x faster held dense on
+        slices cut by per-face maps; it was 0.25).
     """
 
     snap_rtol: float = 1e-10
@@ -151,7 +153,7 @@ class EngineOptions:
     walk_parallel_faces: int = 20_000
     walk_max_threads: int = 8
     walk_root_batch: int = 128
-    link_dense_fraction: float = 0.25
+    link_dense_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         #: fields that may be 0 (0 turns the method off: always the other one)
