@@ -32,7 +32,7 @@ beside the result it returns;
 ``patterns_b_per_region`` is what the partition's patterns hold.
 
 Usage: python benchmarks/cnn_bench.py [--scales 0.01 0.03 0.1 0.3] [--trained]
-       [--lenet] [--lenet-scales 0.01 0.03 0.1] [--data DIR]
+       [--lenet] [--lenet-scales 0.01 0.03 0.1 0.3] [--data DIR]
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     parser.add_argument("--trained", action="store_true", help="also the CNN after one epoch")
     parser.add_argument("--lenet", action="store_true", help="also zoo.LeNet (max-pooling)")
-    parser.add_argument("--lenet-scales", type=float, nargs="+", default=[0.01, 0.03, 0.1])
+    parser.add_argument("--lenet-scales", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     parser.add_argument("--max-regions", type=int, default=2_000_000)
     parser.add_argument("--data", default=None, help="data directory (default: $RELUSCOPE_DATA)")
     args = parser.parse_args()
