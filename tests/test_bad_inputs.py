@@ -214,6 +214,9 @@ def test_engine_options_name_the_bad_field_and_the_default():
         rs.EngineOptions(link_dense_fraction=0.0)
     with pytest.raises(ValueError, match="`arrange` of EngineOptions must be True or False"):
         rs.EngineOptions(arrange=1)
+    with pytest.raises(ValueError, match="`pool_values` of EngineOptions must be True or False; "
+                                         "got 'yes'.*Pass a bool"):
+        rs.EngineOptions(pool_values="yes")
     with pytest.raises(ValueError, match="`arrange_batch_chords` of EngineOptions must be a positive "
                                          "integer; got 0.*arrange_batch_chords=65536"):
         rs.EngineOptions(arrange_batch_chords=0)

@@ -100,7 +100,7 @@ class Network(InstrumentedModel):
         maps = self.site0_maps().expand(3, n, -1)
         kept: dict[int, torch.Tensor] = {}  # pooled sites' maps, while their pool is ahead
         for m in range(1, site + 1):
-            if self._pooled_later(m - 1, site):
+            if self.pool_read_by_next(m - 1) is not None:  # (its pool is at m <= site)
                 kept[m - 1] = maps
             source = self._from_kept(m, kept)
             if source is None:
@@ -109,11 +109,11 @@ class Network(InstrumentedModel):
             stage = self.sites[m].pool_stage
             if stage and m < site and self._from_kept(m + 1, kept) is not None:
                 continue  # a stage's maps feed nothing: the next one gathers candidates again
-            window = source.candidates.shape[0]
-            first = m - (stage or window) + 1  # the pool's first stage
-            stages = [masks[t] for t in range(first, first + (stage or window) - 1)]
+            upto = stage or source.candidates.shape[0]  # the pool's output: stage K
+            first = m - upto + 1  # the pool's first stage
+            stages = [masks[t] for t in range(first, m)]
             maps = window_maps(kept[source.site], masks[source.site], self.sites[source.site],
-                               source.candidates, stages, stage or window)
+                               source.candidates, stages, upto)
             if not stage:  # the pool's output, through its link
                 pool_link = self.pool_link(m)
                 assert pool_link is not None
@@ -125,37 +125,14 @@ class Network(InstrumentedModel):
     def chained(self, site: int) -> bool:
         """Can :meth:`chain_maps` reach `site`: every site up to it has a link, or is a stage
         of a max-pool of a site's activation, or follows such a pool with a pool link?"""
-        for m in range(1, site + 1):
-            if self.link(m) is not None:
-                continue
-            if self.sites[m].pool_stage:
-                source = self.pool_source(m)
-            else:
-                before = self.sites[m - 1]
-                last = before.pool_stage > 0 and before.pool_stage == before.pool_window - 1
-                source = self.pool_source(m - 1) if last and self.pool_link(m) is not None else None
-            if source is None:
-                return False
-        return True
+        return all(self.link(m) is not None or self.pool_into(m) is not None
+                   for m in range(1, site + 1))
 
     def _from_kept(self, m: int, kept: dict[int, torch.Tensor]) -> PoolSource | None:
         """The pool whose kept source maps give site `m`'s (a stage of it, or the site after
         it through the pool's link), or None: site `m` comes through its own link."""
-        if self.sites[m].pool_stage:
-            source = self.pool_source(m)
-            return source if source is not None and source.site in kept else None
-        if self.link(m) is not None:
-            return None
-        source = self.pool_source(m - 1) if self.sites[m - 1].pool_stage else None
+        source = self.pool_into(m)
         return source if source is not None and source.site in kept else None
-
-    def _pooled_later(self, index: int, upto: int) -> bool:
-        """Is site `index` the site a max-pool among sites ``index+1 .. upto`` reads?"""
-        nxt = index + 1
-        if nxt > upto or self.sites[nxt].pool_stage != 1:
-            return False
-        source = self.pool_source(nxt)
-        return source is not None and source.site == index
 
     def site0_maps(self) -> torch.Tensor:
         """(3, 1, size_0) origin-form map of the first site: affine on the whole plane.

@@ -306,6 +306,25 @@ class InstrumentedModel:
         stage = self.sites[site].pool_stage
         return self._pool_sources.get(site - stage + 1) if stage else None
 
+    def pool_read_by_next(self, site: int) -> PoolSource | None:
+        """The max-pool whose first stage is site ``site+1`` and which reads site `site`'s
+        activation itself, or None."""
+        nxt = site + 1
+        if nxt >= len(self.sites) or self.sites[nxt].pool_stage != 1:
+            return None
+        source = self.pool_source(nxt)
+        return source if source is not None and source.site == site else None
+
+    def pool_into(self, site: int) -> PoolSource | None:
+        """The max-pool of a site's activation that site `site`'s maps and values come from
+        (a stage of it, or the site right after it through :meth:`pool_link` where it has no
+        link of its own), or None."""
+        if self.sites[site].pool_stage:
+            return self.pool_source(site)
+        if site == 0 or self.link(site) is not None or self.pool_link(site) is None:
+            return None
+        return self.pool_source(site - 1)
+
     def pool_link(self, site: int) -> Link | None:
         """The affine map from the output of the max-pool right before site `site` (its last
         stage is site ``site-1``) to site `site`'s input (``len(sites)``: the output), found

@@ -137,7 +137,7 @@ class VertexValues:
             self.forget()
             return None
         spare = 0
-        if self.chained_next(site) or self._pooled_next(site):  # the vertices this site and
+        if self.chained_next(site) or self._pooled_next(site) is not None:  # the vertices this site and
             # the next ones add (a guess; it regrows)
             spare = min(3 * n_vertices, self.options.values_max_entries // n - n_vertices)
         if self._chain_reaches(site):
@@ -153,14 +153,8 @@ class VertexValues:
         """Do `site`'s values follow from the kept pooled site's: a stage of its max-pool, or
         the site right after that pool's last stage, through the pool's link?"""
         chain = self.chain
-        if chain is None or chain.count != self.vertices.size:
-            return False
-        if site.pool_stage:
-            source = self.net.pool_source(site.index)
-            return source is not None and source.site == chain.site.index
-        before = self.net.sites[site.index - 1]
-        return (before.pool_stage > 0 and self.net.pool_source(before.index) is chain.source
-                and self.net.pool_link(site.index) is not None)
+        return chain is not None and chain.count == self.vertices.size \
+            and self.net.pool_into(site.index) is chain.source
 
     def _from_pool(self, site: Site, spare: int) -> np.ndarray:
         """Values of a max-pool's stage, or of the site after the pool, from the pooled site's
@@ -322,29 +316,25 @@ class VertexValues:
         values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
         if self.chain is not None and site.pool_stage:
             self._extend_chain(first_new)
-        if self._pooled_next(site):
+        source = self._pooled_next(site)
+        if source is not None:
             buffer = None
             if site.index > 0:  # its rows at the start of the store, with its spare room
                 self._site_rows(site, values, first_new)
                 buffer, self.store = self.store, None  # (the chain holds the store now)
-            source = self.net.pool_source(site.index + 1)
-            assert source is not None
             self.chain = PoolChain(site, source, buffer, self.vertices.size)
         elif self.chained_next(site):
             self.rows = self._site_rows(site, values, first_new)
         else:
             self.store = None
 
-    def _pooled_next(self, site: Site) -> bool:
-        """Is the next site the first stage of a max-pool of this site's activation, and do
-        this site's values at the vertices fit ``values_max_entries``?"""
-        nxt = site.index + 1
-        if not self.options.pool_values or nxt >= len(self.net.sites) \
-                or self.net.sites[nxt].pool_stage != 1:
-            return False
-        source = self.net.pool_source(nxt)
-        return source is not None and source.site == site.index \
-            and self.vertices.size * site.size <= self.options.values_max_entries
+    def _pooled_next(self, site: Site) -> PoolSource | None:
+        """The max-pool of this site's activation whose first stage is the next site, if
+        this site's values at the vertices fit ``values_max_entries`` (else None)."""
+        if not self.options.pool_values \
+                or self.vertices.size * site.size > self.options.values_max_entries:
+            return None
+        return self.net.pool_read_by_next(site.index)
 
     def _extend_chain(self, first_new: int) -> None:
         """After a stage's cut: the pooled site's values at the vertices it made, which lie
