@@ -91,7 +91,7 @@ def test_propagated_maps_match_full_propagation(tight):
 
 def test_walk_buffers_grow_when_full_and_change_nothing():
     """The walk's pair buffers start at 1/16 of ``walk_buffer_pairs`` and grow 4x when a
-    call fills them: the partition is the one of buffers that never fill."""
+    face's candidates do not fit: the partition is the one of buffers that never fill."""
     import reluscope as rs
     from reluscope.regions.slice2d import walk
 
@@ -117,6 +117,19 @@ def test_walk_buffers_grow_when_full_and_change_nothing():
     assert np.array_equal(grown.vertices, roomy.vertices)
     assert np.array_equal(grown.face_vertices, roomy.face_vertices)
     assert grown.verify(model).ok
+    # buffers smaller than one face's candidates (1 pair, then 4, up to the site's 24 neurons):
+    # a face that does not fit is screened again after the buffers grow, and anchors fall
+    # where they would with room, so the vertices are the same to the bit
+    sizes.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(walk._Walker, "_buffers", staticmethod(counted))
+        tiny = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+            walk_buffer_pairs=16, walk_anchor_steps=5, **options))
+        tiny_roomy = rs.slice_regions(model, square(2.0), options=rs.EngineOptions(
+            walk_buffer_pairs=1 << 20, walk_anchor_steps=5, **options))
+    assert 1 in sizes and 4 in sizes and 24 in sizes
+    assert np.array_equal(tiny.vertices, tiny_roomy.vertices)
+    assert np.array_equal(tiny.face_vertices, tiny_roomy.face_vertices)
 
 
 def test_sibling_updates_match_full_propagation():

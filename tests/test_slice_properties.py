@@ -273,3 +273,44 @@ def test_memory_batches_and_pool_compaction_change_nothing(slicer):
             np.testing.assert_array_equal(_pattern_rows(part), _pattern_rows(reference))
     assert compactions  # the pool was compacted (every round: a pool of 1 slot is too many)
     assert part.verify(model).ok
+
+
+def test_released_vertex_values_change_nothing():
+    """A site whose values at the vertices are not kept after its cut (the next site walks)
+    keeps only its chords' neurons' columns for the cut (``VertexLookup.columns``): the same
+    partition, bit for bit, as with the full table."""
+    from reluscope.regions.slice2d.pairs import VertexLookup
+
+    model = random_mlp(3, [96, 12, 12])
+    options = rs.EngineOptions(walk_min_width=32)
+    plane = square(0.3)
+    real, compact = VertexLookup.columns, []
+
+    def counted(self, neurons):
+        out = real(self, neurons)
+        compact.append(out.position is not None)
+        return out
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(VertexLookup, "columns", counted)
+        released = rs.slice_regions(model, plane, options=options)
+        patch.setattr(VertexLookup, "columns", lambda self, neurons: self)
+        full = rs.slice_regions(model, plane, options=options)
+    assert any(compact)
+    np.testing.assert_array_equal(released.vertices, full.vertices)
+    np.testing.assert_array_equal(released.face_vertices, full.face_vertices)
+    np.testing.assert_array_equal(_pattern_rows(released), _pattern_rows(full))
+    assert released.verify(model).ok
+
+
+def test_vertex_lookup_columns_read_the_same_values():
+    from reluscope.regions.slice2d.pairs import VertexLookup
+
+    values = np.random.default_rng(0).normal(size=(5, 40))
+    neurons = np.array([3, 17, 3, 39])
+    sub = VertexLookup(values).columns(neurons)
+    assert sub.position is not None and sub.values.shape == (5, 4)  # 3 columns and a NaN one
+    vertex = np.array([0, 4, 2, 1])
+    np.testing.assert_array_equal(sub(vertex, neurons), values[vertex, neurons])
+    assert np.isnan(sub(np.array([0]), np.array([5])))[0]
+    assert VertexLookup(values).columns(np.arange(30)).position is None  # most of the site: kept

@@ -106,8 +106,9 @@ class EngineOptions:
         Updates of a neuron's line vector before it is recomputed in full (bounds rounding).
     walk_buffer_pairs : int
         Most candidate pairs buffered per walk kernel call (40 bytes each, held by every
-        walker through its whole walk; a full buffer only costs one return to Python). The
-        buffers start at 1/16 of this (small slices find few pairs) and grow 4x when full.
+        walker through its whole walk; a full buffer only costs one return to Python), and
+        at least one face's worth (the site's width). The buffers start at 1/16 of this
+        (small slices find few pairs) and grow 4x when a face's candidates do not fit.
     walk_parallel_faces : int
         Sites with at least this many faces are walked by several threads.
     walk_max_threads : int

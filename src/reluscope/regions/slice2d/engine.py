@@ -81,9 +81,16 @@ class Engine:
         canonical: CanonicalValues
         snapped: tuple[np.ndarray, ...] = ()
         subset: ColumnSubset | None = None
+        by_values = values is not None
         if values is not None:
             clock = self.tick("vertex values", clock)
-            canonical, chords, base, snapped = self.values.chords(faces, site, values)
+            lookup, chords, base, snapped = self.values.chords(faces, site, values)
+            if not self.values.keeps(site):  # the cut reads only the chords' neurons' values
+                lookup = lookup.columns(chords.neuron)
+                if lookup.position is not None:  # (a wide site's table goes now)
+                    values, snapped = None, ()
+                    self.values.release()
+            canonical = lookup
             self.maps.cache = None
             clock = self.tick("chords", clock)
         else:
@@ -101,14 +108,14 @@ class Engine:
                                       self.options.slot_batch)
         clock = self.tick("crossings", clock)
         self.maps.prev_parent = faces.parent
-        if values is not None:
+        if by_values:
             subset = self._column_subset(site, chords.neuron, base)
             if subset is not None:
                 base = subset.gather(base)
         faces = self._cut(faces, site, chords, canonical, base, subset)
         clock = self.tick("cutting", clock)
         self.values.finish_site(site, values, snapped, first_new)
-        if values is not None:
+        if by_values:
             clock = self.tick("vertex values", clock)
         self.maps.remember(site, chords)
         self.tick("chords", clock)

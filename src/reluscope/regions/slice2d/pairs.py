@@ -66,13 +66,40 @@ class Canonical:
 
 
 class VertexLookup:
-    """Canonical values when the site's values at every vertex are known: a table lookup."""
+    """Canonical values when the site's values at every vertex are known: a table lookup.
 
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = values
+    Parameters
+    ----------
+    values : (V, m) float64
+        The values at every vertex, of every neuron (m = the site's width), or of the
+        neurons `position` maps.
+    position : (width,) int32, optional
+        Column of `values` of each neuron (see :meth:`columns`).
+    """
+
+    def __init__(self, values: np.ndarray, position: np.ndarray | None = None) -> None:
+        self.values, self.position = values, position
 
     def __call__(self, vertex: np.ndarray, neuron: np.ndarray) -> np.ndarray:
-        return self.values[vertex, neuron]
+        if self.position is None:
+            return self.values[vertex, neuron]
+        return self.values[vertex, self.position[neuron]]
+
+    def columns(self, neurons: np.ndarray) -> VertexLookup:
+        """The same lookup for `neurons` only (any order, repeats allowed), as a copy of
+        their columns, when they are at most half the site: a wide site's cut reads the
+        values of its chords' neurons alone, so the full table need not outlive the chords.
+        Other neurons read a NaN column (whose signs compare as neither side)."""
+        width = self.values.shape[1] if self.position is None else len(self.position)
+        keep = np.flatnonzero(np.bincount(neurons, minlength=width))
+        if self.position is not None or 2 * len(keep) > width:
+            return self
+        position = np.full(width, len(keep), dtype=np.int32)
+        position[keep] = np.arange(len(keep), dtype=np.int32)
+        values = np.empty((len(self.values), len(keep) + 1))
+        values[:, :-1] = self.values[:, keep]
+        values[:, -1] = np.nan
+        return VertexLookup(values, position)
 
 
 #: Either kind of canonical (vertex, neuron) -> value lookup.

@@ -306,12 +306,27 @@ class VertexValues:
                        ref[face[keep]], fit.residual[keep])
         return VertexLookup(values), chords, base, snapped
 
+    def keeps(self, site: Site) -> bool:
+        """Will `site`'s values at the vertices be kept after its cut (for the next site, or
+        as a max-pool's chain)? If not, they can go once its chords are found."""
+        return self.chained_next(site) or self._pooled_next(site) is not None
+
+    def release(self) -> None:
+        """Let the store go: the site's values are not kept (see :meth:`keeps`)."""
+        self.store = None
+
     def finish_site(self, site: Site, values: np.ndarray | None, snapped: tuple[np.ndarray, ...],
                     first_new: int) -> None:
-        """After cutting: keep the site's values at every vertex for a chained next site."""
+        """After cutting: keep the site's values at every vertex for a chained next site.
+
+        `values` None: the site's values are not kept (a walked site, or one whose values
+        were released after its chords); a max-pool's chain through it still grows.
+        """
         self.rows = None
         if values is None:
-            self.chain = None
+            if self.chain is not None and site.pool_stage:
+                self._extend_chain(first_new)
+            self.store = None
             return
         values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
         if self.chain is not None and site.pool_stage:

@@ -93,16 +93,22 @@ def _screen(face: int, z: np.ndarray, ref: np.ndarray, half: np.ndarray, base: n
 
     `positive` and `near` are (8 * ceil(n / 8),) uint8 scratch arrays, zero past n. The
     first loop has no branches (it vectorises); bits are packed 8 at a time, and the
-    rare candidates are found one 8-neuron word at a time.
+    rare candidates are found one 8-neuron word at a time. Returns -1, writing nothing,
+    when the face's candidates do not fit in the buffers after `count` (the caller screens
+    the face again with room).
     """
     rx, ry = ref[face, 0], ref[face, 1]
     hx, hy = half[face, 0], half[face, 1]
     z0, z1, z2 = z[0], z[1], z[2]
+    found = 0
     for j in range(z.shape[1]):
         value = z0[j] + z1[j] * rx + z2[j] * ry
         margin = abs(z1[j]) * hx + abs(z2[j]) * hy
         positive[j] = value > margin
         near[j] = abs(value) <= margin
+        found += near[j]
+    if count + found > out_face.shape[0]:
+        return -1
     words = positive.view(np.uint64)
     near_words = near.view(np.uint64)
     for w in range(words.shape[0]):
@@ -317,19 +323,24 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
           positive: np.ndarray, near: np.ndarray) -> tuple[int, int]:  # pragma: no cover
     """Walk until done, a root is needed, an anchor is due, or the buffer is full.
 
-    ``state``: [depth, next root candidate, 1 if the stack's root was just anchored].
-    Returns (pairs written, status).
+    ``state``: [depth, next root candidate, 1 if the top face is still to be screened (a
+    root just anchored, or a face whose candidates did not fit), steps since the last
+    anchor]. The steps carry over a full buffer, so where anchors fall (and so every value)
+    does not depend on the buffers' size. Returns (pairs written, status).
     """
-    n = z.shape[1]
-    capacity = out_face.shape[0]
     n_faces = ptr.shape[0] - 1
     count = 0
-    steps = 0
+    steps = state[3]
     depth = state[0]
     if state[2] == 1:
         count = _screen(stack_face[depth - 1], z, ref, half, base, out_face, out_neuron,
                         out_value, out_ds, out_dt, count, positive, near)
+        if count < 0:  # an empty buffer too small for one face: the caller grows it
+            return 0, _FULL
         state[2] = 0
+        if steps >= max_steps and depth > 0:  # the anchor due after that face's step
+            state[3] = 0
+            return count, _ANCHOR
     while True:
         if depth == 0:
             root = state[1]
@@ -337,6 +348,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
                 root += 1
             state[0] = 0
             state[1] = root
+            state[3] = 0
             return count, (_DONE if root == n_faces else _NEED_ROOT)
         top = stack_face[depth - 1]
         edge = stack_cursor[depth - 1]
@@ -344,10 +356,6 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
         while edge < end and visited[dst[edge]]:
             edge += 1
         if edge < end:
-            if count + n > capacity:
-                stack_cursor[depth - 1] = edge
-                state[0] = depth
-                return count, _FULL
             face = dst[edge]
             _step(edge, 1.0, gate_row[face], z, kind, col, chord, step, terms, links, gates, gate_map, slope,
                   line_slot, lines, line_gates, line_age, refresh)
@@ -357,8 +365,12 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
             stack_edge[depth] = edge
             stack_cursor[depth] = ptr[face]
             depth += 1
-            count = _screen(face, z, ref, half, base, out_face, out_neuron, out_value, out_ds,
-                            out_dt, count, positive, near)
+            screened = _screen(face, z, ref, half, base, out_face, out_neuron, out_value, out_ds,
+                               out_dt, count, positive, near)
+            if screened < 0:  # full: the face is screened again on the next call
+                state[0], state[2], state[3] = depth, 1, steps + 1
+                return count, _FULL
+            count = screened
         else:
             stack_cursor[depth - 1] = end
             depth -= 1
@@ -369,6 +381,7 @@ def _walk(ptr: np.ndarray, dst: np.ndarray, kind: np.ndarray, col: np.ndarray, c
         steps += 1
         if steps >= max_steps and depth > 0:
             state[0] = depth
+            state[3] = 0
             return count, _ANCHOR
 
 
@@ -581,7 +594,8 @@ class _Walker:
         ptr, gates = shared.ptr, shared.gates
         n_faces, n = len(ptr) - 1, size
         # one line vector per neuron of site l-2 with an edge here (edges two sites back)
-        self.lines = np.zeros((max(1, int(shared.line_slot.max()) + 1), n))
+        # (none when no edge here is two sites back: a wide site's row is not small)
+        self.lines = np.zeros((int(shared.line_slot.max()) + 1, n))
         self.line_gates = np.zeros((len(self.lines), gates.shape[1]), dtype=np.uint8)
         self.line_age = np.full(len(self.lines), -1, dtype=np.int64)
         self.z = np.zeros((3, n))
@@ -589,11 +603,12 @@ class _Walker:
         # face, edge, cursor: a depth-first stack holds each of the walker's faces at most once
         depth = n_faces - int(np.count_nonzero(skip)) + 1
         self.stack = [np.zeros(depth, dtype=np.int64) for _ in range(3)]
-        self.state = np.zeros(3, dtype=np.int64)
-        # a face may add a pair per neuron: room for two faces' worth at least; small slices
-        # find few pairs, so the buffers start at 1/16 of their largest size and grow
-        self.most_pairs = max(options.walk_buffer_pairs, 2 * n)
-        self.buffers = self._buffers(max(options.walk_buffer_pairs // 16, 2 * n))
+        self.state = np.zeros(4, dtype=np.int64)
+        # a face may add a pair per neuron, so the largest buffers hold one face's worth at
+        # least; small slices find few pairs, so the buffers start at 1/16 of the largest
+        # size (whatever the site's width) and grow when a face's candidates do not fit
+        self.most_pairs = max(options.walk_buffer_pairs, n)
+        self.buffers = self._buffers(max(options.walk_buffer_pairs // 16, 1))
         self.parts: list[list[np.ndarray]] = [[] for _ in self.buffers]
         self.scratch = (np.zeros(8 * base.shape[1], dtype=np.uint8),
                         np.zeros(8 * base.shape[1], dtype=np.uint8))
