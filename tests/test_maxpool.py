@@ -502,7 +502,8 @@ def test_lenet_partition_does_not_depend_on_memory_budgets(data_dir):
              for kw in ({}, {"ahead_max_entries": 0}, {"ahead_max_entries": 1 << 30},
                         {"chunk_entries": 4096}, {"pool_values": False},
                         {"pool_values": False, "ahead_max_entries": 0},
-                        {"values_max_entries": 0})]
+                        {"values_max_entries": 0},
+                        {"values_max_entries": 0, "pool_link_difference": 1e-9})]
     reference = parts[0]
     assert reference.n_regions > 100
     for part in parts[1:]:
@@ -554,6 +555,31 @@ def test_stage_values_from_the_pooled_site_equal_forward_passes(kind):
     assert report.ok, report
     if isinstance(net, PoolNet):
         _check_against_grid(net, fast, plane, unseen_cells=16.0)
+
+
+def test_linear_from_first_equals_the_product_for_dense_and_sparse_links():
+    """A link's product of row blocks as each block's first row's plus the differences
+    through the columns where rows differ; None past the given fraction of columns."""
+    from reluscope.nets.links import Link, SparseColumns
+
+    gen = torch.Generator().manual_seed(3)
+    matrix = torch.randn(7, 10, generator=gen, dtype=torch.float64)
+    matrix[matrix.abs() < 0.7] = 0.0
+    bias = torch.randn(7, generator=gen, dtype=torch.float64)
+    columns = SparseColumns.from_dense(matrix.numpy())
+    links = [Link(bias, dense=matrix),
+             Link(bias, columns=columns, operator=lambda a: a @ matrix.T + bias)]
+    rows = torch.randn(3, 1, 10, generator=gen, dtype=torch.float64).repeat(1, 6, 1)
+    rows[:, 2:, 4] += torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    rows[1, 5, 8] = 0.0
+    for link in links:
+        out = link.linear_from_first(rows, 0.25)
+        assert out is not None
+        np.testing.assert_allclose(out.numpy(), (rows @ matrix.T).numpy(), rtol=0, atol=1e-13)
+        assert link.linear_from_first(rows, 0.15) is None  # 2 of 10 inputs differ
+        same = rows[:, :1].repeat(1, 4, 1)  # no row differs: the first row's product
+        np.testing.assert_allclose(link.linear_from_first(same, 0.1).numpy(),
+                                   (same @ matrix.T).numpy(), rtol=0, atol=1e-13)
 
 
 def test_pool_sources_and_links_against_torch():
@@ -638,5 +664,15 @@ def test_maps_through_max_pools_equal_forward_mode_passes(kind):
         generic = torch.stack(net._generic_maps(coords, masks, site))
         scale = float(generic.abs().max()) + 1.0
         np.testing.assert_allclose(maps.numpy(), generic.numpy(), rtol=0, atol=1e-12 * scale)
+        # through the pools' links as the first region's product plus the differences:
+        # regions that differ anywhere, and regions that share all but a few bits
+        near = [m[:1].repeat(5, 1) for m in masks]
+        for m in near:
+            m[1:, : m.shape[1] // 7 + 1] = torch.rand(4, m.shape[1] // 7 + 1, generator=gen) > 0.5
+        for forced in (masks, near):
+            plain = net.chain_maps(forced, site)
+            by_difference = net.chain_maps(forced, site, pool_difference=1.0)
+            assert plain is not None and by_difference is not None
+            np.testing.assert_allclose(by_difference.numpy(), plain.numpy(), rtol=0, atol=1e-12 * scale)
         checked += 1
     assert kind == "pool-then-relu" or checked == len(net.sites) - 1

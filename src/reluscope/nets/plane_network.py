@@ -68,7 +68,8 @@ class Network(InstrumentedModel):
         return self.preactivations(self._inputs(coords), upto)
 
     def chain_maps(self, masks: Sequence[torch.Tensor], site: int,
-                   previous: torch.Tensor | None = None) -> torch.Tensor | None:
+                   previous: torch.Tensor | None = None,
+                   pool_difference: float | None = None) -> torch.Tensor | None:
         """Affine maps of `site` by propagating through the links, or None if a link is missing.
 
         A max-pool of a site's activation is no gap in the chain: under forced patterns its
@@ -84,6 +85,11 @@ class Network(InstrumentedModel):
         previous : torch.Tensor, optional
             (3, N, size_{site-1}) maps of the previous site on the same regions (saves
             recomputing them from site 0 when `site` has a link).
+        pool_difference : float, optional
+            A pool's output goes through its link as the first region's product plus the
+            differences (:meth:`~reluscope.nets.links.Link.linear_from_first`) when at most
+            this fraction of its units differ between the regions (regions next to each other
+            share most of their argmaxes); None: always the plain product.
 
         Returns
         -------
@@ -117,7 +123,10 @@ class Network(InstrumentedModel):
             if not stage:  # the pool's output, through its link
                 pool_link = self.pool_link(m)
                 assert pool_link is not None
-                out = pool_link.linear(maps.reshape(3 * n, -1)).reshape(3, n, -1)
+                out = None if pool_difference is None \
+                    else pool_link.linear_from_first(maps, pool_difference)
+                if out is None:
+                    out = pool_link.linear(maps.reshape(3 * n, -1)).reshape(3, n, -1)
                 out[0] += pool_link.bias
                 maps = out
         return maps

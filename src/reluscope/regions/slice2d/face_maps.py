@@ -231,16 +231,31 @@ class FaceMaps:
         return maps
 
     def _full_maps(self, faces: Faces, site: Site, idx: np.ndarray) -> torch.Tensor:
-        """Origin-form maps on faces `idx` by full propagation through the links."""
+        """Origin-form maps on faces `idx` by full propagation through the links.
+
+        From the first site on through a max-pool, every site's maps up to here are held
+        for a batch, so the faces go ``chunk_entries // widest site`` at a time (the
+        anchors of a narrow site after a pool are thousands of faces; and a small batch's
+        faces share more of the pool's argmaxes, see ``pool_link_difference``).
+        """
         previous = None
         if self.cache is not None and faces.parent is not None and self.net.link(site.index) is not None:
             previous = self.cache[:, torch.from_numpy(faces.parent[idx]).to(self.cache.device)]
+        elif self._through_pool(site.index):
+            step = max(1, self.options.chunk_entries // max(s.size for s in self.net.sites[: site.index + 1]))
+            if len(idx) > step:
+                return torch.cat([self._full_maps(faces, site, idx[lo : lo + step])
+                                  for lo in range(0, len(idx), step)], dim=1)
         masks = self._masks(faces, idx, site.index)
-        maps = self.net.chain_maps(masks, site.index, previous)
+        maps = self.net.chain_maps(masks, site.index, previous, self.options.pool_link_difference)
         if maps is None:  # an earlier link is missing: one forward-mode pass per face
             at_origin = torch.zeros(len(idx), 2, dtype=torch.float64)
             maps = torch.stack(self.net.affine_maps(at_origin, masks, site.index), dim=0)
         return maps
+
+    def _through_pool(self, index: int) -> bool:
+        """Do the chained maps of site `index` go through a max-pool (see ``chain_maps``)?"""
+        return any(self.net.pool_into(m) is not None for m in range(1, index + 1))
 
     def _near_zero(self, faces: Faces, site: Site, idx: np.ndarray, maps: torch.Tensor | None,
                    ref: np.ndarray, half: np.ndarray, base: np.ndarray) -> Pairs:
