@@ -38,6 +38,7 @@ too large for a list of refusals).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,6 +130,20 @@ def _pair(value: Any, one_d: bool, fill: int = 1) -> tuple[int, int]:
 def _channel_view(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """A per-channel weight (C,) shaped to broadcast over z (N, C, ...)."""
     return weight.reshape(1, -1, *([1] * (z.dim() - 2))) if z.dim() >= 2 else weight
+
+
+@functools.lru_cache(maxsize=64)
+def _window_units(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                  dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """(K, C * Ho * Wo) int64, read-only: which unit of a (C, H, W) input is candidate s of
+    each window (the pool's strided views of the units' indices, in F.unfold's order).
+    Remembered: every forward pass through the pool asks for the same table."""
+    units = torch.arange(int(np.prod(shape))).reshape(1, *shape)
+    table = torch.stack([units[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
+                         [:, :, : out_hw[0], : out_hw[1]].reshape(-1)
+                         for i in range(kernel[0]) for j in range(kernel[1])]).numpy()
+    table.flags.writeable = False
+    return table
 
 
 @dataclass(frozen=True)
@@ -385,10 +400,9 @@ class SiteRecorder(TorchFunctionMode):
 
         candidates = views(grid)
         if window > 1 and z is self._last_activation:  # the previous site's activation itself
-            # which of its units is candidate s of each window: the same views of their indices
-            units = torch.arange(grid[0].numel()).reshape(1, *grid.shape[1:])
             self.pool_sources[len(self.records)] = PoolSource(
-                len(self.records) - 1, torch.stack([c.reshape(-1) for c in views(units)]).numpy())
+                len(self.records) - 1, _window_units(tuple(grid.shape[1:]), tuple(kernel), tuple(stride),
+                                                     tuple(dilation), tuple(out_hw)))
         best = candidates[0]
         for stage in range(1, window):
             best = best + self._site(candidates[stage] - best, 0.0, pool=(stage, window))
