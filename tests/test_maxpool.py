@@ -600,7 +600,7 @@ def test_pool_sources_and_links_against_torch():
         assert net.pool_source(first + 2) is source  # every stage of the pool
         act = torch.rand(4, *conv_shape, generator=gen, dtype=torch.float64)
         best, where = F.max_pool2d(act, 2, return_indices=True)
-        cand = torch.from_numpy(source.candidates)
+        cand = torch.tensor(source.candidates)  # (the table is read-only)
         flat = act.reshape(4, -1)
         np.testing.assert_array_equal(flat[:, cand].max(dim=1).values.numpy(), best.reshape(4, -1).numpy())
         stage = flat[:, cand].argmax(dim=1)  # distinct random values: one argmax

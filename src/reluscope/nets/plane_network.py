@@ -256,7 +256,7 @@ def window_maps(source: torch.Tensor, mask: torch.Tensor, site: Site, candidates
     torch.Tensor, shape (3, N, windows)
     """
     device = source.device
-    cand = torch.from_numpy(candidates).to(device)
+    cand = torch.tensor(candidates, device=device)  # (a copy: the table is read-only)
     n, windows = source.shape[1], cand.shape[1]
     winner = torch.zeros(n, windows, dtype=torch.long, device=device)  # candidate index
     for t, active in enumerate(stages, start=1):
