@@ -132,16 +132,24 @@ def _channel_view(weight: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return weight.reshape(1, -1, *([1] * (z.dim() - 2))) if z.dim() >= 2 else weight
 
 
+def _window_views(grid: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
+                  dilation: tuple[int, ...], out_hw: tuple[int, ...]) -> list[torch.Tensor]:
+    """Candidate (i, j) of every window of a pool over `grid` (N, C, H, W): one strided view
+    (N, C, Ho, Wo) each, in F.unfold's order (row-major over the kernel), no copy."""
+    return [grid[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
+            [:, :, : out_hw[0], : out_hw[1]]
+            for i in range(kernel[0]) for j in range(kernel[1])]
+
+
 @functools.lru_cache(maxsize=64)
-def _window_units(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
-                  dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+def _window_units(shape: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                  dilation: tuple[int, ...], out_hw: tuple[int, ...]) -> np.ndarray:
     """(K, C * Ho * Wo) int64, read-only: which unit of a (C, H, W) input is candidate s of
-    each window (the pool's strided views of the units' indices, in F.unfold's order).
-    Remembered: every forward pass through the pool asks for the same table."""
+    each window (the same views of the units' indices). Remembered: every forward pass
+    through the pool asks for the same table."""
     units = torch.arange(int(np.prod(shape))).reshape(1, *shape)
-    table = torch.stack([units[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
-                         [:, :, : out_hw[0], : out_hw[1]].reshape(-1)
-                         for i in range(kernel[0]) for j in range(kernel[1])]).numpy()
+    table = torch.stack([c.reshape(-1) for c in _window_views(units, kernel, stride, dilation,
+                                                              out_hw)]).numpy()
     table.flags.writeable = False
     return table
 
@@ -388,21 +396,14 @@ class SiteRecorder(TorchFunctionMode):
                              in zip(spatial, kernel, stride, dilation, strict=True)):
             self._refuse(f"`{name}` with ceil_mode=True on a size it does not divide",
                          "Use ceil_mode=False, or an input size the windows tile.")
-        # candidate (i, j) of every window is one strided view (N, C, Ho, Wo) of the input,
-        # taken in F.unfold's order (row-major over the kernel): no copy of the windows
-        # (gathering them into one (..., kh * kw) tensor was most of a LeNet pass)
+        # strided views of the input, no copy of the windows (gathering them into one
+        # (..., kh * kw) tensor was most of a LeNet pass)
         window = kernel[0] * kernel[1]
-
-        def views(grid: torch.Tensor) -> list[torch.Tensor]:
-            return [grid[:, :, i * dilation[0]:: stride[0], j * dilation[1]:: stride[1]]
-                    [:, :, : out_hw[0], : out_hw[1]]
-                    for i in range(kernel[0]) for j in range(kernel[1])]
-
-        candidates = views(grid)
+        geometry = (tuple(kernel), tuple(stride), tuple(dilation), tuple(out_hw))
+        candidates = _window_views(grid, *geometry)
         if window > 1 and z is self._last_activation:  # the previous site's activation itself
             self.pool_sources[len(self.records)] = PoolSource(
-                len(self.records) - 1, _window_units(tuple(grid.shape[1:]), tuple(kernel), tuple(stride),
-                                                     tuple(dilation), tuple(out_hw)))
+                len(self.records) - 1, _window_units(tuple(grid.shape[1:]), *geometry))
         best = candidates[0]
         for stage in range(1, window):
             best = best + self._site(candidates[stage] - best, 0.0, pool=(stage, window))

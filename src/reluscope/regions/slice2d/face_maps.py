@@ -172,8 +172,8 @@ class FaceMaps:
         # through a max-pool (no link into this site), from the first site on: every
         # site's maps up to here are held for a batch
         pooled = link is None and site.index > 0 and self.net.chained(site.index)
-        widest = max(s.size for s in self.net.sites[: site.index + 1]) if pooled else site.size
-        budget = max(1, self.options.chunk_entries // max(widest, 1))
+        budget = self._chain_batch(site.index) if pooled \
+            else max(1, self.options.chunk_entries // max(site.size, 1))
         for start in range(0, faces.count, budget):
             idx = np.arange(start, min(start + budget, faces.count))
             if pooled:
@@ -242,7 +242,7 @@ class FaceMaps:
         if self.cache is not None and faces.parent is not None and self.net.link(site.index) is not None:
             previous = self.cache[:, torch.from_numpy(faces.parent[idx]).to(self.cache.device)]
         elif self._through_pool(site.index):
-            step = max(1, self.options.chunk_entries // max(s.size for s in self.net.sites[: site.index + 1]))
+            step = self._chain_batch(site.index)
             if len(idx) > step:
                 return torch.cat([self._full_maps(faces, site, idx[lo : lo + step])
                                   for lo in range(0, len(idx), step)], dim=1)
@@ -252,6 +252,12 @@ class FaceMaps:
             at_origin = torch.zeros(len(idx), 2, dtype=torch.float64)
             maps = torch.stack(self.net.affine_maps(at_origin, masks, site.index), dim=0)
         return maps
+
+    def _chain_batch(self, index: int) -> int:
+        """Faces per pass of maps chained from the first site to site `index`: each site's
+        maps up to it are held for the batch, so ``chunk_entries`` over the widest."""
+        widest = max(s.size for s in self.net.sites[: index + 1])
+        return max(1, self.options.chunk_entries // max(widest, 1))
 
     def _through_pool(self, index: int) -> bool:
         """Do the chained maps of site `index` go through a max-pool (see ``chain_maps``)?"""

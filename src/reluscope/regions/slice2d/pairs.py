@@ -90,9 +90,11 @@ class VertexLookup:
         their columns, when they are at most half the site: a wide site's cut reads the
         values of its chords' neurons alone, so the full table need not outlive the chords.
         Other neurons read a NaN column (whose signs compare as neither side)."""
-        width = self.values.shape[1] if self.position is None else len(self.position)
+        if self.position is not None:  # (already a subset)
+            return self
+        width = self.values.shape[1]
         keep = np.flatnonzero(np.bincount(neurons, minlength=width))
-        if self.position is not None or 2 * len(keep) > width:
+        if 2 * len(keep) > width:
             return self
         position = np.full(width, len(keep), dtype=np.int32)
         position[keep] = np.arange(len(keep), dtype=np.int32)

@@ -323,14 +323,13 @@ class VertexValues:
         were released after its chords); a max-pool's chain through it still grows.
         """
         self.rows = None
-        if values is None:
-            if self.chain is not None and site.pool_stage:
-                self._extend_chain(first_new)
-            self.store = None
-            return
-        values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
+        if values is not None:
+            values[snapped[0], snapped[1]] = snapped[2]  # exact values again for the next site
         if self.chain is not None and site.pool_stage:
             self._extend_chain(first_new)
+        if values is None:
+            self.store = None
+            return
         source = self._pooled_next(site)
         if source is not None:
             buffer = None
