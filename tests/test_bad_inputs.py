@@ -212,6 +212,9 @@ def test_engine_options_name_the_bad_field_and_the_default():
         rs.EngineOptions(snap_rtol=2.0)
     with pytest.raises(ValueError, match="`link_dense_fraction` of EngineOptions must be a relative"):
         rs.EngineOptions(link_dense_fraction=0.0)
+    with pytest.raises(ValueError, match="`pool_link_difference` of EngineOptions must be a relative "
+                                         "tolerance in \\(0, 1\\); got 1.5.*The default is 0.25"):
+        rs.EngineOptions(pool_link_difference=1.5)
     with pytest.raises(ValueError, match="`arrange` of EngineOptions must be True or False"):
         rs.EngineOptions(arrange=1)
     with pytest.raises(ValueError, match="`pool_values` of EngineOptions must be True or False; "
